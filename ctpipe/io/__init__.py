@@ -1,0 +1,41 @@
+"""CT input and output: DICOM series discovery and reading, NIfTI, AAPM pairs, manifests.
+
+Names are imported lazily, so ``import ctpipe.io`` costs nothing until one is used.
+
+Example:
+    >>> from ctpipe.io import load_ct, scan_dicom
+    >>> image = load_ct("/data/CT/series1")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "scan_dicom": "ctpipe.io.discovery",
+    "discover_series": "ctpipe.io.discovery",
+    "DicomScan": "ctpipe.io.discovery",
+    "DicomSeries": "ctpipe.io.discovery",
+    "SliceHeader": "ctpipe.io.discovery",
+    "CTVolume": "ctpipe.io.dicom_volume",
+    "read_dicom_volume": "ctpipe.io.dicom_volume",
+    "select_series": "ctpipe.io.dicom_volume",
+    "CTSeriesReader": "ctpipe.io.reader",
+    "ct_loader": "ctpipe.io.reader",
+    "ct_loader_dict": "ctpipe.io.reader",
+    "load_ct": "ctpipe.io.reader",
+    "read_nifti": "ctpipe.io.nifti",
+    "write_nifti": "ctpipe.io.nifti",
+    "find_aapm_pairs": "ctpipe.io.aapm",
+    "split_by_patient": "ctpipe.io.aapm",
+    "write_datalist": "ctpipe.io.aapm",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ctpipe.io' has no attribute {name!r}")

@@ -1,0 +1,566 @@
+"""Find every DICOM image series in a folder tree, reading headers only.
+
+Files are grouped by ``SeriesInstanceUID``. Where that UID is empty or missing (a real
+occurrence: anonymisers sometimes blank it), slices are grouped by the tags that a series
+shares instead (frame of reference, orientation, matrix, pixel spacing, kernel,
+description, series number), with a warning. Each series is then checked for a regular
+slice grid by :mod:`ctpipe.io.geometry`; what is wrong is recorded in
+:attr:`DicomSeries.problems` rather than raised, so a scan of a whole archive never stops
+on one bad series.
+
+Example:
+    >>> from ctpipe.io.discovery import scan_dicom
+    >>> scan = scan_dicom("/data/study")  # doctest: +SKIP
+    >>> [s.describe() for s in scan.series]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from ctpipe.errors import InputError, NoSeriesFoundError
+from ctpipe.io.geometry import SliceLayout, analyse_slice_positions, orientation_problem
+
+#: Above this many files a progress bar is shown while scanning (when asked for).
+PROGRESS_MIN_FILES = 200
+#: How many file names a warning lists before it says "and N more".
+MAX_NAMES_IN_MESSAGE = 5
+
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """What ctpipe needs from one DICOM image file, read without its pixels."""
+
+    path: Path
+    sop_instance_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    patient_id: str
+    patient_name: str
+    modality: str
+    frame_of_reference_uid: str
+    orientation: tuple[float, ...] | None
+    position: tuple[float, ...] | None
+    pixel_spacing: tuple[float, ...] | None
+    rows: int
+    columns: int
+    number_of_frames: int
+    instance_number: int | None
+    series_number: int | None
+    series_description: str
+    study_date: str
+    convolution_kernel: str
+    slice_thickness: float | None
+    rescale_slope: float
+    rescale_intercept: float
+    transfer_syntax_uid: str
+    manufacturer: str
+    image_type: tuple[str, ...]
+    pixel_data_problem: str | None = None
+
+    def grouping_key(self) -> tuple:
+        """Tags shared by every slice of one series, used when the UID is missing."""
+        return (
+            self.study_instance_uid,
+            self.frame_of_reference_uid,
+            self.modality,
+            self.series_number,
+            self.series_description,
+            self.convolution_kernel,
+            self.rows,
+            self.columns,
+            _rounded(self.pixel_spacing, 4),
+            _rounded(self.orientation, 3),
+        )
+
+    def grid_key(self) -> tuple:
+        """Tags that must agree across slices for them to stack into one volume."""
+        return (
+            self.rows,
+            self.columns,
+            _rounded(self.pixel_spacing, 4),
+            _rounded(self.orientation, 4),
+        )
+
+
+def _rounded(values: Sequence[float] | None, digits: int) -> tuple[float, ...] | None:
+    return None if values is None else tuple(round(float(v), digits) for v in values)
+
+
+@dataclass
+class DicomSeries:
+    """One image series found on disk, with its slices in order along the normal.
+
+    Attributes:
+        key: The SeriesInstanceUID, or ``"nouid-<hash>"`` for a series grouped by
+            other tags because its files have no UID.
+        slices: Slice headers, sorted along the slice normal when the geometry allows.
+        layout: The slice layout (None when orientation is unusable or slices mixed).
+        problems: Everything that stops this series from being read as a regular volume.
+        notes: Things worth knowing that do not stop reading (e.g. the UID fallback).
+    """
+
+    key: str
+    slices: list[SliceHeader]
+    layout: SliceLayout | None = None
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def first(self) -> SliceHeader:
+        """The first slice (lowest along the normal)."""
+        return self.slices[0]
+
+    @property
+    def modality(self) -> str:
+        """Modality of the series (of its first slice)."""
+        return self.first.modality
+
+    @property
+    def folder(self) -> Path:
+        """The folder holding the first slice."""
+        return self.first.path.parent
+
+    @property
+    def is_multiframe(self) -> bool:
+        """True when the series is held in multi-frame files."""
+        return any(s.number_of_frames > 1 for s in self.slices)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Volume shape in ctpipe's (i, j, k) = (columns, rows, slices) order."""
+        frames = sum(max(s.number_of_frames, 1) for s in self.slices)
+        return (self.first.columns, self.first.rows, frames)
+
+    @property
+    def spacing(self) -> tuple[float, float, float] | None:
+        """Voxel size (mm) along (i, j, k), when known."""
+        ps = self.first.pixel_spacing
+        if ps is None:
+            return None
+        k = self.layout.spacing if self.layout else (self.first.slice_thickness or 0.0)
+        return (float(ps[1]), float(ps[0]), float(k))
+
+    def describe(self) -> dict[str, object]:
+        """A flat summary, as ``ctpipe info`` prints it."""
+        first = self.first
+        spacing = self.spacing
+        return {
+            "patient": first.patient_id,
+            "study": first.study_instance_uid,
+            "series": self.key,
+            "modality": self.modality,
+            "description": first.series_description,
+            "slices": self.shape[2],
+            "size": f"{self.shape[0]}x{self.shape[1]}",
+            "spacing": "x".join(f"{v:.3g}" for v in spacing) if spacing else "?",
+            "kernel": first.convolution_kernel,
+            "folder": str(self.folder),
+            "problems": list(self.problems),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class DicomScan:
+    """Result of scanning a folder tree.
+
+    Attributes:
+        root: The scanned path.
+        series: Image series found, ordered by patient, study and series number.
+        skipped: Files that are not DICOM (skipped with a warning).
+        unreadable: DICOM-looking files that could not be parsed, with the reason.
+        non_image: DICOM files with no image (DICOMDIR, structured reports, ...).
+    """
+
+    root: Path
+    series: list[DicomSeries]
+    skipped: list[Path] = field(default_factory=list)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    non_image: list[Path] = field(default_factory=list)
+
+
+def scan_dicom(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    progress: bool = False,
+) -> DicomScan:
+    """Scan a folder tree (or a list of files) for DICOM image series.
+
+    Args:
+        source: A folder, a single file, or a list of files.
+        progress: Show a progress bar on stderr for large trees.
+
+    Returns:
+        The :class:`DicomScan`. Non-DICOM files are skipped with one warning.
+
+    Raises:
+        InputError: When ``source`` does not exist.
+        NoSeriesFoundError: When no DICOM image is found at all.
+
+    Example:
+        >>> scan = scan_dicom("/data/CT")  # doctest: +SKIP
+        >>> len(scan.series)  # doctest: +SKIP
+        1
+    """
+    root, files = _list_files(source)
+    scan = DicomScan(root=root, series=[])
+    headers = []
+    for path in _maybe_progress(files, progress):
+        header = _read_header(path, scan)
+        if header is not None:
+            headers.append(header)
+    _warn_skipped(scan)
+    if not headers:
+        raise NoSeriesFoundError(root, _nothing_found_reason(files, scan))
+    scan.series = group_series(headers)
+    return scan
+
+
+def discover_series(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> list[DicomSeries]:
+    """Return every DICOM image series under ``source`` (see :func:`scan_dicom`).
+
+    Example:
+        >>> [s.key for s in discover_series("/data/CT")]  # doctest: +SKIP
+        ['1.2.840.113619.2.55.3']
+    """
+    return scan_dicom(source).series
+
+
+def _list_files(source: str | os.PathLike[str] | Sequence) -> tuple[Path, list[Path]]:
+    if isinstance(source, (str, os.PathLike)):
+        root = Path(source)
+        if not root.exists():
+            raise InputError(root, "no such file or folder")
+        if root.is_file():
+            return root, [root]
+        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        return root, files
+    files = [Path(p) for p in source]
+    if not files:
+        raise InputError(".", "an empty list of files was given")
+    for path in files:
+        if not path.is_file():
+            raise InputError(path, "no such file")
+    return files[0].parent, files
+
+
+def _maybe_progress(files: list[Path], progress: bool) -> Iterable[Path]:
+    if progress and len(files) >= PROGRESS_MIN_FILES:
+        from tqdm import tqdm
+
+        return tqdm(files, desc="scanning DICOM headers", unit="file", leave=False)
+    return files
+
+
+def _nothing_found_reason(files: list[Path], scan: DicomScan) -> str:
+    if not files:
+        return "no files found (empty folder)"
+    parts = [f"no DICOM image series among {len(files)} file(s)"]
+    if scan.skipped:
+        parts.append(f"{len(scan.skipped)} not DICOM")
+    if scan.unreadable:
+        parts.append(f"{len(scan.unreadable)} unreadable")
+    if scan.non_image:
+        parts.append(f"{len(scan.non_image)} DICOM without image data")
+    return "; ".join(parts)
+
+
+def _warn_skipped(scan: DicomScan) -> None:
+    if scan.skipped:
+        warnings.warn(
+            f"skipped {len(scan.skipped)} non-DICOM file(s) under {scan.root}: "
+            + _names(scan.skipped),
+            stacklevel=3,
+        )
+    if scan.unreadable:
+        listed = "; ".join(f"{p}: {why}" for p, why in scan.unreadable[:MAX_NAMES_IN_MESSAGE])
+        warnings.warn(
+            f"skipped {len(scan.unreadable)} damaged DICOM file(s): {listed}", stacklevel=3
+        )
+
+
+def _names(paths: Sequence[Path]) -> str:
+    shown = ", ".join(str(p) for p in paths[:MAX_NAMES_IN_MESSAGE])
+    more = len(paths) - MAX_NAMES_IN_MESSAGE
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _read_header(path: Path, scan: DicomScan) -> SliceHeader | None:
+    try:
+        ds = pydicom.dcmread(path, defer_size=256)
+    except InvalidDicomError:
+        scan.skipped.append(path)
+        return None
+    except Exception as exc:  # pydicom raises many types on damaged files
+        if _has_dicom_magic(path):
+            scan.unreadable.append((path, f"cannot parse header ({exc})"))
+        else:
+            scan.skipped.append(path)
+        return None
+    if "PixelData" not in ds and "FloatPixelData" not in ds:
+        damage = _missing_pixels_problem(ds)
+        if damage:
+            scan.unreadable.append((path, damage))
+        else:
+            scan.non_image.append(path)
+        return None
+    try:
+        return _header_from_dataset(path, ds)
+    except (ValueError, TypeError, AttributeError) as exc:
+        scan.unreadable.append((path, f"malformed header value ({exc})"))
+        return None
+
+
+def _missing_pixels_problem(ds: pydicom.Dataset) -> str | None:
+    """Tell a damaged image file from a legitimately pixel-less object (DICOMDIR, SR)."""
+    if len(ds) == 0:
+        return "no data elements after the DICOM header (truncated or damaged)"
+    sop_class = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID", "")
+    if "Image Storage" in pydicom.uid.UID(str(sop_class)).name:
+        return f"{pydicom.uid.UID(str(sop_class)).name} without pixel data (truncated?)"
+    return None
+
+
+def _has_dicom_magic(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    return head[128:132] == b"DICM"
+
+
+def _header_from_dataset(path: Path, ds: pydicom.Dataset) -> SliceHeader:
+    return SliceHeader(
+        path=path,
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
+        series_instance_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+        study_instance_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        patient_id=str(ds.get("PatientID", "") or ""),
+        patient_name=str(ds.get("PatientName", "") or ""),
+        modality=str(ds.get("Modality", "") or ""),
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
+        orientation=_floats(ds.get("ImageOrientationPatient")),
+        position=_floats(ds.get("ImagePositionPatient")),
+        pixel_spacing=_floats(ds.get("PixelSpacing")),
+        rows=int(ds.get("Rows", 0) or 0),
+        columns=int(ds.get("Columns", 0) or 0),
+        number_of_frames=int(ds.get("NumberOfFrames", 1) or 1),
+        instance_number=_int_or_none(ds.get("InstanceNumber")),
+        series_number=_int_or_none(ds.get("SeriesNumber")),
+        series_description=str(ds.get("SeriesDescription", "") or ""),
+        study_date=str(ds.get("StudyDate", "") or ""),
+        convolution_kernel=_joined(ds.get("ConvolutionKernel")),
+        slice_thickness=_float_or_none(ds.get("SliceThickness")),
+        rescale_slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
+        rescale_intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+        transfer_syntax_uid=str(ds.file_meta.get("TransferSyntaxUID", "")),
+        manufacturer=str(ds.get("Manufacturer", "") or ""),
+        image_type=tuple(str(v) for v in (ds.get("ImageType") or ())),
+        pixel_data_problem=_pixel_data_problem(path, ds),
+    )
+
+
+def _floats(value: object) -> tuple[float, ...] | None:
+    if value is None or value == "":
+        return None
+    return tuple(float(v) for v in value)  # type: ignore[union-attr]
+
+
+def _int_or_none(value: object) -> int | None:
+    return None if value in (None, "") else int(value)  # type: ignore[arg-type]
+
+
+def _float_or_none(value: object) -> float | None:
+    return None if value in (None, "") else float(value)  # type: ignore[arg-type]
+
+
+def _joined(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def _pixel_data_problem(path: Path, ds: pydicom.Dataset) -> str | None:
+    """Spot truncation without decoding: the pixel element must fit in the file."""
+    raw = ds._dict.get(pydicom.tag.Tag("PixelData"))
+    tell = getattr(raw, "value_tell", None)
+    length = getattr(raw, "length", None)
+    if tell is None or length is None or length == 0xFFFFFFFF:
+        return None
+    size = path.stat().st_size
+    if tell + length > size:
+        return f"file is truncated: pixel data needs {length} bytes but only {size - tell} remain"
+    if ds.file_meta.get("TransferSyntaxUID", "") in _NATIVE_SYNTAXES:
+        expected = _expected_native_bytes(ds)
+        if expected and length < expected:
+            return f"pixel data holds {length} bytes, {expected} expected for this image size"
+    return None
+
+
+_NATIVE_SYNTAXES = {
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+}
+
+
+def _expected_native_bytes(ds: pydicom.Dataset) -> int:
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    bits = int(ds.get("BitsAllocated", 0) or 0)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    return rows * cols * frames * samples * bits // 8
+
+
+def group_series(headers: Sequence[SliceHeader]) -> list[DicomSeries]:
+    """Group slice headers into series and check each one's geometry.
+
+    Args:
+        headers: Headers of image files, from any number of series.
+
+    Returns:
+        The series, ordered by patient, study, series number and key.
+
+    Example:
+        >>> group_series([])
+        []
+    """
+    by_uid: dict[str, list[SliceHeader]] = defaultdict(list)
+    no_uid: dict[tuple, list[SliceHeader]] = defaultdict(list)
+    for header in headers:
+        if header.series_instance_uid:
+            by_uid[header.series_instance_uid].append(header)
+        else:
+            no_uid[header.grouping_key()].append(header)
+    series = [DicomSeries(uid, slices) for uid, slices in by_uid.items()]
+    series += [_fallback_series(key, slices) for key, slices in no_uid.items()]
+    if no_uid:
+        count = sum(len(s) for s in no_uid.values())
+        warnings.warn(
+            f"{count} file(s) have no SeriesInstanceUID "
+            f"(e.g. {next(iter(no_uid.values()))[0].path}); "
+            f"grouped into {len(no_uid)} series by frame of reference, orientation, matrix, "
+            "pixel spacing, kernel, description and series number",
+            stacklevel=3,
+        )
+    for s in series:
+        check_series(s)
+    return sorted(series, key=_series_sort_key)
+
+
+def _fallback_series(key: tuple, slices: list[SliceHeader]) -> DicomSeries:
+    digest = hashlib.sha1(repr(key).encode()).hexdigest()[:12]
+    series = DicomSeries(f"nouid-{digest}", slices)
+    series.notes.append(
+        "no SeriesInstanceUID: slices grouped by frame of reference, orientation, matrix, "
+        "pixel spacing, kernel, description and series number"
+    )
+    return series
+
+
+def _series_sort_key(series: DicomSeries) -> tuple:
+    first = series.first
+    return (first.patient_id, first.study_instance_uid, first.series_number or 0, series.key)
+
+
+def check_series(series: DicomSeries) -> None:
+    """Sort a series' slices along the normal and record its problems in place.
+
+    Example:
+        >>> check_series(series)  # doctest: +SKIP
+        >>> series.problems  # doctest: +SKIP
+        ['missing slice(s): gap of 6.000 mm between z=3.000 and z=9.000 ...']
+    """
+    slices = series.slices
+    series.problems = [f"{s.path}: {s.pixel_data_problem}" for s in slices if s.pixel_data_problem]
+    grids = {s.grid_key() for s in slices}
+    if len(grids) > 1:
+        series.problems.append(_mixed_grid_problem(slices))
+        return
+    first = slices[0]
+    if series.is_multiframe:
+        _check_multiframe(series)
+        return
+    if first.orientation is None or first.position is None or first.pixel_spacing is None:
+        series.problems.append(_missing_geometry_problem(first))
+        return
+    bad_orientation = orientation_problem(first.orientation)
+    if bad_orientation:
+        series.problems.append(bad_orientation)
+        return
+    layout = analyse_slice_positions(
+        [s.position for s in slices],  # type: ignore[misc]
+        first.orientation,
+        default_spacing=first.slice_thickness or 1.0,
+    )
+    series.slices = [slices[i] for i in layout.order]
+    series.layout = layout
+    series.problems += _named_duplicates(series) + [
+        p for p in layout.problems if not p.startswith("duplicate")
+    ]
+
+
+def _check_multiframe(series: DicomSeries) -> None:
+    """Multi-frame files carry their geometry per frame; one file makes one volume."""
+    if len(series.slices) > 1:
+        names = _names([s.path for s in series.slices])
+        series.problems.append(
+            f"{len(series.slices)} multi-frame files in one series ({names}): "
+            "read each file on its own (pass the file path)"
+        )
+    else:
+        series.notes.append(f"multi-frame: {series.first.number_of_frames} frames in one file")
+
+
+def _mixed_grid_problem(slices: Sequence[SliceHeader]) -> str:
+    counts: dict[tuple, int] = defaultdict(int)
+    for s in slices:
+        counts[s.grid_key()] += 1
+    parts = [
+        f"{n} slice(s) {k[1]}x{k[0]} spacing {k[2]} orientation {k[3]}" for k, n in counts.items()
+    ]
+    return "slices of different size, spacing or orientation in one series: " + "; ".join(parts)
+
+
+def _missing_geometry_problem(first: SliceHeader) -> str:
+    missing = [
+        name
+        for name, value in (
+            ("ImageOrientationPatient", first.orientation),
+            ("ImagePositionPatient", first.position),
+            ("PixelSpacing", first.pixel_spacing),
+        )
+        if value is None
+    ]
+    return f"{first.path}: missing {', '.join(missing)}, so the slices cannot be placed in space"
+
+
+def _named_duplicates(series: DicomSeries) -> list[str]:
+    layout = series.layout
+    if layout is None or not any(p.startswith("duplicate") for p in layout.problems):
+        return []
+    pairs = []
+    for a, b, za, zb in zip(
+        series.slices, series.slices[1:], layout.positions, layout.positions[1:], strict=False
+    ):
+        if abs(zb - za) <= 1e-3:
+            pairs.append(f"{a.path.name} and {b.path.name} at {za:.3f} mm")
+    shown = "; ".join(pairs[:MAX_NAMES_IN_MESSAGE])
+    more = (
+        f" and {len(pairs) - MAX_NAMES_IN_MESSAGE} more"
+        if len(pairs) > MAX_NAMES_IN_MESSAGE
+        else ""
+    )
+    return [f"duplicate slice positions in {series.folder}: {shown}{more}"]
