@@ -199,6 +199,7 @@ def make_phantom(
     hu, labels = _draw_anatomy(u, v, t, z)
     rng = np.random.default_rng(seed)
     hu = hu + rng.normal(0.0, noise_hu, size=dims) if noise_hu > 0 else hu
+    hu = np.rint(hu)  # whole HU, as a scanner stores them: DICOM and NIfTI agree exactly
     return Phantom(
         hu.astype(np.float32),
         labels,

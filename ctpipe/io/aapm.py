@@ -11,7 +11,8 @@ full-dose slice at the same position along the slice normal (never by file name)
 a MONAI datalist: ``"image"`` is the low-dose input, ``"label"`` the normal-dose target, the
 default keys of MONAI's ``SupervisedTrainer``. :func:`split_by_patient` splits that list so
 that no patient is in two splits, and :func:`write_datalist` saves the splits as JSON that
-``monai.data.load_decathlon_datalist`` reads.
+``monai.data.load_decathlon_datalist`` reads. Given a data manifest, :func:`find_aapm_pairs`
+also checks the size and sha256 of every paired file against it.
 
 Example:
     >>> pairs = find_aapm_pairs("../shared/data/aapm_ldct_pairs", kernel="D45")  # doctest: +SKIP
@@ -32,12 +33,14 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from ctpipe.errors import InputError
 from ctpipe.io.atomic import atomic_path
+from ctpipe.io.geometry import orientation_problem, slice_normal
+from ctpipe.io.manifest import Manifest, load_manifest, verify_files
 
 __all__ = ["LAYOUT", "find_aapm_pairs", "split_by_patient", "write_datalist"]
 
@@ -95,6 +98,7 @@ def find_aapm_pairs(
     patients: Sequence[str] | None = None,
     tolerance_mm: float = 0.01,
     strict: bool = False,
+    manifest: str | PathLike[str] | Manifest | None = None,
 ) -> list[dict[str, Any]]:
     """Pair quarter-dose and full-dose slices of an AAPM Low Dose CT tree by slice position.
 
@@ -103,6 +107,8 @@ def find_aapm_pairs(
     position) are skipped with one warning naming them. Slices are paired within one patient,
     thickness and kernel by their position along the slice normal
     (``ImagePositionPatient · (row x column direction)``), so file names do not matter.
+    With a ``manifest``, every file of the returned pairs is checked against it (size and
+    sha256) before the pairs are returned.
 
     Args:
         root: Folder holding one folder per patient.
@@ -114,6 +120,8 @@ def find_aapm_pairs(
         tolerance_mm: Largest distance along the normal at which two slices are at the same
             position.
         strict: Raise instead of warning when a slice or a folder has no partner.
+        manifest: A data manifest (or its YAML file) listing the files under ``root``,
+            e.g. ``data_manifests/aapm_ldct_pairs_shared.yaml``; ``None`` skips the check.
 
     Returns:
         One dict per pair, sorted by patient, thickness, kernel and z: ``"image"`` (the
@@ -124,8 +132,10 @@ def find_aapm_pairs(
     Raises:
         InputError: If ``root`` is missing or holds no folder of the layout (after the
             filters), if a requested patient is absent, if two slices of one folder share a
-            position, if the slices of a pair are not parallel, or, with ``strict``, if a slice
-            has no partner.
+            position, if the slices of a pair are not parallel, with ``strict`` if a slice
+            has no partner, or, with ``manifest``, if a file of a pair is missing from the
+            manifest or differs from it (the message names the files).
+        ManifestError: If ``manifest`` cannot be read or lists no files.
         ValueError: If ``thickness`` or ``tolerance_mm`` is malformed.
 
     Example:
@@ -145,6 +155,8 @@ def find_aapm_pairs(
         notes.insert(0, _skipped_message(root, skipped))
     for note in notes:
         warnings.warn(note, stacklevel=2)
+    if manifest is not None:
+        _verify(pairs, root, manifest)
     return pairs  # groups in sorted order, each group's pairs by ascending z
 
 
@@ -229,6 +241,19 @@ def write_datalist(
     with atomic_path(path) as temp:
         temp.write_text(text + "\n", encoding="utf-8")
     return path
+
+
+# --- manifest ------------------------------------------------------------------------------
+
+
+def _verify(
+    pairs: list[dict[str, Any]], root: Path, manifest: str | PathLike[str] | Manifest
+) -> None:
+    """Raise ``InputError`` naming every file of ``pairs`` that differs from ``manifest``."""
+    if not isinstance(manifest, Manifest):
+        manifest = load_manifest(manifest)
+    paths = [pair[key] for pair in pairs for key in ("image", "label")]
+    verify_files(manifest, root, paths).raise_if_problems()
 
 
 # --- folders -------------------------------------------------------------------------------
@@ -488,30 +513,21 @@ def _read_slice(path: Path) -> _Slice | str:
     modality = str(ds.get("Modality", "") or "")
     if modality and modality.upper() != "CT":
         return f"Modality {modality!r}, not CT"
-    normal = _normal(ds)
+    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
     position = _floats(ds.get("ImagePositionPatient"), 3)
-    if normal is None or position is None:
+    if orientation is None or position is None:
         return "no valid ImagePositionPatient/ImageOrientationPatient"
+    problem = orientation_problem(orientation)
+    if problem:
+        return problem
+    normal = slice_normal(orientation)
     return _Slice(
         path=path,
-        z=float(sum(p * n for p, n in zip(position, normal, strict=True))),
-        normal=normal,
+        z=float(np.dot(position, normal)),
+        normal=(float(normal[0]), float(normal[1]), float(normal[2])),
         series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
         patient_id=str(ds.get("PatientID", "") or ""),
     )
-
-
-def _normal(ds: Dataset) -> tuple[float, float, float] | None:
-    """Unit slice normal (row x column direction) from ImageOrientationPatient, if valid."""
-    iop = _floats(ds.get("ImageOrientationPatient"), 6)
-    if iop is None:
-        return None
-    (ax, ay, az), (bx, by, bz) = iop[:3], iop[3:]
-    n = (ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx)
-    norm = math.sqrt(sum(c * c for c in n))
-    if norm < 1e-6:
-        return None
-    return (n[0] / norm, n[1] / norm, n[2] / norm)
 
 
 def _floats(value: Any, count: int) -> list[float] | None:

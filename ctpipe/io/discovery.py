@@ -66,6 +66,21 @@ class SliceHeader:
     manufacturer: str
     image_type: tuple[str, ...]
     pixel_data_problem: str | None = None
+    pixel_data_offset: int | None = None
+    bits_allocated: int = 16
+    pixel_representation: int = 0
+    samples_per_pixel: int = 1
+
+    @property
+    def is_native_single_frame(self) -> bool:
+        """True when the pixels are one uncompressed little-endian greyscale frame."""
+        return (
+            self.pixel_data_offset is not None
+            and self.transfer_syntax_uid in NATIVE_LITTLE_ENDIAN
+            and self.samples_per_pixel == 1
+            and self.number_of_frames == 1
+            and self.bits_allocated in (8, 16, 32)
+        )
 
     def grouping_key(self) -> tuple:
         """Tags shared by every slice of one series, used when the UID is missing."""
@@ -367,6 +382,10 @@ def _header_from_dataset(path: Path, ds: pydicom.Dataset) -> SliceHeader:
         manufacturer=str(ds.get("Manufacturer", "") or ""),
         image_type=tuple(str(v) for v in (ds.get("ImageType") or ())),
         pixel_data_problem=_pixel_data_problem(path, ds),
+        pixel_data_offset=_pixel_data_offset(ds),
+        bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
+        pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
+        samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
     )
 
 
@@ -392,12 +411,24 @@ def _joined(value: object) -> str:
     return str(value)
 
 
-def _pixel_data_problem(path: Path, ds: pydicom.Dataset) -> str | None:
-    """Spot truncation without decoding: the pixel element must fit in the file."""
-    raw = ds._dict.get(pydicom.tag.Tag("PixelData"))
+def _raw_pixel_element(ds: pydicom.Dataset) -> tuple[int | None, int | None]:
+    """File offset and length of the (deferred, not yet read) PixelData value."""
+    raw = ds.get_item("PixelData", keep_deferred=True) if "PixelData" in ds else None
     tell = getattr(raw, "value_tell", None)
     length = getattr(raw, "length", None)
-    if tell is None or length is None or length == 0xFFFFFFFF:
+    if tell is None or length is None or length == 0xFFFFFFFF:  # undefined: encapsulated
+        return None, None
+    return int(tell), int(length)
+
+
+def _pixel_data_offset(ds: pydicom.Dataset) -> int | None:
+    return _raw_pixel_element(ds)[0]
+
+
+def _pixel_data_problem(path: Path, ds: pydicom.Dataset) -> str | None:
+    """Spot truncation without decoding: the pixel element must fit in the file."""
+    tell, length = _raw_pixel_element(ds)
+    if tell is None or length is None:
         return None
     size = path.stat().st_size
     if tell + length > size:
@@ -414,6 +445,8 @@ _NATIVE_SYNTAXES = {
     "1.2.840.10008.1.2.1",
     "1.2.840.10008.1.2.2",
 }
+#: Implicit and explicit VR little endian: pixels stored as plain little-endian integers.
+NATIVE_LITTLE_ENDIAN = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 
 
 def _expected_native_bytes(ds: pydicom.Dataset) -> int:

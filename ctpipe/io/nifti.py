@@ -93,3 +93,24 @@ def read_nifti(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:  # nibabel raises several types on damaged files
         raise InputError(path, f"not a readable NIfTI file ({exc})") from exc
     return array, np.asarray(image.affine, dtype=np.float64)
+
+
+def compact_hu(hu: np.ndarray) -> np.ndarray:
+    """Return HU as int16 when that is lossless (whole numbers in range), else unchanged.
+
+    CT values decoded from integer pixels with integer rescale are whole HU; int16 keeps
+    them exactly at half the size of float32.
+
+    Example:
+        >>> compact_hu(np.array([-1024.0, 3071.0], np.float32)).dtype
+        dtype('int16')
+        >>> compact_hu(np.array([0.5], np.float32)).dtype
+        dtype('float32')
+    """
+    values = np.asarray(hu)
+    if values.size and np.issubdtype(values.dtype, np.floating):
+        info = np.iinfo(np.int16)
+        in_range = values.min() >= info.min and values.max() <= info.max
+        if in_range and np.array_equal(values, np.round(values)):
+            return values.astype(np.int16)
+    return values

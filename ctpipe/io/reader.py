@@ -17,8 +17,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +142,11 @@ def ct_loader(
     from monai.transforms import LoadImage
 
     reader = CTSeriesReader(series_uid, modalities, allow_irregular)
-    return LoadImage(reader=reader, image_only=True, ensure_channel_first=ensure_channel_first)
+    with _quiet_optional_readers():
+        loader = LoadImage(
+            reader=reader, image_only=True, ensure_channel_first=ensure_channel_first
+        )
+    return _select_by_suffix(loader)
 
 
 def ct_loader_dict(keys: str | Sequence[str], **kwargs: Any):
@@ -151,12 +158,46 @@ def ct_loader_dict(keys: str | Sequence[str], **kwargs: Any):
     from monai.transforms import LoadImaged
 
     ensure_channel_first = kwargs.pop("ensure_channel_first", False)
-    return LoadImaged(
-        keys=keys,
-        reader=CTSeriesReader(**kwargs),
-        image_only=True,
-        ensure_channel_first=ensure_channel_first,
-    )
+    with _quiet_optional_readers():
+        loader = LoadImaged(
+            keys=keys,
+            reader=CTSeriesReader(**kwargs),
+            image_only=True,
+            ensure_channel_first=ensure_channel_first,
+        )
+    _select_by_suffix(loader._loader)
+    return loader
+
+
+def _select_by_suffix(loader):
+    """Make a ``LoadImage`` pick its reader by suffix, with ours first, and never retry.
+
+    Given a reader, MONAI's ``LoadImage`` tries every registered reader in turn and moves
+    on when one raises, so a DICOM series that ctpipe refuses (a gap, a tilt) would be
+    read by the next reader with the wrong geometry. With ``auto_select`` the first reader
+    whose ``verify_suffix`` accepts the path reads it, and its error reaches the caller.
+    """
+    loader.auto_select = True
+    return loader
+
+
+@contextlib.contextmanager
+def _quiet_optional_readers() -> Iterator[None]:
+    """Silence MONAI's notices about optional GPU decoders (nvImageCodec) being absent.
+
+    ``LoadImage`` instantiates every reader MONAI knows; on machines without
+    nvImageCodec one of them logs and warns that it falls back to pydicom's decoders,
+    which is exactly what ctpipe wants, on every construction.
+    """
+    logger = logging.getLogger("monai.data.nvimgcodec_pydicom_plugin")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def load_ct(path: str | os.PathLike[str], **kwargs: Any):

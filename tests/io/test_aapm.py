@@ -13,11 +13,13 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from ctpipe.errors import InputError
+from ctpipe.errors import InputError, ManifestError
 from ctpipe.io.aapm import find_aapm_pairs, split_by_patient, write_datalist
+from ctpipe.io.manifest import Manifest, create_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AAPM_DATA = REPO_ROOT.parent / "shared" / "data" / "aapm_ldct_pairs"
+AAPM_MANIFEST = REPO_ROOT / "data_manifests" / "aapm_ldct_pairs_shared.yaml"
 ZS = [-12.0, -9.0, -6.0, -3.0, 0.0]
 
 
@@ -201,6 +203,36 @@ def test_slices_not_parallel_raise(tmp_path: Path) -> None:
         find_aapm_pairs(tmp_path)
 
 
+# --- manifest verification ----------------------------------------------------------------
+
+
+def test_manifest_check_passes_then_names_a_changed_file(tmp_path: Path) -> None:
+    root = make_pair_tree(tmp_path / "data")
+    manifest = create_manifest(root, name="synthetic")
+    assert find_aapm_pairs(root, manifest=manifest) == find_aapm_pairs(root)
+    changed = root / "L001" / "full_1mm_B30" / "slice_003.IMA"
+    content = bytearray(changed.read_bytes())
+    content[-1] ^= 0xFF  # one pixel byte: the header still reads, the pairs do not change
+    changed.write_bytes(bytes(content))
+    with pytest.raises(InputError, match=r"L001/full_1mm_B30/slice_003\.IMA: sha256 expected"):
+        find_aapm_pairs(root, manifest=manifest)
+
+
+def test_manifest_check_names_files_the_manifest_does_not_list(tmp_path: Path) -> None:
+    root = make_pair_tree(tmp_path / "data")
+    manifest = create_manifest(root, name="synthetic", patterns=["*/full_*/*"])
+    with pytest.raises(
+        InputError, match=r"unexpected \(5\):\n  L001/quarter_1mm_B30/slice_00\d\.IMA"
+    ):
+        find_aapm_pairs(root, manifest=manifest)
+
+
+def test_manifest_without_files_raises(tmp_path: Path) -> None:
+    root = make_pair_tree(tmp_path / "data")
+    with pytest.raises(ManifestError, match="lists no files"):
+        find_aapm_pairs(root, manifest=Manifest("no_files"))
+
+
 # --- layout and arguments ------------------------------------------------------------------
 
 
@@ -358,6 +390,12 @@ def test_real_pairs_count_and_z(aapm_root: Path) -> None:
         assert "quarter_3mm" in pair["image"] and "full_3mm" in pair["label"]
     keys = [(p["patient"], p["kernel"], p["z"]) for p in pairs]
     assert keys == sorted(keys)
+
+
+@pytest.mark.shared_data
+def test_real_pairs_match_the_shared_manifest(aapm_root: Path) -> None:
+    pairs = find_aapm_pairs(aapm_root, manifest=str(AAPM_MANIFEST))
+    assert len(pairs) == 32
 
 
 @pytest.mark.shared_data
