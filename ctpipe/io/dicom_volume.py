@@ -30,7 +30,8 @@ from ctpipe.errors import (
     SeriesGeometryError,
     UnsupportedModalityError,
 )
-from ctpipe.io.discovery import DicomScan, DicomSeries, SliceHeader, scan_dicom
+from ctpipe.io.dicom_header import SliceHeader
+from ctpipe.io.discovery import DicomScan, DicomSeries, scan_dicom
 from ctpipe.io.geometry import affine_lps, lps_to_ras, spacing_of
 
 PathSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]

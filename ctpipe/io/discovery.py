@@ -24,91 +24,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pydicom
-from pydicom.errors import InvalidDicomError
-
-from ctpipe.errors import InputError, NoSeriesFoundError
+from ctpipe.errors import CorruptDicomError, InputError, NoSeriesFoundError, NotDicomError
+from ctpipe.io.dicom_header import SliceHeader, read_slice_header
 from ctpipe.io.geometry import SliceLayout, analyse_slice_positions, orientation_problem
 
 #: Above this many files a progress bar is shown while scanning (when asked for).
 PROGRESS_MIN_FILES = 200
 #: How many file names a warning lists before it says "and N more".
 MAX_NAMES_IN_MESSAGE = 5
-
-
-@dataclass(frozen=True)
-class SliceHeader:
-    """What ctpipe needs from one DICOM image file, read without its pixels."""
-
-    path: Path
-    sop_instance_uid: str
-    series_instance_uid: str
-    study_instance_uid: str
-    patient_id: str
-    patient_name: str
-    modality: str
-    frame_of_reference_uid: str
-    orientation: tuple[float, ...] | None
-    position: tuple[float, ...] | None
-    pixel_spacing: tuple[float, ...] | None
-    rows: int
-    columns: int
-    number_of_frames: int
-    instance_number: int | None
-    series_number: int | None
-    series_description: str
-    study_date: str
-    convolution_kernel: str
-    slice_thickness: float | None
-    rescale_slope: float
-    rescale_intercept: float
-    transfer_syntax_uid: str
-    manufacturer: str
-    image_type: tuple[str, ...]
-    pixel_data_problem: str | None = None
-    pixel_data_offset: int | None = None
-    bits_allocated: int = 16
-    pixel_representation: int = 0
-    samples_per_pixel: int = 1
-
-    @property
-    def is_native_single_frame(self) -> bool:
-        """True when the pixels are one uncompressed little-endian greyscale frame."""
-        return (
-            self.pixel_data_offset is not None
-            and self.transfer_syntax_uid in NATIVE_LITTLE_ENDIAN
-            and self.samples_per_pixel == 1
-            and self.number_of_frames == 1
-            and self.bits_allocated in (8, 16, 32)
-        )
-
-    def grouping_key(self) -> tuple:
-        """Tags shared by every slice of one series, used when the UID is missing."""
-        return (
-            self.study_instance_uid,
-            self.frame_of_reference_uid,
-            self.modality,
-            self.series_number,
-            self.series_description,
-            self.convolution_kernel,
-            self.rows,
-            self.columns,
-            _rounded(self.pixel_spacing, 4),
-            _rounded(self.orientation, 3),
-        )
-
-    def grid_key(self) -> tuple:
-        """Tags that must agree across slices for them to stack into one volume."""
-        return (
-            self.rows,
-            self.columns,
-            _rounded(self.pixel_spacing, 4),
-            _rounded(self.orientation, 4),
-        )
-
-
-def _rounded(values: Sequence[float] | None, digits: int) -> tuple[float, ...] | None:
-    return None if values is None else tuple(round(float(v), digits) for v in values)
 
 
 @dataclass
@@ -313,148 +236,18 @@ def _names(paths: Sequence[Path]) -> str:
 
 
 def _read_header(path: Path, scan: DicomScan) -> SliceHeader | None:
+    """Read one header, recording a non-DICOM, damaged or image-less file in the scan."""
     try:
-        ds = pydicom.dcmread(path, defer_size=256)
-    except InvalidDicomError:
+        header = read_slice_header(path)
+    except NotDicomError:
         scan.skipped.append(path)
         return None
-    except Exception as exc:  # pydicom raises many types on damaged files
-        if _has_dicom_magic(path):
-            scan.unreadable.append((path, f"cannot parse header ({exc})"))
-        else:
-            scan.skipped.append(path)
+    except CorruptDicomError as exc:
+        scan.unreadable.append((path, exc.problem))
         return None
-    if "PixelData" not in ds and "FloatPixelData" not in ds:
-        damage = _missing_pixels_problem(ds)
-        if damage:
-            scan.unreadable.append((path, damage))
-        else:
-            scan.non_image.append(path)
-        return None
-    try:
-        return _header_from_dataset(path, ds)
-    except (ValueError, TypeError, AttributeError) as exc:
-        scan.unreadable.append((path, f"malformed header value ({exc})"))
-        return None
-
-
-def _missing_pixels_problem(ds: pydicom.Dataset) -> str | None:
-    """Tell a damaged image file from a legitimately pixel-less object (DICOMDIR, SR)."""
-    if len(ds) == 0:
-        return "no data elements after the DICOM header (truncated or damaged)"
-    sop_class = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID", "")
-    if "Image Storage" in pydicom.uid.UID(str(sop_class)).name:
-        return f"{pydicom.uid.UID(str(sop_class)).name} without pixel data (truncated?)"
-    return None
-
-
-def _has_dicom_magic(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(132)
-    return head[128:132] == b"DICM"
-
-
-def _header_from_dataset(path: Path, ds: pydicom.Dataset) -> SliceHeader:
-    return SliceHeader(
-        path=path,
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
-        series_instance_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-        study_instance_uid=str(ds.get("StudyInstanceUID", "") or ""),
-        patient_id=str(ds.get("PatientID", "") or ""),
-        patient_name=str(ds.get("PatientName", "") or ""),
-        modality=str(ds.get("Modality", "") or ""),
-        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
-        orientation=_floats(ds.get("ImageOrientationPatient")),
-        position=_floats(ds.get("ImagePositionPatient")),
-        pixel_spacing=_floats(ds.get("PixelSpacing")),
-        rows=int(ds.get("Rows", 0) or 0),
-        columns=int(ds.get("Columns", 0) or 0),
-        number_of_frames=int(ds.get("NumberOfFrames", 1) or 1),
-        instance_number=_int_or_none(ds.get("InstanceNumber")),
-        series_number=_int_or_none(ds.get("SeriesNumber")),
-        series_description=str(ds.get("SeriesDescription", "") or ""),
-        study_date=str(ds.get("StudyDate", "") or ""),
-        convolution_kernel=_joined(ds.get("ConvolutionKernel")),
-        slice_thickness=_float_or_none(ds.get("SliceThickness")),
-        rescale_slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
-        rescale_intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
-        transfer_syntax_uid=str(ds.file_meta.get("TransferSyntaxUID", "")),
-        manufacturer=str(ds.get("Manufacturer", "") or ""),
-        image_type=tuple(str(v) for v in (ds.get("ImageType") or ())),
-        pixel_data_problem=_pixel_data_problem(path, ds),
-        pixel_data_offset=_pixel_data_offset(ds),
-        bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
-        pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
-        samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
-    )
-
-
-def _floats(value: object) -> tuple[float, ...] | None:
-    if value is None or value == "":
-        return None
-    return tuple(float(v) for v in value)  # type: ignore[union-attr]
-
-
-def _int_or_none(value: object) -> int | None:
-    return None if value in (None, "") else int(value)  # type: ignore[arg-type]
-
-
-def _float_or_none(value: object) -> float | None:
-    return None if value in (None, "") else float(value)  # type: ignore[arg-type]
-
-
-def _joined(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
-        return "\\".join(str(v) for v in value)
-    return str(value)
-
-
-def _raw_pixel_element(ds: pydicom.Dataset) -> tuple[int | None, int | None]:
-    """File offset and length of the (deferred, not yet read) PixelData value."""
-    raw = ds.get_item("PixelData", keep_deferred=True) if "PixelData" in ds else None
-    tell = getattr(raw, "value_tell", None)
-    length = getattr(raw, "length", None)
-    if tell is None or length is None or length == 0xFFFFFFFF:  # undefined: encapsulated
-        return None, None
-    return int(tell), int(length)
-
-
-def _pixel_data_offset(ds: pydicom.Dataset) -> int | None:
-    return _raw_pixel_element(ds)[0]
-
-
-def _pixel_data_problem(path: Path, ds: pydicom.Dataset) -> str | None:
-    """Spot truncation without decoding: the pixel element must fit in the file."""
-    tell, length = _raw_pixel_element(ds)
-    if tell is None or length is None:
-        return None
-    size = path.stat().st_size
-    if tell + length > size:
-        return f"file is truncated: pixel data needs {length} bytes but only {size - tell} remain"
-    if ds.file_meta.get("TransferSyntaxUID", "") in _NATIVE_SYNTAXES:
-        expected = _expected_native_bytes(ds)
-        if expected and length < expected:
-            return f"pixel data holds {length} bytes, {expected} expected for this image size"
-    return None
-
-
-_NATIVE_SYNTAXES = {
-    "1.2.840.10008.1.2",
-    "1.2.840.10008.1.2.1",
-    "1.2.840.10008.1.2.2",
-}
-#: Implicit and explicit VR little endian: pixels stored as plain little-endian integers.
-NATIVE_LITTLE_ENDIAN = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
-
-
-def _expected_native_bytes(ds: pydicom.Dataset) -> int:
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    bits = int(ds.get("BitsAllocated", 0) or 0)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    return rows * cols * frames * samples * bits // 8
+    if header is None:
+        scan.non_image.append(path)
+    return header
 
 
 def group_series(headers: Sequence[SliceHeader]) -> list[DicomSeries]:
