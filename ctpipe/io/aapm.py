@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
-from pydicom.errors import InvalidDicomError
 
-from ctpipe.errors import InputError
+from ctpipe.errors import CorruptDicomError, InputError, NotDicomError
 from ctpipe.io.atomic import atomic_path
+from ctpipe.io.dicom_header import read_slice_header
 from ctpipe.io.geometry import orientation_problem, slice_normal
 from ctpipe.io.manifest import Manifest, load_manifest, verify_files
 
@@ -55,13 +54,6 @@ _SERIES_DIR = re.compile(
     re.IGNORECASE,
 )
 _THICKNESS = re.compile(r"\d+(?:\.\d+)?mm", re.IGNORECASE)
-_TAGS = [
-    "ImagePositionPatient",
-    "ImageOrientationPatient",
-    "Modality",
-    "SeriesInstanceUID",
-    "PatientID",
-]
 _MAX_LISTED = 20
 _PARALLEL_TOLERANCE = 1e-3
 
@@ -505,42 +497,28 @@ def _read_folder(folder: Path, tolerance_mm: float, root: Path, skipped: list[st
 def _read_slice(path: Path) -> _Slice | str:
     """Read one slice's header, or return why the file is not a usable CT slice."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
-    except InvalidDicomError:
+        header = read_slice_header(path)
+    except NotDicomError:
         return "not DICOM"
-    except (OSError, ValueError, EOFError) as error:
-        return f"unreadable DICOM header: {error}"
-    modality = str(ds.get("Modality", "") or "")
-    if modality and modality.upper() != "CT":
-        return f"Modality {modality!r}, not CT"
-    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
-    position = _floats(ds.get("ImagePositionPatient"), 3)
-    if orientation is None or position is None:
+    except CorruptDicomError as error:
+        return f"unreadable DICOM header: {error.problem}"
+    if header is None:
+        return "DICOM without image data"
+    if header.modality and header.modality.upper() != "CT":
+        return f"Modality {header.modality!r}, not CT"
+    if header.orientation is None or header.position is None:
         return "no valid ImagePositionPatient/ImageOrientationPatient"
-    problem = orientation_problem(orientation)
+    problem = orientation_problem(header.orientation)
     if problem:
         return problem
-    normal = slice_normal(orientation)
+    normal = slice_normal(header.orientation)
     return _Slice(
         path=path,
-        z=float(np.dot(position, normal)),
+        z=float(np.dot(header.position, normal)),
         normal=(float(normal[0]), float(normal[1]), float(normal[2])),
-        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-        patient_id=str(ds.get("PatientID", "") or ""),
+        series_uid=header.series_instance_uid,
+        patient_id=header.patient_id,
     )
-
-
-def _floats(value: Any, count: int) -> list[float] | None:
-    """``value`` as ``count`` finite floats, or ``None`` if missing or malformed."""
-    if value is None:
-        return None
-    try:
-        numbers = [float(v) for v in value]
-    except (TypeError, ValueError):
-        return None
-    if len(numbers) != count or not all(math.isfinite(v) for v in numbers):
-        return None
-    return numbers
 
 
 def _check_duplicates(slices: list[_Slice], folder: Path, tolerance_mm: float) -> None:
