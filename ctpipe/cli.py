@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ctpipe import __version__
@@ -138,6 +139,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print warnings as one ``ctpipe: warning:`` line, without source lines."""
+    print(f"ctpipe: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ctpipe`` command; return its exit status."""
     parser = build_parser()
@@ -147,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     from ctpipe.errors import CTPipeError
 
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args))
     except CTPipeError as exc:

@@ -163,6 +163,10 @@ def _duplicate_problems(along: np.ndarray, gaps: np.ndarray) -> list[str]:
     ]
 
 
+#: Irregular gaps listed one by one before the rest are summarised in one line.
+MAX_GAPS_LISTED = 3
+
+
 def _gap_problems(along: np.ndarray, gaps: np.ndarray, spacing: float) -> list[str]:
     problems = []
     for i in np.flatnonzero(np.abs(gaps - spacing) > SPACING_TOLERANCE * spacing + 1e-3):
@@ -177,6 +181,11 @@ def _gap_problems(along: np.ndarray, gaps: np.ndarray, spacing: float) -> list[s
             f"{kind}: gap of {gaps[i]:.3f} mm between z={along[i]:.3f} and z={along[i + 1]:.3f} "
             f"(step {spacing:.3f} mm{hint})"
         )
+    if len(problems) > MAX_GAPS_LISTED:
+        rest = len(problems) - MAX_GAPS_LISTED
+        problems = problems[:MAX_GAPS_LISTED] + [
+            f"uneven spacing: {rest} more gap(s) differ from the {spacing:.3f} mm step"
+        ]
     return problems
 
 

@@ -94,3 +94,10 @@ def test_affine_maps_pixel_centres_like_dicom():
 def test_lps_ras_round_trip():
     a = np.arange(16, dtype=float).reshape(4, 4)
     np.testing.assert_array_equal(lps_to_ras(lps_to_ras(a)), a)
+
+
+def test_many_gaps_are_summarised():
+    z = [0, 2, 4, 9, 11, 20, 22, 30, 41, 43]
+    layout = analyse_slice_positions([[0, 0, v] for v in z], AXIAL)
+    assert len(layout.problems) == 4
+    assert layout.problems[-1] == "uneven spacing: 1 more gap(s) differ from the 2.000 mm step"
