@@ -1,0 +1,65 @@
+"""HU normalisation used by the denoisers, as plain functions and MONAI transforms.
+
+The AAPM low-dose CT literature maps HU linearly to [0, 1] over [-1024, 3072] HU
+(``unit = (HU + 1024) / 4096``) and reports metrics both over that range and in the
+soft-tissue display window [-160, 240] HU.
+
+Example:
+    >>> float(hu_to_unit(-1024.0)), float(unit_to_hu(1.0))
+    (0.0, 3072.0)
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+
+#: Full HU range mapped to [0, 1] (AAPM low-dose CT convention).
+HU_RANGE = (-1024.0, 3072.0)
+#: Abdominal soft-tissue display window (HU) used for metrics and figures.
+DISPLAY_WINDOW = (-160.0, 240.0)
+
+ArrayT = TypeVar("ArrayT")
+
+
+def hu_to_unit(hu: ArrayT, hu_range: tuple[float, float] = HU_RANGE) -> ArrayT:
+    """Map HU to [0, 1] over ``hu_range`` (not clipped: values outside stay outside).
+
+    Works on floats, numpy arrays and torch tensors.
+    """
+    low, high = hu_range
+    return (hu - low) / (high - low)  # type: ignore[operator,return-value]
+
+
+def unit_to_hu(unit: ArrayT, hu_range: tuple[float, float] = HU_RANGE) -> ArrayT:
+    """Inverse of :func:`hu_to_unit`."""
+    low, high = hu_range
+    return unit * (high - low) + low  # type: ignore[operator,return-value]
+
+
+def window(hu: np.ndarray, window: tuple[float, float] = DISPLAY_WINDOW) -> np.ndarray:
+    """Clip HU to a window and map it to [0, 1] (for display and windowed metrics).
+
+    Example:
+        >>> window(np.array([-1000.0, 40.0, 1000.0])).tolist()
+        [0.0, 0.5, 1.0]
+    """
+    low, high = window
+    if not high > low:
+        raise ValueError(f"window must be (low, high) with high > low, got {window}")
+    return (np.clip(hu, low, high) - low) / (high - low)
+
+
+def scale_hu_transform(keys, hu_range: tuple[float, float] = HU_RANGE):
+    """MONAI ``ScaleIntensityRanged`` doing :func:`hu_to_unit` on ``keys`` (no clipping).
+
+    Example:
+        >>> scale_hu_transform(["image", "label"])  # doctest: +ELLIPSIS
+        <monai.transforms.intensity.dictionary.ScaleIntensityRanged object at ...>
+    """
+    from monai.transforms import ScaleIntensityRanged
+
+    return ScaleIntensityRanged(
+        keys=keys, a_min=hu_range[0], a_max=hu_range[1], b_min=0.0, b_max=1.0, clip=False
+    )
