@@ -240,6 +240,7 @@ def write_phantom(
     phantom = make_phantom() if phantom is None else phantom
     out = Path(folder)
     series_kwargs.setdefault("series_description", "ctpipe phantom")
+    series_kwargs.setdefault("extra", {"BodyPartExamined": "ABDOMEN"})
     dicom_files = write_ct_series(phantom.hu, phantom.affine_lps, out / "dicom", **series_kwargs)
     files = PhantomFiles(
         folder=out,

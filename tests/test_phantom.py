@@ -159,3 +159,16 @@ def test_write_phantom_files_are_valid_and_complete(tmp_path: Path) -> None:
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     expected = ["phantom_ct.nii.gz", "phantom_labels.json", "phantom_labels.nii.gz"]
     assert written == sorted(expected + [f"dicom/IM{n:04d}.dcm" for n in range(1, 9)])
+
+
+def test_phantom_series_passes_dciodvfy(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
+    files = write_phantom(tmp_path, make_phantom(shape=(40, 36, 3)))
+    for path in files.dicom_files:
+        result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+        report = result.stdout + result.stderr
+        assert "Error" not in report, report

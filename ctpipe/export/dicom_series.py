@@ -423,6 +423,7 @@ def _series_dataset(
         setattr(ds, f"{prefix}Date", date)
         setattr(ds, f"{prefix}Time", time)
     ds.AccessionNumber = ""
+    ds.StudyID = ""
     ds.Modality = modality
     ds.Manufacturer = "ctpipe"
     ds.ManufacturerModelName = "ctpipe write_ct_series"
