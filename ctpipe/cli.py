@@ -35,8 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(sub)
     _add_demo(sub)
     from ctpipe.cli_data import add_data_parser
+    from ctpipe.cli_evaluate import add_evaluate_parser
+    from ctpipe.cli_simulate import add_simulate_parser
 
     add_data_parser(sub)
+    add_simulate_parser(sub)
+    add_evaluate_parser(sub)
     return parser
 
 
