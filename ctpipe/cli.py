@@ -37,9 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     from ctpipe.cli_data import add_data_parser
     from ctpipe.cli_evaluate import add_evaluate_parser
     from ctpipe.cli_simulate import add_simulate_parser
+    from ctpipe.cli_train import add_train_parser
 
     add_data_parser(sub)
     add_simulate_parser(sub)
+    add_train_parser(sub)
     add_evaluate_parser(sub)
     return parser
 

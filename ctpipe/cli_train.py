@@ -1,0 +1,140 @@
+"""The ``ctpipe train`` command group: train models from YAML configurations.
+
+``ctpipe train denoise CONFIG [--resume CHECKPOINT] [--output DIR]`` trains a denoiser
+(:func:`ctpipe.engines.denoise.train_denoiser`) and prints where the checkpoints, the log
+and the loss curve are. Several processes train together under ``torchrun``::
+
+    torchrun --nproc_per_node 2 -m ctpipe train denoise CONFIG
+    torchrun --nproc_per_node 2 -m ctpipe.engines.denoise CONFIG
+
+Log lines go to stderr, tagged with the process's rank. Heavy modules (torch, MONAI) are
+imported inside the handler so that ``ctpipe --help`` stays fast.
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="ctpipe")
+    >>> _ = add_train_parser(parser.add_subparsers())
+    >>> args = parser.parse_args(["train", "denoise", "cfg.yaml", "--output", "runs/a"])
+    >>> args.func is run_train_denoise, args.config, args.output, args.resume
+    (True, 'cfg.yaml', 'runs/a', None)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+__all__ = ["add_denoise_arguments", "add_train_parser", "configure_logging", "run_train_denoise"]
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+
+
+def add_train_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add the ``train`` command group (``denoise``) to a CLI.
+
+    Each command sets ``func``, a handler taking the parsed arguments and returning the
+    exit code.
+
+    Args:
+        subparsers: The object returned by ``parser.add_subparsers()``.
+
+    Returns:
+        The ``train`` parser.
+
+    Example:
+        >>> import argparse
+        >>> parser = argparse.ArgumentParser(prog="ctpipe")
+        >>> add_train_parser(parser.add_subparsers()).prog
+        'ctpipe train'
+    """
+    train = subparsers.add_parser(
+        "train",
+        help="train models from a YAML configuration",
+        description="Train models from a YAML configuration (see workflows/training/). "
+        "Run under torchrun to train on several processes or GPUs.",
+    )
+    train.set_defaults(func=lambda _args: _print_help(train))
+    tasks = train.add_subparsers(title="tasks", metavar="TASK")
+    denoise = tasks.add_parser(
+        "denoise",
+        help="train a low-dose CT denoiser (RED-CNN, REDNet)",
+        description="Train a denoiser on paired low-/normal-dose slices as configured in "
+        "CONFIG. Writes checkpoint_latest.pt, checkpoint_best.pt, training_log.json, "
+        "loss_curve.png and config.yaml to the output folder.",
+    )
+    add_denoise_arguments(denoise)
+    denoise.set_defaults(func=run_train_denoise)
+    return train
+
+
+def add_denoise_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``CONFIG``, ``--resume CHECKPOINT`` and ``--output DIR`` to a parser."""
+    parser.add_argument("config", help="training configuration (YAML)")
+    parser.add_argument(
+        "--resume",
+        metavar="CHECKPOINT",
+        help="continue this run from its checkpoint (overrides the config's resume)",
+    )
+    parser.add_argument(
+        "--output", metavar="DIR", help="output folder (overrides the config's output_dir)"
+    )
+
+
+def run_train_denoise(args: argparse.Namespace) -> int:
+    """Handler of ``ctpipe train denoise``: load the config, apply overrides, train.
+
+    Returns:
+        0 when training finished. Bad input raises ``CTPipeError`` (the ``ctpipe`` command
+        prints it as one line and exits with 2).
+    """
+    from dataclasses import replace
+
+    from ctpipe.engines.config import load_train_config
+    from ctpipe.engines.denoise import train_denoiser
+
+    configure_logging()
+    config = load_train_config(args.config)
+    overrides = {}
+    if args.output:
+        overrides["output_dir"] = args.output
+    if args.resume:
+        overrides["resume"] = args.resume
+    if overrides:
+        config = replace(config, **overrides)
+    result = train_denoiser(config)
+    if result.rank == 0:
+        print(f"checkpoint: {result.checkpoint}")
+        if result.best_checkpoint is not None:
+            print(f"best checkpoint: {result.best_checkpoint}")
+        print(f"log: {result.log}")
+        print(f"loss curve: {result.curve}")
+        if result.metrics:
+            print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
+    return EXIT_OK
+
+
+def configure_logging() -> None:
+    """Send ``ctpipe`` log lines (INFO and up) to stderr, tagged with the process's rank.
+
+    Under ``torchrun`` the rank comes from ``RANK``; alone it is 0. Calling it again adds
+    no second handler.
+    """
+    root = logging.getLogger("ctpipe")
+    if any(getattr(h, "ctpipe_train", False) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    rank = os.environ.get("RANK", "0")
+    handler.setFormatter(logging.Formatter(f"%(asctime)s [rank {rank}] %(message)s", "%H:%M:%S"))
+    handler.ctpipe_train = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_ERROR

@@ -1,0 +1,26 @@
+"""Training with MONAI engines: typed configs, datasets, trainers, checkpoints.
+
+* :mod:`ctpipe.engines.config`: :class:`DenoiseTrainConfig`, loaded from YAML by
+  :func:`~ctpipe.engines.config.load_train_config` (unknown keys and wrong types refused
+  with the key path).
+* :mod:`ctpipe.engines.data`: paired AAPM slices (and simulated pairs) as MONAI
+  ``CacheDataset`` objects with patch sampling and augmentation.
+* :mod:`ctpipe.engines.denoise`: :func:`~ctpipe.engines.denoise.build_denoise_trainer` (a
+  MONAI ``SupervisedTrainer`` and ``SupervisedEvaluator``) and
+  :func:`~ctpipe.engines.denoise.train_denoiser`, the entry point (single process or
+  ``torchrun``).
+* :mod:`ctpipe.engines.checkpoint`: self-describing checkpoints and
+  :func:`~ctpipe.engines.checkpoint.load_denoiser`.
+* :mod:`ctpipe.engines.history`, :mod:`ctpipe.engines.schedule`,
+  :mod:`ctpipe.engines.distributed`: the loss log and curve, learning-rate schedules and
+  the ``torchrun`` process group.
+
+Nothing is imported here, so ``python -m ctpipe.engines.denoise`` runs cleanly and importing
+the package does not load torch.
+
+Example:
+    >>> from ctpipe.engines.config import load_train_config  # doctest: +SKIP
+    >>> from ctpipe.engines.denoise import train_denoiser  # doctest: +SKIP
+    >>> config = load_train_config("workflows/training/denoise_redcnn_cpu.yaml")  # doctest: +SKIP
+    >>> result = train_denoiser(config)  # doctest: +SKIP
+"""

@@ -1,0 +1,657 @@
+"""Typed configuration of denoiser training, loaded from YAML.
+
+A training run is described by one YAML file (see ``workflows/training/``) that loads into
+:class:`DenoiseTrainConfig`, a tree of frozen dataclasses. The dataclass annotations are the
+schema: :func:`load_train_config` refuses unknown keys (naming the key path, the allowed
+keys and the closest spelling), missing required keys and values of the wrong type, and
+each dataclass checks its own value rules when built, so a built config is valid.
+
+Relative paths in a config (``data.root``, ``data.manifest``, ``output_dir``, ...) are taken
+from the working directory, like every ``ctpipe`` command's paths: run from the repository
+root, ``../shared/data/aapm_ldct_pairs`` is the project's shared data.
+
+Sections (every key is optional unless marked required):
+
+* ``model`` (required): ``name`` (``redcnn``, ``rednet``) and ``kwargs`` for
+  :func:`ctpipe.nets.build_denoiser`.
+* ``data`` (required): the AAPM ``root``, an optional data ``manifest`` (its ``train`` and
+  ``test`` splits; ``verify`` checks every file's sha256 against it), ``thickness`` and
+  ``kernel`` filters, ``train_patients``, validation by whole ``validation_patients`` or by
+  ``validation_holdout`` slices held out of each training patient, optional ``simulated``
+  pairs, and the ``CacheDataset`` settings.
+* ``patches``: ``size`` (55 x 55 in the RED-CNN paper), ``per_slice`` random patches drawn
+  from each cached slice, ``flip`` and ``rot90`` augmentation.
+* ``optimizer``: Adam ``lr`` (1e-4 in the paper), ``betas``, ``weight_decay``.
+* ``schedule``: ``constant``, ``cosine`` (to ``min_lr``) or ``step`` (``gamma`` every
+  ``step_size`` iterations).
+* ``train``: ``batch_size`` (patches), ``epochs``, ``iterations_per_epoch``, ``loss``,
+  the validation, checkpoint and log intervals, ``amp`` (CUDA only), ``device``, ``seed``.
+* ``output_dir`` (required) and ``resume`` (a checkpoint to continue from).
+
+Example:
+    >>> config = DenoiseTrainConfig.from_dict({
+    ...     "model": {"name": "redcnn", "kwargs": {"filters": 8}},
+    ...     "data": {"root": "/data/aapm", "train_patients": ["L096"], "validation_holdout": 1},
+    ...     "train": {"batch_size": 8, "epochs": 2},
+    ...     "output_dir": "runs/demo",
+    ... })
+    >>> config.patches.size, config.train.batch_size // config.patches.per_slice
+    ((55, 55), 1)
+    >>> DenoiseTrainConfig.from_dict({"model": {}, "data": {}, "output_dir": "o", "trian": {}})
+    Traceback (most recent call last):
+    ...
+    ctpipe.engines.config.TrainConfigError: <config>: unknown key 'trian'; allowed keys at \
+the top level: model, data, output_dir, patches, optimizer, schedule, train, resume; did you \
+mean 'train'?
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+from ctpipe.errors import InputError
+
+__all__ = [
+    "DataConfig",
+    "DenoiseTrainConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "PatchConfig",
+    "ScheduleConfig",
+    "SimulatedPairsConfig",
+    "TrainConfigError",
+    "TrainLoopConfig",
+    "config_to_dict",
+    "load_train_config",
+]
+
+_T = TypeVar("_T")
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+_THICKNESS = re.compile(r"\d+(\.\d+)?mm")
+
+
+class TrainConfigError(InputError):
+    """A training configuration file is malformed (the message names the key path)."""
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network to train.
+
+    Args:
+        name: A denoiser of :data:`ctpipe.nets.DENOISERS` (``redcnn``, ``rednet``).
+        kwargs: Keyword arguments of that network, e.g. ``{"filters": 96}``; they are
+            checked against its signature when the network is built.
+
+    Example:
+        >>> ModelConfig("redcnn", {"filters": 96}).kwargs["filters"]
+        96
+    """
+
+    name: str = "redcnn"
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from ctpipe.nets import DENOISERS
+
+        _require(isinstance(self.name, str), "name must be a string", self.name)
+        if self.name.lower() not in DENOISERS:
+            raise ValueError(
+                f"name must be one of {', '.join(sorted(DENOISERS))}, got {self.name!r}"
+                + _did_you_mean(self.name.lower(), sorted(DENOISERS))
+            )
+        _require(isinstance(self.kwargs, Mapping), "kwargs must be a mapping", self.kwargs)
+        object.__setattr__(self, "kwargs", dict(self.kwargs))
+
+
+@dataclass(frozen=True)
+class SimulatedPairsConfig:
+    """Training pairs made by simulating low dose from normal-dose series.
+
+    Each slice of each series becomes a pair: the simulated low-dose slice is the input,
+    the original slice the target (:class:`ctpipe.simulate.LowDoseSimulator`).
+
+    Args:
+        series: Normal-dose DICOM series folders (or NIfTI files), HU.
+        dose_fraction: Simulated dose as a fraction of the original, in (0, 1].
+        seed: Seed of the simulated noise (the same seed gives the same pairs).
+
+    Example:
+        >>> SimulatedPairsConfig(["/data/ct1"], dose_fraction=0.25).series
+        ('/data/ct1',)
+    """
+
+    series: tuple[str, ...]
+    dose_fraction: float = 0.25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "series", tuple(self.series))
+        _require(len(self.series) > 0, "series must list at least one folder", self.series)
+        _require(0 < self.dose_fraction <= 1, "dose_fraction must be in (0, 1]", self.dose_fraction)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training and validation pairs come from.
+
+    Training patients are ``train_patients`` (or, when absent, the ``train`` split of
+    ``manifest``) less the ``validation_patients``. A patient in the manifest's ``test``
+    split is refused for training and validation: the test set is never used for model
+    selection. With few patients (the shared data has two training patients), validate on
+    ``validation_holdout`` slices held out of each training patient instead.
+
+    Args:
+        root: Folder of the AAPM layout (:func:`ctpipe.io.aapm.find_aapm_pairs`).
+        manifest: A data manifest of ``root``: its ``train``/``test`` splits are used, and
+            with ``verify`` every paired file is checked against its size and sha256.
+        verify: Check the files against ``manifest`` before training.
+        thickness: Keep only this slice thickness, e.g. ``"3mm"``; ``None`` keeps all.
+        kernel: Keep only this reconstruction kernel, e.g. ``"D45"``; ``None`` keeps all.
+        train_patients: Patient folders to train on; ``None`` takes the manifest's
+            ``train`` split.
+        validation_patients: Whole patients used for validation only.
+        validation_holdout: Slices of each training patient held out for validation
+            (evenly spaced along z, never the first or last slice).
+        simulated: Extra training pairs simulated from normal-dose series.
+        cache_rate: Fraction of the slices kept in memory by ``CacheDataset``.
+        num_workers: Worker processes for caching and for the data loaders.
+
+    Example:
+        >>> DataConfig(root="/data/aapm", train_patients=["L096"]).train_patients
+        ('L096',)
+    """
+
+    root: str | None = None
+    manifest: str | None = None
+    verify: bool = False
+    thickness: str | None = None
+    kernel: str | None = None
+    train_patients: tuple[str, ...] | None = None
+    validation_patients: tuple[str, ...] = ()
+    validation_holdout: int = 0
+    simulated: SimulatedPairsConfig | None = None
+    cache_rate: float = 1.0
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.train_patients is not None:
+            object.__setattr__(self, "train_patients", tuple(self.train_patients))
+        object.__setattr__(self, "validation_patients", tuple(self.validation_patients))
+        if self.root is None and self.simulated is None:
+            raise ValueError("root or simulated must be given: there would be no training data")
+        if self.root is None and (self.train_patients or self.validation_patients):
+            raise ValueError("train_patients and validation_patients need root")
+        if self.root is not None and self.train_patients is None and self.manifest is None:
+            raise ValueError(
+                "train_patients must be given when there is no manifest to take the "
+                "'train' split from"
+            )
+        _require(not self.verify or self.manifest, "verify needs a manifest", self.verify)
+        if self.thickness is not None:
+            _require(
+                bool(_THICKNESS.fullmatch(self.thickness)),
+                "thickness must be a number followed by 'mm', e.g. '3mm'",
+                self.thickness,
+            )
+        both = sorted(set(self.train_patients or ()) & set(self.validation_patients))
+        _require(
+            not both, "a patient may not be in both train_patients and validation_patients", both
+        )
+        _require(
+            self.validation_holdout >= 0, "validation_holdout must be >= 0", self.validation_holdout
+        )
+        _require(0 <= self.cache_rate <= 1, "cache_rate must be in [0, 1]", self.cache_rate)
+        _require(self.num_workers >= 0, "num_workers must be >= 0", self.num_workers)
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """Random training patches and their augmentation (the same for input and target).
+
+    Args:
+        size: Patch height and width in pixels (55 x 55 in the RED-CNN paper).
+        per_slice: Patches drawn from each slice each time it is visited.
+        flip: Random flips along each axis (probability 0.5 each).
+        rot90: Random rotation by 0, 90, 180 or 270 degrees (probability 0.5).
+
+    Example:
+        >>> PatchConfig(size=[64, 64]).size
+        (64, 64)
+    """
+
+    size: tuple[int, int] = (55, 55)
+    per_slice: int = 8
+    flip: bool = True
+    rot90: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", tuple(self.size))
+        _require(
+            len(self.size) == 2 and all(s >= 1 for s in self.size),
+            "size must be two positive integers (height, width)",
+            self.size,
+        )
+        _require(self.per_slice >= 1, "per_slice must be >= 1", self.per_slice)
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """The Adam optimizer.
+
+    Args:
+        name: ``adam`` (the only optimizer for now).
+        lr: Learning rate (1e-4 in the RED-CNN paper).
+        betas: Adam's moment decay rates.
+        weight_decay: L2 penalty.
+
+    Example:
+        >>> OptimizerConfig(lr=1e-4).betas
+        (0.9, 0.999)
+    """
+
+    name: Literal["adam"] = "adam"
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(self.betas))
+        _require(math.isfinite(self.lr) and self.lr > 0, "lr must be > 0", self.lr)
+        _require(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "betas must be two numbers in [0, 1)",
+            self.betas,
+        )
+        _require(self.weight_decay >= 0, "weight_decay must be >= 0", self.weight_decay)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """How the learning rate changes, stepped every iteration.
+
+    Args:
+        name: ``constant``; ``cosine``: half a cosine from the optimizer's ``lr`` down to
+            ``min_lr`` over the whole run; ``step``: multiply by ``gamma`` every
+            ``step_size`` iterations.
+        min_lr: The final learning rate of ``cosine``.
+        step_size: Iterations between two decays of ``step``.
+        gamma: Decay factor of ``step``.
+
+    Example:
+        >>> ScheduleConfig("cosine", min_lr=1e-5).name
+        'cosine'
+    """
+
+    name: Literal["constant", "cosine", "step"] = "constant"
+    min_lr: float = 0.0
+    step_size: int = 0
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        _require(self.min_lr >= 0, "min_lr must be >= 0", self.min_lr)
+        _require(0 < self.gamma <= 1, "gamma must be in (0, 1]", self.gamma)
+        _require(self.step_size >= 0, "step_size must be >= 0", self.step_size)
+        if self.name == "step":
+            _require(self.step_size >= 1, "step_size must be >= 1 for name 'step'", 0)
+
+
+@dataclass(frozen=True)
+class TrainLoopConfig:
+    """The training loop (section ``train``).
+
+    Args:
+        batch_size: Patches per iteration (per process under ``torchrun``); a multiple of
+            ``patches.per_slice``, as each slice gives ``per_slice`` patches.
+        epochs: Epochs to train (all of them, counting those of a resumed run).
+        iterations_per_epoch: Iterations per epoch; ``None`` is one pass over the training
+            slices. The data loader restarts when it runs out within an epoch.
+        loss: ``mse`` (the paper) or ``l1``.
+        validation_interval: Epochs between validations (0: never).
+        checkpoint_interval: Epochs between checkpoints (0: only at the end).
+        log_interval: Iterations between two loss lines in the log (0: none).
+        amp: Automatic mixed precision; used on CUDA only.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``. Under
+            ``torchrun`` on CUDA each process takes ``cuda:LOCAL_RANK``.
+        seed: Seed of weights, patch sampling and augmentation.
+        progress: Show a progress bar (rank 0).
+
+    Example:
+        >>> TrainLoopConfig(batch_size=16, epochs=10).loss
+        'mse'
+    """
+
+    batch_size: int = 16
+    epochs: int = 1
+    iterations_per_epoch: int | None = None
+    loss: Literal["mse", "l1"] = "mse"
+    validation_interval: int = 1
+    checkpoint_interval: int = 1
+    log_interval: int = 50
+    amp: bool = True
+    device: str = "auto"
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, "batch_size must be >= 1", self.batch_size)
+        _require(self.epochs >= 1, "epochs must be >= 1", self.epochs)
+        if self.iterations_per_epoch is not None:
+            _require(
+                self.iterations_per_epoch >= 1,
+                "iterations_per_epoch must be >= 1 (or null)",
+                self.iterations_per_epoch,
+            )
+        for key in ("validation_interval", "checkpoint_interval", "log_interval"):
+            _require(getattr(self, key) >= 0, f"{key} must be >= 0", getattr(self, key))
+        _require(
+            bool(_DEVICE.fullmatch(self.device)),
+            "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'",
+            self.device,
+        )
+
+
+@dataclass(frozen=True)
+class DenoiseTrainConfig:
+    """Everything a denoiser training run needs; valid once built.
+
+    Args:
+        model: The network.
+        data: The training and validation data.
+        output_dir: Folder for checkpoints, the loss log and the loss curve.
+        patches: Patch sampling and augmentation.
+        optimizer: The optimizer.
+        schedule: The learning-rate schedule.
+        train: The training loop.
+        resume: A checkpoint of this run to continue from (``None``: start afresh).
+
+    Example:
+        >>> c = DenoiseTrainConfig(ModelConfig(), DataConfig(root="/d", train_patients=["A"]), "o")
+        >>> dataclasses.replace(c, resume="o/checkpoint_latest.pt").resume
+        'o/checkpoint_latest.pt'
+    """
+
+    model: ModelConfig
+    data: DataConfig
+    output_dir: str
+    patches: PatchConfig = field(default_factory=PatchConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
+    resume: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.train.batch_size % self.patches.per_slice:
+            raise ValueError(
+                f"train.batch_size must be a multiple of patches.per_slice (each slice gives "
+                f"per_slice patches), got batch_size={self.train.batch_size} and "
+                f"per_slice={self.patches.per_slice}"
+            )
+        if self.schedule.name == "cosine" and self.schedule.min_lr > self.optimizer.lr:
+            raise ValueError(
+                f"schedule.min_lr must be <= optimizer.lr for a cosine schedule, got "
+                f"min_lr={self.schedule.min_lr} and lr={self.optimizer.lr}"
+            )
+        _require(bool(str(self.output_dir).strip()), "output_dir must not be empty", "")
+
+    @property
+    def slices_per_batch(self) -> int:
+        """Slices in each batch: ``train.batch_size // patches.per_slice``."""
+        return self.train.batch_size // self.patches.per_slice
+
+    @classmethod
+    def from_dict(
+        cls, data: object, *, source: str | PathLike[str] = "<config>"
+    ) -> DenoiseTrainConfig:
+        """Build a config from parsed YAML, naming the key path of any problem.
+
+        Args:
+            data: The parsed YAML document.
+            source: The file it came from, named in error messages.
+
+        Returns:
+            The validated configuration.
+
+        Raises:
+            TrainConfigError: On an unknown or missing key, a value of the wrong type or a
+                value that breaks a rule.
+
+        Example:
+            >>> DenoiseTrainConfig.from_dict({"model": {}, "data": {}, "output_dir": "o"})
+            Traceback (most recent call last):
+            ...
+            ctpipe.engines.config.TrainConfigError: <config>: data: root or simulated must \
+be given: there would be no training data
+        """
+        return _parse(cls, data, "", source)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, dicts, scalars) for YAML, JSON and checkpoints.
+
+        Example:
+            >>> data = DataConfig(root="/d", train_patients=["A"])
+            >>> c = DenoiseTrainConfig(ModelConfig(), data, "o")
+            >>> DenoiseTrainConfig.from_dict(c.to_dict()) == c
+            True
+        """
+        return config_to_dict(self)
+
+
+def load_train_config(path: str | PathLike[str]) -> DenoiseTrainConfig:
+    r"""Read and validate a training configuration YAML file.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        TrainConfigError: When the file cannot be read, is not YAML or is not a valid
+            configuration (the message names the file and the key path).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "train.yaml"
+        >>> _ = path.write_text(
+        ...     "model: {name: redcnn}\ndata: {root: /d, train_patients: [L096]}\n"
+        ...     "train: {batch_szie: 16}\noutput_dir: runs/x\n"
+        ... )
+        >>> load_train_config(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ctpipe.engines.config.TrainConfigError: ...unknown key 'train.batch_szie'...'batch_size'?
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise TrainConfigError(path, f"cannot read training config: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise TrainConfigError(path, f"not valid YAML: {err}") from None
+    return DenoiseTrainConfig.from_dict(data, source=path)
+
+
+def config_to_dict(config: object) -> Any:
+    """Turn a config dataclass tree into plain data (tuples become lists).
+
+    Example:
+        >>> config_to_dict(PatchConfig())
+        {'size': [55, 55], 'per_slice': 8, 'flip': True, 'rot90': True}
+    """
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {f.name: config_to_dict(getattr(config, f.name)) for f in fields(config)}
+    if isinstance(config, Mapping):
+        return {str(k): config_to_dict(v) for k, v in config.items()}
+    if isinstance(config, list | tuple):
+        return [config_to_dict(v) for v in config]
+    return config
+
+
+# --- parsing with key paths ----------------------------------------------------------------
+
+
+def _require(ok: bool, rule: str, value: object) -> None:
+    """Raise ``ValueError("<rule>, got <value>")`` unless ``ok``."""
+    if not ok:
+        raise ValueError(f"{rule}, got {value!r}")
+
+
+def _describe(value: object) -> str:
+    """A value's type and shortened repr, e.g. ``"str '16'"``, for error messages."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _join(prefix: str, key: object) -> str:
+    name = key if isinstance(key, str) else repr(key)
+    return f"{prefix}.{name}" if prefix else str(name)
+
+
+def _parse(cls: type[_T], data: object, prefix: str, source: str | PathLike[str]) -> _T:
+    """Build dataclass ``cls`` from a mapping, checking keys and types against its fields."""
+    where = prefix or "the top level"
+    if data is None and prefix:
+        data = {}  # an empty section in YAML (``train:``) takes the defaults
+    if not isinstance(data, Mapping):
+        raise TrainConfigError(source, f"{where} must be a mapping, got {_describe(data)}")
+    allowed = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    for key in data:
+        if key not in allowed:
+            raise TrainConfigError(
+                source,
+                f"unknown key {_join(prefix, key)!r}; allowed keys at {where}: "
+                f"{', '.join(allowed)}{_did_you_mean(str(key), allowed)}",
+            )
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for item in fields(cls):  # type: ignore[arg-type]
+        key = _join(prefix, item.name)
+        if item.name not in data:
+            if item.default is MISSING and item.default_factory is MISSING:
+                raise TrainConfigError(source, f"key {key!r} is required")
+            continue
+        values[item.name] = _convert(data[item.name], hints[item.name], key, source)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        raise TrainConfigError(source, f"{prefix}: {err}" if prefix else str(err)) from None
+
+
+def _convert(value: object, hint: Any, key: str, source: str | PathLike[str]) -> Any:
+    """Check ``value`` against the annotation ``hint``; return it in the field's type."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if dataclasses.is_dataclass(hint):
+        return _parse(hint, value, key, source)
+    if origin in (Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            raise TrainConfigError(source, f"{key} must not be null")
+        options = [a for a in args if a is not type(None)]
+        if len(options) != 1:  # pragma: no cover - no such field
+            raise NotImplementedError(f"{key}: unions of several types are not supported")
+        return _convert(value, options[0], key, source)
+    if value is None:
+        raise TrainConfigError(source, f"{key} must not be null")
+    if origin is Literal:
+        if value not in args:
+            choices = [str(a) for a in args]
+            raise TrainConfigError(
+                source,
+                f"{key} must be one of {', '.join(choices)}, got {_describe(value)}"
+                + _did_you_mean(str(value), choices),
+            )
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise TrainConfigError(source, f"{key} must be true or false, got {_describe(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TrainConfigError(source, f"{key} must be an integer, got {_describe(value)}")
+        return value
+    if hint is float:
+        return _to_float(value, key, source)
+    if hint is str:
+        if not isinstance(value, str):
+            hint_text = " (quote it in YAML)" if isinstance(value, int | float) else ""
+            raise TrainConfigError(
+                source, f"{key} must be a string{hint_text}, got {_describe(value)}"
+            )
+        return value
+    if origin is tuple:
+        return _to_tuple(value, args, key, source)
+    if origin in (Mapping, dict):
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise TrainConfigError(
+                source, f"{key} must be a mapping with string keys, got {_describe(value)}"
+            )
+        return dict(value)
+    raise NotImplementedError(f"{key}: unsupported annotation {hint!r}")  # pragma: no cover
+
+
+def _to_float(value: object, key: str, source: str | PathLike[str]) -> float:
+    """Accept ints, floats and numeric strings (YAML 1.1 reads ``1e-4`` as a string)."""
+    if isinstance(value, bool):
+        raise TrainConfigError(source, f"{key} must be a number, got {_describe(value)}")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise TrainConfigError(
+                source, f"{key} must be a number, got {_describe(value)}"
+            ) from None
+    else:
+        raise TrainConfigError(source, f"{key} must be a number, got {_describe(value)}")
+    if not math.isfinite(number):
+        raise TrainConfigError(source, f"{key} must be a finite number, got {value!r}")
+    return number
+
+
+def _to_tuple(
+    value: object, args: tuple[Any, ...], key: str, source: str | PathLike[str]
+) -> tuple[Any, ...]:
+    """Check a YAML list against ``tuple[X, ...]`` or a fixed ``tuple[X, Y]``."""
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise TrainConfigError(source, f"{key} must be a list, got {_describe(value)}")
+    if len(args) == 2 and args[1] is Ellipsis:
+        item_types = [args[0]] * len(value)
+    else:
+        if len(value) != len(args):
+            raise TrainConfigError(
+                source, f"{key} must be a list of {len(args)} items, got {_describe(value)}"
+            )
+        item_types = list(args)
+    return tuple(
+        _convert(item, item_type, f"{key}[{index}]", source)
+        for index, (item, item_type) in enumerate(zip(value, item_types, strict=True))
+    )

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from ctpipe.engines.config import DataConfig, PatchConfig, SimulatedPairsConfig
+from ctpipe.engines.data import (
+    holdout_slices,
+    patch_transforms,
+    simulated_pairs,
+    slice_transforms,
+    split_pairs,
+)
+from ctpipe.errors import InputError
+from tests.conftest import REPO, shared_path
+
+MANIFEST = REPO / "data_manifests" / "aapm_ldct_pairs_shared.yaml"
+
+
+def pairs(counts: dict[str, int]) -> list[dict]:
+    return [
+        {"image": f"{p}_q{z}", "label": f"{p}_f{z}", "patient": p, "z": -float(z)}
+        for p, n in counts.items()
+        for z in range(n)
+    ]
+
+
+def test_holdout_is_evenly_spaced_and_never_at_the_ends():
+    kept, held = holdout_slices(pairs({"A": 10, "B": 3}), per_patient=2)
+    by_patient = {p: sorted(e["z"] for e in held if e["patient"] == p) for p in "AB"}
+    assert by_patient["A"] == [-6.0, -3.0]  # sorted z: -9..0; thirds of 10 slices
+    assert by_patient["B"] == [-1.0, 0.0]
+    assert len(kept) + len(held) == 13
+    assert not {e["image"] for e in kept} & {e["image"] for e in held}
+
+
+def test_holdout_needs_a_slice_left():
+    with pytest.raises(ValueError, match="patient B has 2 slices, got 2"):
+        holdout_slices(pairs({"A": 5, "B": 2}), per_patient=2)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        DataConfig(root="/nowhere", manifest=str(MANIFEST), train_patients=["L096", "L192"]),
+        DataConfig(root="/nowhere", manifest=str(MANIFEST), validation_patients=["L192"]),
+    ],
+)
+def test_test_split_is_refused_for_training_and_validation(data):
+    with pytest.raises(InputError, match=r"\['L192'\] are in the manifest's 'test' split"):
+        split_pairs(data)
+
+
+@pytest.mark.shared_data
+def test_split_of_the_shared_pairs():
+    root = shared_path("aapm_ldct_pairs")
+    split = split_pairs(
+        DataConfig(root=str(root), manifest=str(MANIFEST), verify=True, validation_holdout=1)
+    )
+    assert {e["patient"] for e in split.train} == {"L096", "L143"}  # the manifest's train split
+    assert len(split.train) == 19 and len(split.validation) == 2
+    assert {e["patient"] for e in split.validation} == {"L096", "L143"}
+    assert split.test_patients == ("L192",)
+
+
+@pytest.mark.shared_data
+def test_slice_chain_gives_unit_scale_2d_slices():
+    root = shared_path("aapm_ldct_pairs")
+    entry = split_pairs(DataConfig(root=str(root), train_patients=["L143"], kernel="B30")).train[0]
+    out = slice_transforms()(entry)
+    for key in ("image", "label"):
+        assert type(out[key]) is torch.Tensor  # plain tensors: no metadata in the batches
+        assert out[key].shape == (1, 512, 512) and out[key].dtype == torch.float32
+        assert float(out[key].min()) > -0.1 and float(out[key].max()) < 1.0
+    assert not torch.equal(out["image"], out["label"])
+
+
+def test_patches_are_cut_alike_from_image_and_label():
+    image = torch.arange(40.0 * 30).reshape(1, 40, 30)
+    chain = patch_transforms(PatchConfig(size=(7, 5), per_slice=6))
+    chain.set_random_state(3)
+    out = chain({"image": image, "label": image + 1})
+    assert len(out) == 6
+    for patch in out:
+        assert patch["image"].shape in ((1, 7, 5), (1, 5, 7))  # rotated by 90 degrees or not
+        assert torch.equal(patch["label"], patch["image"] + 1)
+    assert len({patch["image"].sum().item() for patch in out}) > 1
+
+
+def test_simulated_pairs_without_the_simulator_say_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ctpipe.simulate", None)  # import fails
+    with pytest.raises(ImportError, match=r"data\.simulated needs ctpipe\.simulate"):
+        simulated_pairs(SimulatedPairsConfig(["/nowhere"]))
+
+
+def test_simulated_pairs_from_a_normal_dose_series(tmp_path):
+    pytest.importorskip("ctpipe.simulate", reason="ctpipe.simulate is not available yet")
+    from ctpipe.phantom import make_phantom, write_phantom
+
+    series = write_phantom(tmp_path, make_phantom(shape=(48, 48, 2), seed=3)).dicom_folder
+    spec = SimulatedPairsConfig([str(series)], dose_fraction=0.25, seed=1)
+    items = simulated_pairs(spec)
+    assert [item["k"] for item in items] == [0, 1]
+    first = items[0]
+    assert first["image"].shape == first["label"].shape == (1, 48, 48)
+    assert first["image"].dtype == np.float32
+    assert np.std(first["image"] - first["label"]) > 1.0  # HU: the simulated dose is noisier
+    assert np.array_equal(simulated_pairs(spec)[0]["image"], first["image"])  # seeded
+    chain = slice_transforms(from_files=False)(first)
+    assert chain["image"].shape == (1, 48, 48)
