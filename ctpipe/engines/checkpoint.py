@@ -355,6 +355,37 @@ def load_denoiser(
     return model.eval()
 
 
+def export_weights(
+    checkpoint: str | PathLike[str], path: str | PathLike[str], *, note: str = ""
+) -> Path:
+    """Write only the network and its record: the small file to ship or share.
+
+    Training checkpoints also hold the optimizer, schedule and history (about three times
+    the size of the weights); :func:`load_denoiser` needs none of them.
+
+    Args:
+        checkpoint: A training checkpoint.
+        path: The ``.pt`` file to write (atomically).
+        note: Free text stored in the record under ``"note"`` (e.g. the model card's name).
+
+    Returns:
+        The path written.
+
+    Raises:
+        InputError: ``checkpoint`` is not a ctpipe checkpoint.
+    """
+    import torch
+
+    source = read_checkpoint(checkpoint)
+    record = dict(source[RECORD_KEY])
+    if note:
+        record["note"] = note
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({NETWORK_KEY: source[NETWORK_KEY], RECORD_KEY: record}, tmp)
+    return path
+
+
 class AtomicCheckpointSaver(CheckpointSaver):
     """MONAI's ``CheckpointSaver``, writing each file atomically.
 

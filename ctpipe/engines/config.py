@@ -128,6 +128,8 @@ class SimulatedPairsConfig:
         series: Normal-dose DICOM series folders (or NIfTI files), HU.
         dose_fraction: Simulated dose as a fraction of the original, in (0, 1].
         seed: Seed of the simulated noise (the same seed gives the same pairs).
+        slice_step: Use every ``slice_step``-th slice of each series (the simulator takes
+            seconds per slice; neighbouring slices add little variety).
 
     Example:
         >>> SimulatedPairsConfig(["/data/ct1"], dose_fraction=0.25).series
@@ -137,9 +139,11 @@ class SimulatedPairsConfig:
     series: tuple[str, ...]
     dose_fraction: float = 0.25
     seed: int = 0
+    slice_step: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "series", tuple(self.series))
+        _require(self.slice_step >= 1, "slice_step must be 1 or more", self.slice_step)
         _require(len(self.series) > 0, "series must list at least one folder", self.series)
         _require(0 < self.dose_fraction <= 1, "dose_fraction must be in (0, 1]", self.dose_fraction)
 

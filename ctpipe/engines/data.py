@@ -239,6 +239,7 @@ def simulated_pairs(spec: SimulatedPairsConfig) -> list[dict[str, Any]]:
         hu = np.asarray(image, dtype=np.float32)
         if hu.ndim != 3:
             raise InputError(series, f"expected a 3D volume (i, j, k), got shape {hu.shape}")
+        hu = np.ascontiguousarray(hu[:, :, :: spec.slice_step])
         spacing = np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0)
         seed = int(np.random.SeedSequence([spec.seed, number]).generate_state(1)[0])
         logger.info(
@@ -255,7 +256,7 @@ def simulated_pairs(spec: SimulatedPairsConfig) -> list[dict[str, Any]]:
                     "label": hu[None, :, :, k].copy(),
                     "patient": Path(series).name,
                     "series": str(series),
-                    "k": k,
+                    "k": k * spec.slice_step,
                 }
             )
     return items
@@ -276,7 +277,13 @@ def slice_transforms(*, from_files: bool = True) -> Any:
         (0.0, 1.0, (1, 4, 4))
     """
     import torch
-    from monai.transforms import Compose, EnsureChannelFirstd, EnsureTyped, SqueezeDimd
+    from monai.transforms import (
+        Compose,
+        EnsureChannelFirstd,
+        EnsureTyped,
+        SelectItemsd,
+        SqueezeDimd,
+    )
 
     from ctpipe.io.reader import ct_loader_dict
     from ctpipe.transforms import scale_hu_transform
@@ -291,6 +298,9 @@ def slice_transforms(*, from_files: bool = True) -> Any:
     steps += [
         scale_hu_transform(list(KEYS)),
         EnsureTyped(KEYS, dtype=torch.float32, track_meta=False),
+        # Only the tensors travel on: AAPM and simulated pairs carry different bookkeeping
+        # keys, and one batch may mix both.
+        SelectItemsd(KEYS),
     ]
     return Compose(steps)
 

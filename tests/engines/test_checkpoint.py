@@ -90,3 +90,28 @@ def test_weights_of_another_shape(tmp_path, model):
     torch.save(checkpoint, path)
     with pytest.raises(InputError, match=r"weights do not fit model 'redcnn'"):
         load_denoiser(path)
+
+
+def test_export_weights_is_smaller_and_loads_the_same(tmp_path):
+    import torch
+
+    from ctpipe.engines.checkpoint import export_weights, load_denoiser, save_checkpoint
+    from ctpipe.nets import build_denoiser
+
+    torch.manual_seed(0)
+    model = build_denoiser("redcnn", filters=4)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.rand(1, 1, 24, 24)).mean().backward()
+    optimizer.step()
+    full = save_checkpoint(
+        tmp_path / "full.pt",
+        model,
+        model_name="redcnn",
+        extra_states={"optimizer": optimizer.state_dict()},
+    )
+    slim = export_weights(full, tmp_path / "slim.pt", note="test export")
+    assert slim.stat().st_size < full.stat().st_size
+    x = torch.rand(1, 1, 30, 30)
+    with torch.no_grad():
+        torch.testing.assert_close(load_denoiser(slim)(x), load_denoiser(full)(x))
+    assert load_denoiser(slim).checkpoint_record["note"] == "test export"

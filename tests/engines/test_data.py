@@ -111,3 +111,28 @@ def test_simulated_pairs_from_a_normal_dose_series(tmp_path):
     assert np.array_equal(simulated_pairs(spec)[0]["image"], first["image"])  # seeded
     chain = slice_transforms(from_files=False)(first)
     assert chain["image"].shape == (1, 48, 48)
+
+
+def test_file_pairs_and_simulated_pairs_collate_in_one_batch(tmp_path):
+    pytest.importorskip("ctpipe.simulate", reason="ctpipe.simulate is not available yet")
+    from monai.data import list_data_collate
+
+    from ctpipe.phantom import make_phantom, write_phantom
+
+    files = write_phantom(tmp_path, make_phantom(shape=(48, 48, 6), seed=3))
+    spec = SimulatedPairsConfig([str(files.dicom_folder)], dose_fraction=0.5, slice_step=4)
+    simulated = simulated_pairs(spec)
+    assert [item["k"] for item in simulated] == [0, 4]
+    real = {
+        "image": str(files.dicom_files[1]),
+        "label": str(files.dicom_files[1]),
+        "patient": "P1",
+        "thickness": "3mm",
+        "kernel": "",
+        "z": 0.0,
+    }
+    batch = list_data_collate(
+        [slice_transforms()(real), slice_transforms(from_files=False)(simulated[0])]
+    )
+    assert set(batch) == {"image", "label"}
+    assert batch["image"].shape == (2, 1, 48, 48)
