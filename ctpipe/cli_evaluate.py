@@ -302,24 +302,20 @@ def load_weight_methods(
 
 
 def _hu_function(model: Any, device: str, path: Path) -> Callable[[Any], Any]:
-    """Wrap a unit-domain torch denoiser as ``hu_2d -> hu_2d`` (one slice, no tiling)."""
-    import numpy as np
+    """Wrap a denoiser as ``hu_2d -> hu_2d`` through the pipeline's one inferer."""
     import torch
 
-    from ctpipe.transforms import hu_to_unit, unit_to_hu
+    from ctpipe.inference import SliceInferer, denoise_slice
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
             f"{path}: load_denoiser returned {type(model).__name__}, expected a torch "
             f"module (ctpipe.nets.Denoiser)"
         )
-    model = model.to(device).eval()
+    inferer = SliceInferer(device=device)
 
     def denoise(hu_2d: Any) -> Any:
-        unit = torch.from_numpy(hu_to_unit(np.asarray(hu_2d, dtype=np.float32)))
-        with torch.inference_mode():
-            out = model(unit[None, None].to(device))
-        return unit_to_hu(out[0, 0].float().cpu().numpy())
+        return denoise_slice(hu_2d, model, inferer=inferer)
 
     return denoise
 

@@ -287,3 +287,18 @@ def test_weights_become_hu_methods(monkeypatch, tmp_path: Path) -> None:
     assert list(methods) == ["AddOneUnit (a.pt)", "AddOneUnit (b.pt)"]
     hu = np.linspace(-1000, 1000, 64, dtype=np.float32).reshape(8, 8)
     assert methods["AddOneUnit (a.pt)"](hu) == pytest.approx(hu + 1.0, abs=1e-3)
+
+
+def test_real_checkpoint_goes_through_the_pipeline_inferer(tmp_path: Path) -> None:
+    import torch
+
+    from ctpipe.engines.checkpoint import save_checkpoint
+    from ctpipe.inference import denoise_slice
+    from ctpipe.nets import build_denoiser
+
+    torch.manual_seed(0)
+    model = build_denoiser("redcnn", filters=4).eval()
+    path = save_checkpoint(tmp_path / "tiny.pt", model, model_name="redcnn")
+    (method,) = load_weight_methods([path]).values()
+    hu = np.linspace(-1000, 1000, 48 * 40, dtype=np.float32).reshape(48, 40)
+    np.testing.assert_allclose(method(hu), denoise_slice(hu, model), atol=1e-3)
