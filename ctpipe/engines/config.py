@@ -2,9 +2,10 @@
 
 A training run is described by one YAML file (see ``workflows/training/``) that loads into
 :class:`DenoiseTrainConfig`, a tree of frozen dataclasses. The dataclass annotations are the
-schema: :func:`load_train_config` refuses unknown keys (naming the key path, the allowed
-keys and the closest spelling), missing required keys and values of the wrong type, and
-each dataclass checks its own value rules when built, so a built config is valid.
+schema: :func:`load_train_config` (through the generic :mod:`ctpipe.schema`) refuses
+unknown keys (naming the key path, the allowed keys and the closest spelling), missing
+required keys and values of the wrong type, and each dataclass checks its own value rules
+when built, so a built config is valid.
 
 Relative paths in a config (``data.root``, ``data.manifest``, ``output_dir``, ...) are taken
 from the working directory, like every ``ctpipe`` command's paths: run from the repository
@@ -47,19 +48,15 @@ mean 'train'?
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import math
 import re
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from os import PathLike
-from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal
 
 from ctpipe.errors import InputError
+from ctpipe.schema import dataclass_to_dict, did_you_mean, load_yaml_dataclass, parse_dataclass
 
 __all__ = [
     "DataConfig",
@@ -75,7 +72,6 @@ __all__ = [
     "load_train_config",
 ]
 
-_T = TypeVar("_T")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 _THICKNESS = re.compile(r"\d+(\.\d+)?mm")
 
@@ -111,7 +107,7 @@ class ModelConfig:
         if self.name.lower() not in DENOISERS:
             raise ValueError(
                 f"name must be one of {', '.join(sorted(DENOISERS))}, got {self.name!r}"
-                + _did_you_mean(self.name.lower(), sorted(DENOISERS))
+                + did_you_mean(self.name.lower(), sorted(DENOISERS))
             )
         _require(isinstance(self.kwargs, Mapping), "kwargs must be a mapping", self.kwargs)
         object.__setattr__(self, "kwargs", dict(self.kwargs))
@@ -383,6 +379,7 @@ class DenoiseTrainConfig:
         resume: A checkpoint of this run to continue from (``None``: start afresh).
 
     Example:
+        >>> import dataclasses
         >>> c = DenoiseTrainConfig(ModelConfig(), DataConfig(root="/d", train_patients=["A"]), "o")
         >>> dataclasses.replace(c, resume="o/checkpoint_latest.pt").resume
         'o/checkpoint_latest.pt'
@@ -440,7 +437,7 @@ class DenoiseTrainConfig:
             ctpipe.engines.config.TrainConfigError: <config>: data: root or simulated must \
 be given: there would be no training data
         """
-        return _parse(cls, data, "", source)
+        return parse_dataclass(cls, data, source=source, error=TrainConfigError)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, dicts, scalars) for YAML, JSON and checkpoints.
@@ -451,7 +448,7 @@ be given: there would be no training data
             >>> DenoiseTrainConfig.from_dict(c.to_dict()) == c
             True
         """
-        return config_to_dict(self)
+        return dataclass_to_dict(self)
 
 
 def load_train_config(path: str | PathLike[str]) -> DenoiseTrainConfig:
@@ -469,6 +466,7 @@ def load_train_config(path: str | PathLike[str]) -> DenoiseTrainConfig:
 
     Example:
         >>> import tempfile
+        >>> from pathlib import Path
         >>> path = Path(tempfile.mkdtemp()) / "train.yaml"
         >>> _ = path.write_text(
         ...     "model: {name: redcnn}\ndata: {root: /d, train_patients: [L096]}\n"
@@ -479,18 +477,9 @@ def load_train_config(path: str | PathLike[str]) -> DenoiseTrainConfig:
         ...
         ctpipe.engines.config.TrainConfigError: ...unknown key 'train.batch_szie'...'batch_size'?
     """
-    import yaml
-
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise TrainConfigError(path, f"cannot read training config: {err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise TrainConfigError(path, f"not valid YAML: {err}") from None
-    return DenoiseTrainConfig.from_dict(data, source=path)
+    return load_yaml_dataclass(
+        DenoiseTrainConfig, path, error=TrainConfigError, what="training config"
+    )
 
 
 def config_to_dict(config: object) -> Any:
@@ -500,162 +489,13 @@ def config_to_dict(config: object) -> Any:
         >>> config_to_dict(PatchConfig())
         {'size': [55, 55], 'per_slice': 8, 'flip': True, 'rot90': True}
     """
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        return {f.name: config_to_dict(getattr(config, f.name)) for f in fields(config)}
-    if isinstance(config, Mapping):
-        return {str(k): config_to_dict(v) for k, v in config.items()}
-    if isinstance(config, list | tuple):
-        return [config_to_dict(v) for v in config]
-    return config
+    return dataclass_to_dict(config)
 
 
-# --- parsing with key paths ----------------------------------------------------------------
+# --- value rules ---------------------------------------------------------------------------
 
 
 def _require(ok: bool, rule: str, value: object) -> None:
     """Raise ``ValueError("<rule>, got <value>")`` unless ``ok``."""
     if not ok:
         raise ValueError(f"{rule}, got {value!r}")
-
-
-def _describe(value: object) -> str:
-    """A value's type and shortened repr, e.g. ``"str '16'"``, for error messages."""
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
-
-
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _join(prefix: str, key: object) -> str:
-    name = key if isinstance(key, str) else repr(key)
-    return f"{prefix}.{name}" if prefix else str(name)
-
-
-def _parse(cls: type[_T], data: object, prefix: str, source: str | PathLike[str]) -> _T:
-    """Build dataclass ``cls`` from a mapping, checking keys and types against its fields."""
-    where = prefix or "the top level"
-    if data is None and prefix:
-        data = {}  # an empty section in YAML (``train:``) takes the defaults
-    if not isinstance(data, Mapping):
-        raise TrainConfigError(source, f"{where} must be a mapping, got {_describe(data)}")
-    allowed = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    for key in data:
-        if key not in allowed:
-            raise TrainConfigError(
-                source,
-                f"unknown key {_join(prefix, key)!r}; allowed keys at {where}: "
-                f"{', '.join(allowed)}{_did_you_mean(str(key), allowed)}",
-            )
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for item in fields(cls):  # type: ignore[arg-type]
-        key = _join(prefix, item.name)
-        if item.name not in data:
-            if item.default is MISSING and item.default_factory is MISSING:
-                raise TrainConfigError(source, f"key {key!r} is required")
-            continue
-        values[item.name] = _convert(data[item.name], hints[item.name], key, source)
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as err:
-        raise TrainConfigError(source, f"{prefix}: {err}" if prefix else str(err)) from None
-
-
-def _convert(value: object, hint: Any, key: str, source: str | PathLike[str]) -> Any:
-    """Check ``value`` against the annotation ``hint``; return it in the field's type."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return value
-    if dataclasses.is_dataclass(hint):
-        return _parse(hint, value, key, source)
-    if origin in (Union, types.UnionType):
-        if value is None:
-            if type(None) in args:
-                return None
-            raise TrainConfigError(source, f"{key} must not be null")
-        options = [a for a in args if a is not type(None)]
-        if len(options) != 1:  # pragma: no cover - no such field
-            raise NotImplementedError(f"{key}: unions of several types are not supported")
-        return _convert(value, options[0], key, source)
-    if value is None:
-        raise TrainConfigError(source, f"{key} must not be null")
-    if origin is Literal:
-        if value not in args:
-            choices = [str(a) for a in args]
-            raise TrainConfigError(
-                source,
-                f"{key} must be one of {', '.join(choices)}, got {_describe(value)}"
-                + _did_you_mean(str(value), choices),
-            )
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise TrainConfigError(source, f"{key} must be true or false, got {_describe(value)}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TrainConfigError(source, f"{key} must be an integer, got {_describe(value)}")
-        return value
-    if hint is float:
-        return _to_float(value, key, source)
-    if hint is str:
-        if not isinstance(value, str):
-            hint_text = " (quote it in YAML)" if isinstance(value, int | float) else ""
-            raise TrainConfigError(
-                source, f"{key} must be a string{hint_text}, got {_describe(value)}"
-            )
-        return value
-    if origin is tuple:
-        return _to_tuple(value, args, key, source)
-    if origin in (Mapping, dict):
-        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-            raise TrainConfigError(
-                source, f"{key} must be a mapping with string keys, got {_describe(value)}"
-            )
-        return dict(value)
-    raise NotImplementedError(f"{key}: unsupported annotation {hint!r}")  # pragma: no cover
-
-
-def _to_float(value: object, key: str, source: str | PathLike[str]) -> float:
-    """Accept ints, floats and numeric strings (YAML 1.1 reads ``1e-4`` as a string)."""
-    if isinstance(value, bool):
-        raise TrainConfigError(source, f"{key} must be a number, got {_describe(value)}")
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            raise TrainConfigError(
-                source, f"{key} must be a number, got {_describe(value)}"
-            ) from None
-    else:
-        raise TrainConfigError(source, f"{key} must be a number, got {_describe(value)}")
-    if not math.isfinite(number):
-        raise TrainConfigError(source, f"{key} must be a finite number, got {value!r}")
-    return number
-
-
-def _to_tuple(
-    value: object, args: tuple[Any, ...], key: str, source: str | PathLike[str]
-) -> tuple[Any, ...]:
-    """Check a YAML list against ``tuple[X, ...]`` or a fixed ``tuple[X, Y]``."""
-    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
-        raise TrainConfigError(source, f"{key} must be a list, got {_describe(value)}")
-    if len(args) == 2 and args[1] is Ellipsis:
-        item_types = [args[0]] * len(value)
-    else:
-        if len(value) != len(args):
-            raise TrainConfigError(
-                source, f"{key} must be a list of {len(args)} items, got {_describe(value)}"
-            )
-        item_types = list(args)
-    return tuple(
-        _convert(item, item_type, f"{key}[{index}]", source)
-        for index, (item, item_type) in enumerate(zip(value, item_types, strict=True))
-    )
