@@ -58,7 +58,13 @@ from typing import Any, Literal, NoReturn, TypeVar, Union
 
 from ctpipe.errors import InputError
 
-__all__ = ["dataclass_to_dict", "did_you_mean", "load_yaml_dataclass", "parse_dataclass"]
+__all__ = [
+    "dataclass_to_dict",
+    "did_you_mean",
+    "load_yaml_dataclass",
+    "parse_dataclass",
+    "read_yaml",
+]
 
 _T = TypeVar("_T")
 
@@ -178,6 +184,33 @@ def load_yaml_dataclass(
         ...
         ctpipe.errors.InputError: .../job.yaml: unknown key 'worker'; ... 'workers'?
     """
+    path = Path(path)
+    data = read_yaml(path, error=error, what=what)
+    return parse_dataclass(cls, data, source=path, error=error)
+
+
+def read_yaml(
+    path: str | PathLike[str], *, error: type[InputError] = InputError, what: str = "file"
+) -> Any:
+    """Read a UTF-8 YAML file into plain data, naming the file in any error.
+
+    Args:
+        path: The YAML file.
+        error: The exception raised, built as ``error(path, problem)``.
+        what: What the file is, in the message when it cannot be read.
+
+    Returns:
+        The parsed data (dicts, lists, scalars).
+
+    Raises:
+        InputError: The ``error`` class, when the file cannot be read or is not YAML.
+
+    Example:
+        >>> read_yaml("/nowhere.yaml", what="manifest")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ctpipe.errors.InputError: /nowhere.yaml: cannot read manifest: ...
+    """
     import yaml
 
     path = Path(path)
@@ -186,10 +219,9 @@ def load_yaml_dataclass(
     except (OSError, UnicodeDecodeError) as err:
         raise error(path, f"cannot read {what}: {err}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise error(path, f"not valid YAML: {err}") from None
-    return parse_dataclass(cls, data, source=path, error=error)
 
 
 def did_you_mean(word: str, choices: list[str]) -> str:

@@ -29,6 +29,7 @@ import yaml
 from ctpipe.errors import InputError, ManifestError
 from ctpipe.io.atomic import atomic_path
 from ctpipe.io.manifest.model import Manifest
+from ctpipe.schema import read_yaml
 
 __all__ = ["load_manifest", "read_header", "save_manifest"]
 
@@ -53,14 +54,7 @@ def load_manifest(path: str | PathLike[str]) -> Manifest:
         1
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ManifestError(path, f"cannot read manifest: {err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ManifestError(path, f"not valid YAML: {err}") from None
+    data = read_yaml(path, error=ManifestError, what="manifest")
     return Manifest.from_dict(data, source=path)
 
 
