@@ -115,8 +115,8 @@ class SliceInferer:
             raise ValueError(f"margin must be None or an integer >= 0, got {margin!r}")
         self.margin = margin
         self.pad_mode = _check_choice("pad_mode", pad_mode, PAD_MODES)
-        self.sw_device = _check_device("sw_device", sw_device)
-        self.device = _check_device("device", device)
+        self.sw_device = check_device("sw_device", sw_device)
+        self.device = check_device("device", device)
         if amp is not None and not isinstance(amp, bool):
             raise ValueError(f"amp must be True, False or None (auto: CUDA only), got {amp!r}")
         self.amp = amp
@@ -174,7 +174,7 @@ class SliceInferer:
         out_device = self.device or sw_device
         margin = self.margin_for(model)
         predictor = self._predictor(model, sw_device)
-        with _eval_mode(model), torch.inference_mode():
+        with eval_mode(model), torch.inference_mode():
             padded = self._pad(images.float(), margin)
             result = self._run(padded, predictor, margin, sw_device, out_device)
             height, width = images.shape[-2:]
@@ -220,10 +220,7 @@ class SliceInferer:
         return iter(tqdm(starts, desc="slice batches", unit="batch"))
 
     def _compute_device(self, model: nn.Module) -> torch.device:
-        if self.sw_device is not None:
-            return self.sw_device
-        parameter = next(model.parameters(), None)
-        return parameter.device if parameter is not None else torch.device("cpu")
+        return self.sw_device if self.sw_device is not None else model_device(model)
 
     def _amp_enabled(self, device: torch.device) -> bool:
         return self.amp if self.amp is not None else device.type == "cuda"
@@ -411,8 +408,14 @@ def _check_halo(tile: int, length: int, overlap: float, margin: int) -> None:
         )
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's parameters (CPU for a model without any)."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
 @contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
+def eval_mode(model: nn.Module) -> Iterator[None]:
     """Put ``model`` in eval mode, then back in the mode it was in."""
     was_training = model.training
     model.eval()
@@ -445,7 +448,8 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _check_device(name: str, device: DeviceLike) -> torch.device | None:
+def check_device(name: str, device: DeviceLike) -> torch.device | None:
+    """``torch.device(device)``, or None for None; a ValueError naming ``name`` otherwise."""
     if device is None:
         return None
     try:

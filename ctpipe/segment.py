@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +37,7 @@ import torch
 from monai.data import MetaTensor
 from torch import nn
 
+from ctpipe.inference import DeviceLike, check_device, eval_mode, model_device
 from ctpipe.nets.segmenters import SegmenterConfig
 
 __all__ = ["BLEND_MODES", "RECORD_KEY", "segment_volume"]
@@ -46,8 +46,6 @@ __all__ = ["BLEND_MODES", "RECORD_KEY", "segment_volume"]
 BLEND_MODES = ("constant", "gaussian")
 #: Key of the record that :func:`segment_volume` adds to the output's ``meta``.
 RECORD_KEY = "segmentation"
-
-DeviceLike = str | torch.device | None
 
 
 def segment_volume(
@@ -113,8 +111,8 @@ def segment_volume(
         raise ValueError(f"mode must be one of {', '.join(BLEND_MODES)}; got {mode!r}")
     if not _is_int(sw_batch_size) or sw_batch_size < 1:
         raise ValueError(f"sw_batch_size must be a positive integer, got {sw_batch_size!r}")
-    compute_device = _check_device("sw_device", sw_device) or _model_device(model)
-    out_device = _check_device("device", device) or image.device
+    compute_device = check_device("sw_device", sw_device) or model_device(model)
+    out_device = check_device("device", device) or image.device
 
     from monai.transforms import ResampleToMatch, ScaleIntensityRange, Spacing
 
@@ -137,7 +135,7 @@ def segment_volume(
     )
     model.to(compute_device)
     data = volume.as_tensor()
-    with _eval_mode(model), torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         if config.spatial_dims == 3:
             logits = inferer(data[None], model)  # (1, C, I, J, K)
             labels = _argmax(logits, config)[0]
@@ -254,32 +252,5 @@ def _check_roi_size(roi_size: Sequence[int], config: SegmenterConfig) -> tuple[i
     return window if config.spatial_dims == 3 else (window[1], window[0])
 
 
-def _check_device(name: str, device: DeviceLike) -> torch.device | None:
-    if device is None:
-        return None
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(
-            f"{name} must be a torch device such as 'cpu' or 'cuda:0', got {device!r}"
-        ) from error
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
-
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put ``model`` in eval mode, then back in the mode it was in."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
