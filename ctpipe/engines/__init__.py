@@ -11,6 +11,8 @@
   ``torchrun``).
 * :mod:`ctpipe.engines.checkpoint`: self-describing checkpoints and
   :func:`~ctpipe.engines.checkpoint.load_denoiser`.
+* :mod:`ctpipe.engines.common`: seeding, the non-finite-loss check, MONAI stats logging
+  and timing, shared by every trainer.
 * :mod:`ctpipe.engines.history`, :mod:`ctpipe.engines.schedule`,
   :mod:`ctpipe.engines.distributed`: the loss log and curve, learning-rate schedules and
   the ``torchrun`` process group.

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import random
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -45,6 +44,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctpipe.engines.common import (
+    attach_stats,
+    check_finite_loss,
+    every,
+    seed_everything,
+    time_engine,
+    versions,
+)
 from ctpipe.errors import InputError
 
 if TYPE_CHECKING:
@@ -73,8 +80,6 @@ BEST_NAME = "checkpoint_best.pt"
 CONFIG_NAME = "config.yaml"
 #: The validation metric that picks the best checkpoint.
 KEY_METRIC = "psnr"
-#: Logger of MONAI's StatsHandler lines (loss per iteration, metrics per epoch).
-STATS_LOGGER = "ctpipe.train.stats"
 
 logger = logging.getLogger("ctpipe.train")
 
@@ -149,6 +154,7 @@ def build_denoise_trainer(
         ValueError: If ``model.kwargs`` do not fit the model.
     """
     import torch
+    from ignite.engine import Events
     from monai.engines import SupervisedTrainer
     from monai.handlers import CheckpointLoader, LrScheduleHandler, ValidationHandler
 
@@ -161,7 +167,7 @@ def build_denoise_trainer(
     context = context if context is not None else setup_distributed(config.train.device)
     device = context.device
     output_dir = Path(config.output_dir)
-    _seed(config.train.seed)
+    seed_everything(config.train.seed)
     network = _build_network(config).to(device)
     model: torch.nn.Module = network
     if context.distributed:
@@ -173,7 +179,7 @@ def build_denoise_trainer(
 
     split = None
     if train_loader is None:
-        _seed(config.train.seed + context.rank)  # each rank draws its own patches
+        seed_everything(config.train.seed + context.rank)  # each rank draws its own patches
         split = split_pairs(config.data)
         train_loader, val_loader = build_loaders(
             config, split, rank=context.rank, world_size=context.world_size
@@ -232,7 +238,7 @@ def build_denoise_trainer(
     if evaluator is not None:
         history.attach_evaluator(evaluator)
         if context.is_main:
-            _attach_stats(evaluator, iteration_log=False, loss=False)
+            attach_stats(evaluator, iteration_log=False)
             best_saver = AtomicCheckpointSaver(
                 save_dir=str(output_dir),
                 save_dict=save_dict,
@@ -253,9 +259,9 @@ def build_denoise_trainer(
         ).attach(trainer)
         if best_saver is not None:
             trainer.add_event_handler(
-                _events().STARTED, lambda _: _restore_best(best_saver, history, output_dir)
+                Events.STARTED, lambda _: _restore_best(best_saver, history, output_dir)
             )
-    trainer.add_event_handler(_events().ITERATION_COMPLETED, _check_finite_loss)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, check_finite_loss)
     if evaluator is not None:
         ValidationHandler(
             interval=config.train.validation_interval, validator=evaluator, epoch_level=True
@@ -275,7 +281,11 @@ def build_denoise_trainer(
             interval_filename=LATEST_NAME,
             n_saved=1,
         ).attach(trainer)
-        _attach_stats(trainer, iteration_log=_every(config.train.log_interval), loss=True)
+        attach_stats(
+            trainer,
+            iteration_log=every(config.train.log_interval),
+            output_transform=lambda output: output["loss"].item(),
+        )
         if config.train.progress:
             from ignite.handlers import ProgressBar
 
@@ -325,7 +335,7 @@ def train_denoiser(config: DenoiseTrainConfig) -> TrainResult:
             Events.STARTED, lambda e: timing.update(start_iteration=e.state.iteration)
         )
         if evaluator is not None:
-            _time_engine(evaluator, timing)
+            time_engine(evaluator, timing)
         logger.info(
             "rank %d of %d on %s: training %s for %d epochs of %s iterations",
             context.rank,
@@ -472,15 +482,6 @@ def _clipped_pair(output: dict[str, Any]) -> tuple[Any, Any]:
     return output["pred"].float().clamp(0, 1), output["label"].float().clamp(0, 1)
 
 
-def _check_finite_loss(engine: Any) -> None:
-    loss = engine.state.output["loss"].item()
-    if not math.isfinite(loss):
-        raise FloatingPointError(
-            f"training loss is {loss} at iteration {engine.state.iteration}; lower "
-            "optimizer.lr, or turn train.amp off; the last good checkpoint is kept"
-        )
-
-
 def _check_resume(path: Path, network: torch.nn.Module, config: DenoiseTrainConfig) -> None:
     """Refuse a resume checkpoint of another model or one without training state."""
     from ctpipe.engines.checkpoint import read_checkpoint
@@ -524,11 +525,6 @@ def _run_meta(
     split: Any,
     epoch_length: int,
 ) -> dict[str, Any]:
-    import monai
-    import torch
-
-    from ctpipe import __version__
-
     return {
         "model": {"name": config.model.name, "kwargs": dict(getattr(network, "config", {}))},
         "parameters": sum(p.numel() for p in network.parameters()),
@@ -537,71 +533,8 @@ def _run_meta(
         "batch_size": config.train.batch_size,
         "world_size": context.world_size,
         "device": str(context.device),
-        "versions": {
-            "ctpipe": str(__version__),
-            "torch": str(torch.__version__),
-            "monai": str(monai.__version__),
-        },
+        "versions": versions(),
     }
-
-
-def _time_engine(engine: Any, timing: dict[str, float]) -> None:
-    """Add the engine's run times to ``timing["validation"]``."""
-    from ignite.engine import Events
-
-    started: dict[str, float] = {}
-    engine.add_event_handler(Events.STARTED, lambda _: started.update(t=time.perf_counter()))
-    engine.add_event_handler(
-        Events.COMPLETED,
-        lambda _: timing.update(
-            validation=timing["validation"] + time.perf_counter() - started["t"]
-        ),
-    )
-
-
-def _attach_stats(engine: Any, *, iteration_log: Any, loss: bool) -> None:
-    """Attach MONAI's StatsHandler, writing to the ``ctpipe.train.stats`` logger.
-
-    MONAI's ``get_logger`` makes a named logger stop propagating, sets it to INFO and
-    gives it its own stdout handler. The logger is created first (so MONAI adds no
-    handler) and, once the handler is attached, given back to the ``ctpipe`` hierarchy:
-    its lines go wherever the application sends ``ctpipe`` logs (``ctpipe train`` sends
-    them to stderr), and nowhere when logging is not configured.
-    """
-    from monai.handlers import StatsHandler
-
-    logging.getLogger(STATS_LOGGER)
-    handler = StatsHandler(
-        iteration_log=iteration_log,
-        epoch_log=True,
-        name=STATS_LOGGER,
-        tag_name="loss",
-        output_transform=(lambda output: output["loss"].item()) if loss else (lambda _: None),
-    )
-    handler.attach(engine)
-    handler.logger.propagate = True
-    handler.logger.setLevel(logging.NOTSET)
-
-
-def _every(interval: int) -> Any:
-    if interval <= 0:
-        return False
-    return lambda engine, iteration: iteration % interval == 0
-
-
-def _events() -> Any:
-    from ignite.engine import Events
-
-    return Events
-
-
-def _seed(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 if __name__ == "__main__":  # torchrun --nproc_per_node 2 -m ctpipe.engines.denoise CONFIG
