@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from os import PathLike
@@ -63,6 +63,8 @@ SUPPORTED_TRANSFER_SYNTAXES: tuple[UID, ...] = (
     RLELossless,
     JPEG2000Lossless,
 )
+#: How far a given slice position may lie from the affine's (mm).
+POSITION_TOLERANCE_MM = 0.01
 #: openjpeg's default of 6 resolution levels needs at least this many rows and columns.
 JPEG2000_MIN_SIZE = 32
 
@@ -139,6 +141,9 @@ def write_ct_series(
     window_width: float = 400.0,
     file_name_pattern: str = "IM{index:04d}.dcm",
     extra: Mapping[str, Any] | None = None,
+    image_type: Sequence[str] = ("ORIGINAL", "PRIMARY", "AXIAL"),
+    slice_extra: Sequence[Mapping[str, Any]] | None = None,
+    slice_positions: np.ndarray | None = None,
 ) -> list[Path]:
     """Write a HU volume as one single-frame CT Image Storage file per slice.
 
@@ -172,6 +177,13 @@ def write_ct_series(
         extra: More attributes by DICOM keyword, set on every file after the writer's
             own (for example ``{"BodyPartExamined": "ABDOMEN"}``). Attributes the writer
             derives from the volume (:data:`PROTECTED_KEYWORDS`) are refused.
+        image_type: ImageType values, e.g. ``("DERIVED", "SECONDARY", "AXIAL")`` for an
+            image computed from another series.
+        slice_extra: One mapping of attributes per slice (set after ``extra``), e.g. the
+            ``SourceImageSequence`` naming the source instance of each slice.
+        slice_positions: ``(slices, 3)`` ImagePositionPatient per slice, to copy a
+            source series' positions exactly; ``None``: from the affine. Each must lie
+            within 0.01 mm of the affine's position (the geometry stays one grid).
 
     Returns:
         The written files, in slice order ``k = 0, 1, ...``.
@@ -196,6 +208,8 @@ def write_ct_series(
     syntax = _check_transfer_syntax(transfer_syntax, volume.shape)
     names = _file_names(file_name_pattern, volume.shape[2])
     _check_extra(extra or {})
+    per_slice = _check_slice_extra(slice_extra, volume.shape[2])
+    positions = _check_positions(slice_positions, geometry, volume.shape[2])
     _check_window(window_center, window_width)
     base = _series_dataset(
         patient_id=patient_id,
@@ -208,6 +222,7 @@ def write_ct_series(
         modality=modality,
         convolution_kernel=convolution_kernel,
     )
+    base.ImageType = list(image_type)
     _set_pixel_module(base, geometry, volume.shape, pixel_representation)
     base.RescaleSlope = _ds(rescale_slope)
     base.RescaleIntercept = _ds(rescale_intercept)
@@ -217,7 +232,9 @@ def write_ct_series(
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for k, name in enumerate(names):
-        ds = _slice_dataset(base, geometry, k, extra or {})
+        ds = _slice_dataset(
+            base, positions[k], geometry.normal, k, {**(extra or {}), **per_slice[k]}
+        )
         _write_slice(ds, stored[:, :, k].T, syntax, out / name)
         paths.append(out / name)
     return paths
@@ -465,13 +482,44 @@ def _set_pixel_module(
     ds.RescaleType = "HU"
 
 
-def _slice_dataset(base: Dataset, geometry: _Geometry, k: int, extra: Mapping[str, Any]) -> Dataset:
+def _check_slice_extra(
+    slice_extra: Sequence[Mapping[str, Any]] | None, count: int
+) -> list[Mapping[str, Any]]:
+    if slice_extra is None:
+        return [{}] * count
+    if len(slice_extra) != count:
+        raise ValueError(
+            f"slice_extra must hold one mapping per slice ({count}), got {len(slice_extra)}"
+        )
+    for attributes in slice_extra:
+        _check_extra(attributes)
+    return list(slice_extra)
+
+
+def _check_positions(positions: np.ndarray | None, geometry: _Geometry, count: int) -> np.ndarray:
+    expected = np.array([geometry.position(k) for k in range(count)], dtype=np.float64)
+    if positions is None:
+        return expected
+    given = np.asarray(positions, dtype=np.float64)
+    if given.shape != (count, 3):
+        raise ValueError(f"slice_positions must have shape ({count}, 3), got {given.shape}")
+    worst = float(np.abs(given - expected).max()) if count else 0.0
+    if worst > POSITION_TOLERANCE_MM:
+        raise ValueError(
+            f"slice_positions must lie within {POSITION_TOLERANCE_MM} mm of the affine's "
+            f"positions, got a difference of {worst:.4g} mm"
+        )
+    return given
+
+
+def _slice_dataset(
+    base: Dataset, position: np.ndarray, normal: np.ndarray, k: int, extra: Mapping[str, Any]
+) -> Dataset:
     ds = copy.deepcopy(base)
     ds.SOPInstanceUID = generate_uid()
     ds.InstanceNumber = k + 1
-    position = geometry.position(k)
     ds.ImagePositionPatient = [_ds(v) for v in position]
-    ds.SliceLocation = _ds(float(np.dot(position, geometry.normal)))
+    ds.SliceLocation = _ds(float(np.dot(position, normal)))
     for keyword, value in extra.items():
         setattr(ds, keyword, value)
     ds.file_meta = FileMetaDataset()

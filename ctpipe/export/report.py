@@ -1,0 +1,199 @@
+"""HTML reports: one page per study, an index page per batch; self-contained, no scripts.
+
+:func:`write_study_report` renders a study's run record (``run.json``): the input, the
+previews side by side (input, each image step's result, the difference, the label
+overlay, all in the display window), the metrics, each step's model (file and sha256),
+settings and time, the library versions and the outputs. :func:`write_batch_index`
+lists every series of a batch with its status, time and error, linking each report.
+Text from DICOM headers and error messages is escaped.
+
+Example:
+    >>> import tempfile
+    >>> record = {"status": "done", "workflow": {"name": "w"}, "input": {"path": "ct/"},
+    ...           "steps": {}, "timings": {"total": 1.5}, "versions": {}, "outputs": {}}
+    >>> html = write_study_report(record, tempfile.mkdtemp() + "/report.html").read_text()
+    >>> "<h1>ctpipe report: w</h1>" in html
+    True
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from html import escape
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from ctpipe.io.atomic import atomic_path
+
+__all__ = ["write_batch_index", "write_study_report"]
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+.done { color: #176317; } .failed { color: #a31515; } .skipped { color: #666; }
+figure { display: inline-block; margin: 0.4em; } figure img { max-width: 46vw; }
+figcaption { font-size: 0.85em; color: #555; }
+pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+"""
+
+_CAPTIONS = {
+    "input": "input (window -160..240 HU)",
+    "denoised": "denoised (same window)",
+    "denoised_difference": "input minus denoised (-60..60 HU)",
+    "labels": "labels over the final image",
+}
+
+
+def write_study_report(record: Mapping[str, Any], path: str | PathLike[str]) -> Path:
+    """Write the HTML report of one study's run record; return its path."""
+    name = record.get("workflow", {}).get("name", "workflow")
+    parts = [
+        f"<h1>ctpipe report: {escape(str(name))}</h1>",
+        f'<p>Status: <b class="{escape(str(record.get("status")))}">'
+        f"{escape(str(record.get('status')))}</b>, {_seconds(record, 'total')}</p>",
+        "<h2>Input</h2>",
+        _table(record.get("input", {})),
+    ]
+    previews = record.get("outputs", {}).get("previews", {})
+    if previews:
+        parts.append("<h2>Images</h2>")
+        parts += [_figure(key, src) for key, src in previews.items()]
+    for step, step_record in record.get("steps", {}).items():
+        parts += [f"<h2>Step: {escape(step)}</h2>", _step_table(step_record)]
+    if record.get("error"):
+        parts += ["<h2>Error</h2>", f"<pre>{escape(str(record['error']))}</pre>"]
+    parts += [
+        "<h2>Outputs</h2>",
+        _outputs(record.get("outputs", {})),
+        "<h2>Timings (s)</h2>",
+        _table(_timings(record)),
+        "<h2>Versions</h2>",
+        _table(record.get("versions", {})),
+        "<h2>Workflow settings</h2>",
+        f"<pre>{escape(json.dumps(record.get('workflow', {}), indent=2))}</pre>",
+    ]
+    return _write(f"ctpipe: {name}", parts, path)
+
+
+def write_batch_index(
+    rows: Sequence[Mapping[str, Any]], path: str | PathLike[str], *, title: str = "ctpipe batch"
+) -> Path:
+    """Write a batch's index page: one row per series (name, status, seconds, error, report).
+
+    Args:
+        rows: Dicts with ``name``, ``status``, ``seconds``, ``error`` and optionally
+            ``report`` (a path relative to the index page) and ``input``.
+        path: The HTML file.
+        title: Page heading.
+
+    Example:
+        >>> import tempfile
+        >>> rows = [{"name": "a", "status": "failed", "seconds": 0.1, "error": "<bad>"}]
+        >>> "&lt;bad&gt;" in write_batch_index(rows, tempfile.mkdtemp() + "/i.html").read_text()
+        True
+    """
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[str(row.get("status"))] = counts.get(str(row.get("status")), 0) + 1
+    header = "<tr><th>series</th><th>status</th><th>seconds</th><th>input</th><th>error</th></tr>"
+    body = []
+    for row in rows:
+        name = escape(str(row.get("name", "")))
+        if row.get("report"):
+            name = f'<a href="{escape(str(row["report"]))}">{name}</a>'
+        status = escape(str(row.get("status", "")))
+        body.append(
+            f'<tr><td>{name}</td><td class="{status}">{status}</td>'
+            f"<td>{escape(_number(row.get('seconds')))}</td>"
+            f"<td>{escape(str(row.get('input', '')))}</td>"
+            f"<td>{escape(str(row.get('error') or ''))}</td></tr>"
+        )
+    summary = ", ".join(f"{n} {escape(s)}" for s, n in sorted(counts.items()))
+    parts = [
+        f"<h1>{escape(title)}</h1>",
+        f"<p>{len(rows)} series: {summary or 'none'}</p>",
+        f"<table>{header}{''.join(body)}</table>",
+    ]
+    return _write(title, parts, path)
+
+
+def _write(title: str, parts: list[str], path: str | PathLike[str]) -> Path:
+    html = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
+    )
+    with atomic_path(path) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    return Path(path)
+
+
+def _figure(key: str, src: str) -> str:
+    caption = _CAPTIONS.get(key, key.replace("_", " "))
+    return (
+        f'<figure><img src="{escape(src)}" alt="{escape(caption)}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
+
+
+def _step_table(step: Mapping[str, Any]) -> str:
+    rows = {}
+    model = step.get("model")
+    if model:
+        rows["model"] = model.get("name")
+        rows["weights"] = model.get("path")
+        rows["weights sha256"] = model.get("sha256")
+    for key, value in step.get("settings", {}).items():
+        rows[f"setting: {key}"] = value
+    for key, value in step.get("metrics", {}).items():
+        if isinstance(value, Mapping):
+            for sub, number in value.items():
+                rows[f"{key}: {sub}"] = number
+        else:
+            rows[key] = value
+    rows["seconds"] = step.get("seconds")
+    return _table(rows)
+
+
+def _outputs(outputs: Mapping[str, Any]) -> str:
+    items = []
+    for key, value in outputs.items():
+        if key == "previews":
+            continue
+        files = value if isinstance(value, list) else [value]
+        shown = files if len(files) <= 3 else [*files[:2], f"... {len(files)} files"]
+        items.append(f"<li>{escape(key)}: {escape(', '.join(str(f) for f in shown))}</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else "<p>none</p>"
+
+
+def _timings(record: Mapping[str, Any]) -> dict[str, Any]:
+    timings = {step: r.get("seconds") for step, r in record.get("steps", {}).items()}
+    timings.update(record.get("timings", {}))
+    return timings
+
+
+def _table(values: Mapping[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><th>{escape(str(k))}</th><td>{escape(_number(v))}</td></tr>"
+        for k, v in values.items()
+    )
+    return f"<table>{rows}</table>"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(_number(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _seconds(record: Mapping[str, Any], key: str) -> str:
+    value = record.get("timings", {}).get(key)
+    return f"{value:.1f} s" if isinstance(value, (int, float)) else ""

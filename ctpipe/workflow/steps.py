@@ -1,0 +1,275 @@
+"""The steps a workflow runs on a study, and the models they use (loaded once per batch).
+
+Each step takes the :class:`StudyState` (the input volume, the current image, the labels)
+and returns its record (settings, timings, metrics). Image steps (``denoise``) replace
+``state.image``; ``segment`` sets ``state.labels`` from the current image.
+
+:class:`Models` loads every model a workflow needs once, so a batch of many series does
+not reload weights per series; each model's file and sha256 go into the run records.
+
+Example:
+    >>> import numpy as np, torch
+    >>> from ctpipe.io.dicom_volume import CTVolume
+    >>> from ctpipe.workflow.config import Workflow
+    >>> volume = CTVolume(np.zeros((16, 16, 2), np.float32), np.eye(4))
+    >>> state = StudyState(volume)
+    >>> models = Models({"denoise": LoadedModel(torch.nn.Identity(), "identity", "0" * 64)})
+    >>> record = run_step("denoise", state, Workflow(name="x", steps=("denoise",)), models)
+    >>> record["model"]["name"], state.image.shape
+    ('identity', (16, 16, 2))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctpipe.io.dicom_volume import CTVolume
+from ctpipe.workflow.config import DEFAULT_WEIGHTS, Workflow, weights_file
+
+__all__ = ["PADDING_BELOW_HU", "STEPS", "LoadedModel", "Models", "StudyState", "run_step"]
+
+#: Voxels below this HU (air is -1000; scanners pad outside the field of view with
+#: -2000 or -3024) are padding: the denoiser leaves them as they are.
+PADDING_BELOW_HU = -1024.0
+
+
+@dataclass
+class StudyState:
+    """What the steps of one study share.
+
+    Args:
+        volume: The input volume (HU, geometry, source series).
+        image: The current image (HU); starts as the input's.
+        labels: The label volume once ``segment`` ran.
+        outputs: Named intermediate volumes for export (``denoised``, ...).
+    """
+
+    volume: CTVolume
+    image: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.image is None:
+            self.image = self.volume.hu
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to run, with where it came from.
+
+    Args:
+        module: The network, in eval mode.
+        name: What it is (e.g. ``redcnn``), for records.
+        sha256: The weights file's sha256.
+        path: The weights file (``None`` for a model built in memory).
+        config: Its configuration (e.g. a ``SegmenterConfig``), when a step needs it.
+        settings: Recommended inference settings stored with the weights.
+    """
+
+    module: Any
+    name: str
+    sha256: str
+    path: Path | None = None
+    config: Any = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """Name, file and sha256 for run records."""
+        return {
+            "name": self.name,
+            "path": str(self.path) if self.path else None,
+            "sha256": self.sha256,
+        }
+
+
+class Models:
+    """The models of a workflow's steps, by step name.
+
+    Example:
+        >>> Models({})["segment"]
+        Traceback (most recent call last):
+        ...
+        KeyError: 'no model loaded for step segment'
+    """
+
+    def __init__(self, models: Mapping[str, LoadedModel]) -> None:
+        self._models = dict(models)
+
+    def __getitem__(self, step: str) -> LoadedModel:
+        if step not in self._models:
+            raise KeyError(f"no model loaded for step {step}")
+        return self._models[step]
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Each step's model name, file and sha256."""
+        return {step: model.describe() for step, model in self._models.items()}
+
+    @classmethod
+    def load(cls, workflow: Workflow, *, source: str | PathLike[str] = "<workflow>") -> Models:
+        """Load the model of every step of ``workflow`` (weights found as in the file)."""
+        loaded = {}
+        for step in workflow.steps:
+            if step in LOADERS:
+                path = weights_file(workflow, step, source=source)
+                settings = getattr(workflow, step)
+                loaded[step] = LOADERS[step](path, settings.weights == DEFAULT_WEIGHTS)
+        return cls(loaded)
+
+
+def file_sha256(path: str | PathLike[str]) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_denoiser(path: Path, shipped: bool) -> LoadedModel:
+    from ctpipe.engines.checkpoint import load_denoiser
+
+    model = load_denoiser(path)
+    name = type(model).__name__.lower()
+    return LoadedModel(model, name, file_sha256(path), path, config=getattr(model, "config", None))
+
+
+def _load_segmenter(path: Path, shipped: bool) -> LoadedModel:
+    """A segmenter checkpoint, with the inference settings it was validated with."""
+    import inspect
+
+    from ctpipe.engines.segment_checkpoint import load_segmenter
+    from ctpipe.segment import segment_volume
+
+    model, config = load_segmenter(path)
+    stored = dict(getattr(model, "checkpoint_record", {}).get("inference", {}))
+    accepted = set(inspect.signature(segment_volume).parameters)
+    settings = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in stored.items() if k in accepted
+    }
+    return LoadedModel(
+        model, config.architecture, file_sha256(path), path, config=config, settings=settings
+    )
+
+
+#: How each step's weights are loaded: ``(path, shipped) -> LoadedModel``.
+LOADERS: dict[str, Callable[[Path, bool], LoadedModel]] = {
+    "denoise": _load_denoiser,
+    "segment": _load_segmenter,
+}
+
+
+def run_step(step: str, state: StudyState, workflow: Workflow, models: Models) -> dict[str, Any]:
+    """Run one step on ``state``; return its record (model, settings, seconds, metrics)."""
+    start = time.perf_counter()
+    record = STEPS[step](state, workflow, models)
+    record["seconds"] = round(time.perf_counter() - start, 3)
+    return record
+
+
+def _device(setting: str) -> str:
+    import torch
+
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return setting
+
+
+def _denoise(state: StudyState, workflow: Workflow, models: Models) -> dict[str, Any]:
+    from ctpipe.inference import denoise_volume
+
+    settings = workflow.denoise
+    model = models["denoise"]
+    device = _device(settings.device)
+    before = state.image
+    denoised = denoise_volume(
+        np.ascontiguousarray(before, dtype=np.float32),
+        model.module,
+        batch_size=settings.batch_size,
+        sw_device=device,
+        device="cpu",
+        amp=settings.amp if device.startswith("cuda") else False,
+    )
+    result = np.asarray(denoised, dtype=np.float32)
+    padding = before < PADDING_BELOW_HU  # outside the scan's field of view: keep as is
+    result[padding] = before[padding]
+    state.image = result
+    state.outputs["denoised"] = result
+    change = (result - before)[~padding]
+    return {
+        "output": "denoised",
+        "model": model.describe(),
+        "settings": {"device": device, "batch_size": settings.batch_size, "amp": settings.amp},
+        "metrics": {
+            "mean_change_hu": round(float(change.mean()), 3) if change.size else 0.0,
+            "rms_change_hu": _rms(change),
+            "padding_voxels_kept": int(padding.sum()),
+        },
+    }
+
+
+def _segment(state: StudyState, workflow: Workflow, models: Models) -> dict[str, Any]:
+    import torch
+    from monai.data import MetaTensor
+
+    from ctpipe.segment import segment_volume
+
+    settings = workflow.segment
+    model = models["segment"]
+    sw_device = _device(settings.sw_device)
+    device = "cpu" if settings.device == "auto" else settings.device
+    options = dict(model.settings)
+    if settings.roi_size is not None:
+        options["roi_size"] = settings.roi_size
+    options.update(
+        overlap=settings.overlap,
+        mode=settings.blend,
+        sw_batch_size=settings.sw_batch_size,
+        sw_device=sw_device,
+        device=device,
+    )
+    image = MetaTensor(
+        torch.from_numpy(np.ascontiguousarray(state.image, dtype=np.float32)),
+        affine=torch.from_numpy(state.volume.affine_ras),
+    )
+    labels = segment_volume(image, model.module, config=model.config, **options)
+    state.labels = np.asarray(labels.cpu().numpy(), dtype=np.uint8)
+    voxel_ml = float(np.prod(state.volume.spacing)) / 1000.0
+    counts = np.bincount(state.labels.ravel(), minlength=len(model.config.class_map) + 1)
+    volumes = {
+        name: round(float(counts[value]) * voxel_ml, 2)
+        for name, value in sorted(model.config.class_map.items(), key=lambda item: item[1])
+    }
+    return {
+        "model": model.describe(),
+        "settings": {k: _plain(v) for k, v in options.items()},
+        "class_map": dict(model.config.class_map),
+        "metrics": {"volume_ml": volumes},
+    }
+
+
+def _rms(values: np.ndarray) -> float:
+    if not values.size:
+        return 0.0
+    return round(float(np.sqrt(np.mean(values.astype(np.float64) ** 2))), 3)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+#: Step name -> function ``(state, workflow, models) -> record``.
+STEPS: dict[str, Callable[[StudyState, Workflow, Models], dict[str, Any]]] = {
+    "denoise": _denoise,
+    "segment": _segment,
+}
