@@ -4,6 +4,8 @@
 folder or file, or a NIfTI volume) and prints where the report and the record are.
 ``ctpipe batch WORKFLOW --input TREE --output DIR`` runs it on every DICOM series under
 ``TREE``, one study folder each, with a progress bar; a re-run skips series already done.
+``--workers N`` runs the series on a local Dask cluster of N processes, ``--scheduler
+ADDRESS`` on an existing Dask cluster (``--task-resources GPU=1``: one series per GPU).
 ``WORKFLOW`` is a YAML file or the name of a shipped one (``denoise_segment``,
 ``denoise_only``, ``segment_only``). The workflow is checked before any work starts.
 Exit status: 0 when everything is done, 1 when a study failed (its error is recorded and
@@ -61,6 +63,24 @@ def add_workflow_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="redo series already done instead of skipping them",
     )
     batch.add_argument("--no-progress", dest="progress", action="store_false", help="no bar")
+    cluster = batch.add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run series as tasks on this Dask scheduler (e.g. tcp://head:8786)",
+    )
+    cluster.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run series on a local Dask cluster of N worker processes",
+    )
+    batch.add_argument(
+        "--task-resources",
+        metavar="NAME=AMOUNT",
+        help="Dask resources each series needs, e.g. GPU=1 for workers started with "
+        "--resources GPU=1 (one series per GPU at a time)",
+    )
     batch.set_defaults(func=run_batch_command)
 
 
@@ -102,19 +122,35 @@ def run_command(args: argparse.Namespace) -> int:
 
 def run_batch_command(args: argparse.Namespace) -> int:
     """Handler of ``ctpipe batch``."""
+    from ctpipe.errors import InputError
     from ctpipe.workflow import load_workflow, run_batch
+    from ctpipe.workflow.cluster import close, connect, parse_resources
 
     _logging(args.verbose)
     path = resolve_workflow(args.workflow)
     workflow = load_workflow(path)
-    result = run_batch(
-        workflow,
-        args.input,
-        args.output,
-        resume=args.resume,
-        progress=args.progress,
-        workflow_source=path,
-    )
+    try:
+        resources = parse_resources(args.task_resources)
+    except ValueError as err:
+        raise InputError("--task-resources", str(err)) from None
+    client = None
+    if args.scheduler or args.workers:
+        client = connect(args.scheduler, args.workers)
+        print(f"Dask: {client.dashboard_link or client.scheduler.address}", file=sys.stderr)
+    try:
+        result = run_batch(
+            workflow,
+            args.input,
+            args.output,
+            resume=args.resume,
+            progress=args.progress,
+            workflow_source=path.resolve() if path.exists() else path,
+            client=client,
+            task_resources=resources,
+        )
+    finally:
+        if client is not None:
+            close(client)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items()))
     print(f"{len(result.rows)} series in {result.seconds:.1f} s: {counts or 'none'}")
     for row in result.rows:

@@ -31,7 +31,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -41,10 +41,18 @@ from ctpipe.errors import InputError
 from ctpipe.io.atomic import atomic_path
 from ctpipe.io.discovery import DicomSeries, scan_dicom
 from ctpipe.workflow.config import Workflow
-from ctpipe.workflow.runner import read_record, run_study
+from ctpipe.workflow.runner import StudyResult, StudyRun, read_record
 from ctpipe.workflow.steps import Models
 
-__all__ = ["BatchResult", "SeriesJob", "find_jobs", "process_job", "run_batch", "study_name"]
+__all__ = [
+    "BatchResult",
+    "SeriesJob",
+    "find_jobs",
+    "process_job",
+    "run_batch",
+    "study_name",
+    "worker_models",
+]
 
 logger = logging.getLogger("ctpipe.workflow")
 
@@ -142,24 +150,29 @@ def process_job(
     resume: bool = True,
     workflow_source: str | PathLike[str] = "<workflow>",
 ) -> dict[str, Any]:
-    """Run (or skip, when already done) one series; return its summary row."""
+    """Run (or skip, when already done) one series; return its summary row.
+
+    This is the task a Dask worker runs: without ``models`` it loads them once per
+    process (:func:`worker_models`) and reuses them for the next series.
+    """
     folder = Path(output_dir) / job.name
-    row: dict[str, Any] = {
-        "name": job.name,
-        "input": job.input,
-        "series_uid": job.series.first.series_instance_uid,
-    }
     if resume and _is_done(folder, workflow, job):
-        return {**row, "status": "skipped", "seconds": 0.0, "error": None, **_report(job)}
-    result = run_study(workflow, job.series, folder, models=models, workflow_source=workflow_source)
-    report = _report(job) if result.report is not None else {}
-    return {
-        **row,
-        "status": result.status,
-        "seconds": round(result.seconds, 2),
-        "error": result.error,
-        **report,
-    }
+        return _skipped_row(job)
+    if models is None:
+        models = worker_models(workflow, workflow_source)
+    run = StudyRun.start(workflow, job.series, folder, workflow_source=workflow_source)
+    return _row(job, run.read().compute(models).finish())
+
+
+_MODEL_CACHE: dict[tuple[str, str], Models] = {}
+
+
+def worker_models(workflow: Workflow, workflow_source: str | PathLike[str]) -> Models:
+    """The workflow's models, loaded once per process (a Dask worker serves many series)."""
+    key = (workflow.sha256, str(workflow_source))
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE[key] = Models.load(workflow, source=workflow_source)
+    return _MODEL_CACHE[key]
 
 
 def run_batch(
@@ -171,18 +184,31 @@ def run_batch(
     progress: bool = True,
     models: Models | None = None,
     workflow_source: str | PathLike[str] = "<workflow>",
+    client: Any = None,
+    task_resources: dict[str, float] | None = None,
+    overlap: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> BatchResult:
     """Run ``workflow`` on every series under ``tree``; one study folder per series.
 
+    Locally, reading the next series and writing the previous one's outputs run in
+    threads beside the current series' steps (``overlap``), so the model is rarely idle.
+    With a Dask ``client`` every series is one task on the cluster (see
+    :mod:`ctpipe.workflow.cluster`); the records, resume and failure isolation are the
+    same, and the summary is written here as tasks finish.
+
     Args:
         workflow: The workflow.
         tree: Folder searched recursively for DICOM series.
-        output_dir: The batch folder (created).
+        output_dir: The batch folder (created); on a cluster, a path every worker sees.
         resume: Skip series already done under the same settings (else redo all).
         progress: Show a progress bar over series.
-        models: Models already loaded; loaded once here otherwise.
+        models: Models already loaded (local runs); loaded once here otherwise.
         workflow_source: The workflow file, for weights paths relative to it.
+        client: A ``distributed.Client``; ``None`` runs in this process.
+        task_resources: Dask resources each series needs, e.g. ``{"GPU": 1}`` so a
+            worker started with ``--resources GPU=1`` runs one series at a time.
+        overlap: Overlap reading, computing and writing of successive series (local).
         on_row: Called with each series' summary row as it finishes.
 
     Returns:
@@ -197,30 +223,119 @@ def run_batch(
     jobs, unreadable = find_jobs(tree)
     _clear_staging(output)
     rows = [_unreadable_row(path, why) for path, why in unreadable]
-    pending = [job for job in jobs if not (resume and _is_done(output / job.name, workflow, job))]
-    if pending and models is None:
-        models = Models.load(workflow, source=workflow_source)
+    todo = []
+    for job in jobs:
+        if resume and _is_done(output / job.name, workflow, job):
+            rows.append(_skipped_row(job))
+        else:
+            todo.append(job)
     logger.info(
-        "%d series (%d to run), %d unreadable files", len(jobs), len(pending), len(unreadable)
+        "%d series (%d to run, %d done before), %d unreadable files",
+        len(jobs),
+        len(todo),
+        len(jobs) - len(todo),
+        len(unreadable),
     )
-    for job in _progress(jobs, progress):
-        row = process_job(
-            job, workflow, output, models=models, resume=resume, workflow_source=workflow_source
-        )
+    bar = _progress(len(todo), progress)
+
+    def emit(row: dict[str, Any]) -> None:
         rows.append(row)
-        logger.info(
-            "%s: %s (%.1f s)%s",
-            row["name"],
-            row["status"],
-            row["seconds"],
-            f": {row['error']}" if row["error"] else "",
-        )
+        suffix = f": {row['error']}" if row["error"] else ""
+        logger.info("%s: %s (%.1f s)%s", row["name"], row["status"], row["seconds"], suffix)
         _write_summary(output, rows, workflow, tree, time.perf_counter() - started)
+        if bar is not None:
+            bar.update(1)
         if on_row is not None:
             on_row(row)
+
+    _write_summary(output, rows, workflow, tree, time.perf_counter() - started)
+    try:
+        if client is not None:
+            from ctpipe.workflow.cluster import run_on_cluster
+
+            run_on_cluster(
+                client, todo, workflow, output, workflow_source, task_resources or {}, emit
+            )
+        elif todo:
+            models = models or Models.load(workflow, source=workflow_source)
+            _run_local(todo, workflow, output, models, workflow_source, overlap, emit)
+    finally:
+        if bar is not None:
+            bar.close()
     seconds = time.perf_counter() - started
     _write_summary(output, rows, workflow, tree, seconds)
     return BatchResult(output_dir=output, rows=rows, seconds=seconds)
+
+
+def _run_local(
+    todo: list[SeriesJob],
+    workflow: Workflow,
+    output: Path,
+    models: Models,
+    workflow_source: str | PathLike[str],
+    overlap: bool,
+    emit: Callable[[dict[str, Any]], None],
+) -> None:
+    """Series one after another; with ``overlap``, read ahead and write behind in threads.
+
+    At most three studies are in memory: the one being read, the one being computed and
+    the one being written.
+    """
+
+    def start(job: SeriesJob) -> StudyRun:
+        return StudyRun.start(
+            workflow, job.series, output / job.name, workflow_source=workflow_source
+        )
+
+    if not overlap:
+        for job in todo:
+            emit(_row(job, start(job).read().compute(models).finish()))
+        return
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="ctpipe-read") as reader,
+        ThreadPoolExecutor(1, thread_name_prefix="ctpipe-write") as writer,
+    ):
+        reading = reader.submit(lambda: start(todo[0]).read())
+        writing: tuple[SeriesJob, Future] | None = None
+        try:
+            for index, job in enumerate(todo):
+                run = reading.result()
+                if index + 1 < len(todo):
+                    following = todo[index + 1]
+                    reading = reader.submit(lambda job=following: start(job).read())
+                run.compute(models)
+                if writing is not None:
+                    emit(_row(writing[0], writing[1].result()))
+                writing = (job, writer.submit(run.finish))
+        finally:
+            if writing is not None:  # publish (and record) the study being written
+                done_job, future = writing
+                writing = None
+                emit(_row(done_job, future.result()))
+
+
+def _row(job: SeriesJob, result: StudyResult) -> dict[str, Any]:
+    return {
+        **_job_row(job),
+        "status": result.status,
+        "seconds": round(result.seconds, 2),
+        "error": result.error,
+        **(_report(job) if result.report is not None else {}),
+    }
+
+
+def _job_row(job: SeriesJob) -> dict[str, Any]:
+    return {
+        "name": job.name,
+        "input": job.input,
+        "series_uid": job.series.first.series_instance_uid,
+    }
+
+
+def _skipped_row(job: SeriesJob) -> dict[str, Any]:
+    return {**_job_row(job), "status": "skipped", "seconds": 0.0, "error": None, **_report(job)}
 
 
 def _is_done(folder: Path, workflow: Workflow, job: SeriesJob) -> bool:
@@ -255,12 +370,12 @@ def _clear_staging(output: Path) -> None:
             shutil.rmtree(staging)
 
 
-def _progress(jobs: list[SeriesJob], enabled: bool) -> Iterable[SeriesJob]:
-    if not enabled or not jobs:
-        return jobs
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled or not total:
+        return None
     from tqdm.auto import tqdm
 
-    return tqdm(jobs, desc="series", unit="series")
+    return tqdm(total=total, desc="series", unit="series")
 
 
 def _write_summary(

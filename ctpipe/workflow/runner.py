@@ -27,6 +27,8 @@ import platform
 import shutil
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from os import PathLike
@@ -40,7 +42,7 @@ from ctpipe.workflow.config import Workflow, load_workflow
 from ctpipe.workflow.outputs import study_paths, write_outputs
 from ctpipe.workflow.steps import Models, StudyState, run_step
 
-__all__ = ["RECORD_NAME", "StudyResult", "load_workflow", "read_record", "run_study"]
+__all__ = ["RECORD_NAME", "StudyResult", "StudyRun", "load_workflow", "read_record", "run_study"]
 
 logger = logging.getLogger("ctpipe.workflow")
 
@@ -112,45 +114,122 @@ def run_study(
     Returns:
         The :class:`StudyResult`.
     """
-    output_dir = Path(output_dir)
-    staging = _staging(output_dir)
-    started = time.perf_counter()
-    record = _record_start(workflow, source)
-    try:
-        models = models if models is not None else Models.load(workflow, source=workflow_source)
-        state = StudyState(_read(source, workflow))
-        record["input"].update(_describe_volume(state))
-        for step in workflow.steps:
-            logger.info("%s: %s", output_dir.name, step)
-            record["steps"][step] = run_step(step, state, workflow, models)
-        export_start = time.perf_counter()
-        record["outputs"] = write_outputs(state, workflow, staging, record["steps"])
-        record["timings"]["export"] = round(time.perf_counter() - export_start, 3)
-        record["status"] = "done"
-    except Exception as err:  # one study's failure is recorded, never raised
-        _clear(staging)
-        record["status"] = "failed"
-        record["error"] = _one_line(err)
-        record["traceback"] = traceback.format_exc()
-        logger.warning("%s: failed: %s", output_dir.name, record["error"])
-    seconds = time.perf_counter() - started
-    record["timings"]["total"] = round(seconds, 3)
-    record["finished"] = _now()
-    if record["status"] == "done" and workflow.export.report:
-        from ctpipe.export.report import write_study_report
+    run = StudyRun.start(workflow, source, output_dir, workflow_source=workflow_source)
+    run.read()
+    run.compute(models)
+    return run.finish()
 
-        record["outputs"]["report"] = "report.html"
-        write_study_report(record, staging / "report.html")
-    _write_record(record, staging / RECORD_NAME)
-    _publish(staging, output_dir)
-    return StudyResult(
-        name=output_dir.name,
-        status=record["status"],
-        output_dir=output_dir,
-        error=record.get("error"),
-        seconds=seconds,
-        record=record,
-    )
+
+class StudyRun:
+    """One study in three phases, so a batch can overlap them across studies.
+
+    :meth:`read` loads the input, :meth:`compute` runs the steps, :meth:`finish` writes
+    the outputs, the report and the record and publishes the folder. An error in any
+    phase is recorded and the later phases skip their work, so :meth:`finish` always
+    publishes a folder: the complete result or the failure record.
+
+    Example:
+        >>> run = StudyRun.start(workflow, "ct/", "out/s1")  # doctest: +SKIP
+        >>> run.read(); run.compute(); result = run.finish()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        source: InputSource,
+        output_dir: Path,
+        workflow_source: str | PathLike[str],
+    ) -> None:
+        self.workflow = workflow
+        self.source = source
+        self.output_dir = output_dir
+        self.workflow_source = workflow_source
+        self.record = _record_start(workflow, source)
+        self.state: StudyState | None = None
+        self.staging: Path | None = None
+        self.seconds = 0.0
+
+    @classmethod
+    def start(
+        cls,
+        workflow: Workflow,
+        source: InputSource,
+        output_dir: str | PathLike[str],
+        *,
+        workflow_source: str | PathLike[str] = "<workflow>",
+    ) -> StudyRun:
+        """A run of ``workflow`` on ``source`` into ``output_dir`` (nothing done yet)."""
+        return cls(workflow, source, Path(output_dir), workflow_source)
+
+    @property
+    def failed(self) -> bool:
+        """Whether a phase failed."""
+        return self.record["status"] == "failed"
+
+    def read(self) -> StudyRun:
+        """Load the input volume."""
+        with self._phase("read"):
+            self.state = StudyState(_read(self.source, self.workflow))
+            self.record["input"].update(_describe_volume(self.state))
+        return self
+
+    def compute(self, models: Models | None = None) -> StudyRun:
+        """Run the steps (loading the models first when none are given)."""
+        if self.failed:
+            return self
+        with self._phase("compute"):
+            if models is None:
+                models = Models.load(self.workflow, source=self.workflow_source)
+            for step in self.workflow.steps:
+                logger.info("%s: %s", self.output_dir.name, step)
+                self.record["steps"][step] = run_step(step, self.state, self.workflow, models)
+        return self
+
+    def finish(self) -> StudyResult:
+        """Write outputs, report and record; publish the folder; free the volumes."""
+        self.staging = _staging(self.output_dir)
+        if not self.failed:
+            with self._phase("export"):
+                self.record["outputs"] = write_outputs(
+                    self.state, self.workflow, self.staging, self.record["steps"]
+                )
+                self.record["status"] = "done"
+        if self.failed:
+            _clear(self.staging)
+            self.staging.mkdir(parents=True)
+        record = self.record
+        record["timings"]["total"] = round(sum(record["timings"].values()), 3)
+        record["finished"] = _now()
+        if record["status"] == "done" and self.workflow.export.report:
+            from ctpipe.export.report import write_study_report
+
+            record["outputs"]["report"] = "report.html"
+            write_study_report(record, self.staging / "report.html")
+        _write_record(record, self.staging / RECORD_NAME)
+        _publish(self.staging, self.output_dir)
+        self.state = None
+        return StudyResult(
+            name=self.output_dir.name,
+            status=record["status"],
+            output_dir=self.output_dir,
+            error=record.get("error"),
+            seconds=record["timings"]["total"],
+            record=record,
+        )
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        except Exception as err:  # one study's failure is recorded, never raised
+            self.record["status"] = "failed"
+            self.record["error"] = _one_line(err)
+            self.record["traceback"] = traceback.format_exc()
+            self.record["failed_in"] = name
+            logger.warning("%s: failed: %s", self.output_dir.name, self.record["error"])
+        finally:
+            self.record["timings"][name] = round(time.perf_counter() - started, 3)
 
 
 def read_record(folder: str | PathLike[str]) -> dict[str, Any] | None:

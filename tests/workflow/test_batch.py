@@ -11,7 +11,7 @@ import pytest
 from ctpipe.errors import InputError
 from ctpipe.workflow import batch as batch_module
 from ctpipe.workflow import load_workflow, run_batch
-from ctpipe.workflow.runner import run_study
+from ctpipe.workflow.runner import StudyRun
 
 pytestmark = pytest.mark.filterwarnings("ignore:skipped .* non-DICOM file")
 
@@ -84,24 +84,27 @@ def test_other_settings_redo_done_series(tmp_path, tree, workflow, workflow_file
     assert rows["PAT-A"]["status"] == "done"
 
 
-def test_resume_after_interrupted_run(tmp_path, tree, workflow, monkeypatch):
+@pytest.mark.parametrize("overlap", [True, False])
+def test_resume_after_interrupted_run(tmp_path, tree, workflow, monkeypatch, overlap):
     out = tmp_path / "out"
+    compute = StudyRun.compute
     calls = []
 
-    def interrupt_second(*args, **kwargs):
-        calls.append(args[2])
-        if len(calls) == 2:
-            (Path(args[2]).parent / f".{Path(args[2]).name}.partial").mkdir()
+    def interrupt_second(run, models=None):
+        calls.append(run.output_dir)
+        if len(calls) == 2:  # killed while the second series is half written
+            (run.output_dir.parent / f".{run.output_dir.name}.partial").mkdir()
             raise KeyboardInterrupt
-        return run_study(*args, **kwargs)
+        return compute(run, models)
 
-    monkeypatch.setattr(batch_module, "run_study", interrupt_second)
+    monkeypatch.setattr(StudyRun, "compute", interrupt_second)
     with pytest.raises(KeyboardInterrupt):
-        run_batch(workflow, tree, out, progress=False)
+        run_batch(workflow, tree, out, progress=False, overlap=overlap)
     summary = json.loads((out / "batch.json").read_text())
-    assert summary["counts"] == {"done": 1}  # the summary tells the truth so far
+    assert summary["counts"] == {"done": 1}  # the first series was published and recorded
+    assert (out / calls[0].name / "report.html").is_file()
     monkeypatch.undo()
-    result = run_batch(workflow, tree, out, progress=False)
+    result = run_batch(workflow, tree, out, progress=False, overlap=overlap)
     assert sorted(r["status"] for r in result.rows) == ["done", "failed", "skipped"]
     assert not list(out.glob(".*"))  # the half-finished staging folder is gone
 
