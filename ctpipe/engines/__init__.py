@@ -11,6 +11,13 @@
   ``torchrun``).
 * :mod:`ctpipe.engines.checkpoint`: self-describing checkpoints and
   :func:`~ctpipe.engines.checkpoint.load_denoiser`.
+* :mod:`ctpipe.engines.segment_config`, :mod:`ctpipe.engines.segment_data`,
+  :mod:`ctpipe.engines.segment`, :mod:`ctpipe.engines.segment_checkpoint`: segmenter
+  training (``SegmentTrainConfig``, labelled cases and label remapping, the trainer with
+  per-class Dice and HD95, and :func:`~ctpipe.engines.segment_checkpoint.load_segmenter`).
+* :mod:`ctpipe.engines.vae_config`, :mod:`ctpipe.engines.vae_data`,
+  :mod:`ctpipe.engines.vae`: VAE training (``VAETrainConfig`` with held-out slices refused,
+  slices on a fixed grid, the trainer with KL warm-up and per-epoch sample images).
 * :mod:`ctpipe.engines.common`: seeding, the non-finite-loss check, MONAI stats logging
   and timing, shared by every trainer.
 * :mod:`ctpipe.engines.history`, :mod:`ctpipe.engines.schedule`,

@@ -60,7 +60,8 @@ __all__ = [
     "state_sha256",
 ]
 
-#: Value of ``record["format"]`` in every ctpipe denoiser checkpoint.
+#: Value of ``record["format"]`` in every ctpipe denoiser checkpoint (other kinds of model
+#: pass their own, e.g. ``ctpipe.vae``, as ``checkpoint_format``).
 CHECKPOINT_FORMAT = "ctpipe.denoiser"
 #: Version of the checkpoint layout this module writes and reads.
 FORMAT_VERSION = 1
@@ -106,6 +107,7 @@ def checkpoint_record(
     iteration: int = 0,
     metrics: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    checkpoint_format: str = CHECKPOINT_FORMAT,
 ) -> dict[str, Any]:
     """The ``"ctpipe"`` record describing a network's checkpoint.
 
@@ -118,6 +120,8 @@ def checkpoint_record(
         iteration: Iterations completed.
         metrics: Latest metrics, e.g. validation PSNR/SSIM.
         extra: More facts to record (world size, device, ...).
+        checkpoint_format: The record's ``format``: :data:`CHECKPOINT_FORMAT` for
+            denoisers, another name (e.g. ``ctpipe.vae``) for other kinds of model.
 
     Returns:
         Plain data: strings, numbers, lists and dicts.
@@ -131,7 +135,7 @@ def checkpoint_record(
     if model_kwargs is None:
         model_kwargs = getattr(module, "config", {})
     return {
-        "format": CHECKPOINT_FORMAT,
+        "format": checkpoint_format,
         "format_version": FORMAT_VERSION,
         "model": {"name": model_name, "kwargs": dict(model_kwargs)},
         "config": dict(config or {}),
@@ -162,6 +166,7 @@ class CheckpointRecord:
         trainer: The trainer whose progress is recorded.
         metrics: Returns the metrics to record (e.g. the evaluator's latest).
         extra: More facts to record.
+        checkpoint_format: The record's ``format`` (:func:`checkpoint_record`).
     """
 
     def __init__(
@@ -173,7 +178,9 @@ class CheckpointRecord:
         trainer: Engine | None = None,
         metrics: Callable[[], Mapping[str, Any]] | None = None,
         extra: Mapping[str, Any] | None = None,
+        checkpoint_format: str = CHECKPOINT_FORMAT,
     ) -> None:
+        self.checkpoint_format = checkpoint_format
         self.network = network
         self.model_name = model_name
         self.config = dict(config)
@@ -192,6 +199,7 @@ class CheckpointRecord:
             iteration=state.iteration if state is not None else 0,
             metrics=self.metrics() if self.metrics is not None else None,
             extra=self.extra,
+            checkpoint_format=self.checkpoint_format,
         )
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -208,6 +216,8 @@ def save_checkpoint(
     iteration: int = 0,
     metrics: Mapping[str, Any] | None = None,
     extra_states: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    checkpoint_format: str = CHECKPOINT_FORMAT,
 ) -> Path:
     """Write a self-describing checkpoint of ``network`` atomically.
 
@@ -221,6 +231,8 @@ def save_checkpoint(
         metrics: Metrics to record.
         extra_states: More entries of the checkpoint dict, e.g. ``{"optimizer":
             optimizer.state_dict()}``.
+        extra: More facts for the record (:func:`checkpoint_record`).
+        checkpoint_format: The record's ``format`` (:func:`checkpoint_record`).
 
     Returns:
         The path written.
@@ -238,6 +250,8 @@ def save_checkpoint(
             epoch=epoch,
             iteration=iteration,
             metrics=metrics,
+            extra=extra,
+            checkpoint_format=checkpoint_format,
         ),
     }
     path = Path(path)
@@ -247,13 +261,17 @@ def save_checkpoint(
 
 
 def read_checkpoint(
-    path: str | PathLike[str], map_location: str | torch.device | None = "cpu"
+    path: str | PathLike[str],
+    map_location: str | torch.device | None = "cpu",
+    *,
+    checkpoint_format: str = CHECKPOINT_FORMAT,
 ) -> dict[str, Any]:
     """Read a ctpipe checkpoint and check that it is one (its record and its network).
 
     Args:
         path: The checkpoint file.
         map_location: Where to put the tensors (``torch.load``'s ``map_location``).
+        checkpoint_format: The ``format`` the record must have (denoisers by default).
 
     Returns:
         The checkpoint dict, with at least ``"network"`` and ``"ctpipe"``.
@@ -282,13 +300,14 @@ def read_checkpoint(
             path,
             f"not a ctpipe checkpoint: no {RECORD_KEY!r} record (a {type(checkpoint).__name__}"
             + (f" with keys {keys}" if keys else "")
-            + "); ctpipe checkpoints are written by `ctpipe train denoise`",
+            + "); ctpipe checkpoints are written by `ctpipe train`",
         )
     record = checkpoint[RECORD_KEY]
-    if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(record, dict) or record.get("format") != checkpoint_format:
         got = record.get("format") if isinstance(record, dict) else type(record).__name__
+        kind = checkpoint_format.removeprefix("ctpipe.")
         raise InputError(
-            path, f"not a ctpipe denoiser checkpoint: format is {got!r}, not {CHECKPOINT_FORMAT!r}"
+            path, f"not a ctpipe {kind} checkpoint: format is {got!r}, not {checkpoint_format!r}"
         )
     version = record.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -356,7 +375,11 @@ def load_denoiser(
 
 
 def export_weights(
-    checkpoint: str | PathLike[str], path: str | PathLike[str], *, note: str = ""
+    checkpoint: str | PathLike[str],
+    path: str | PathLike[str],
+    *,
+    note: str = "",
+    checkpoint_format: str = CHECKPOINT_FORMAT,
 ) -> Path:
     """Write only the network and its record: the small file to ship or share.
 
@@ -367,6 +390,7 @@ def export_weights(
         checkpoint: A training checkpoint.
         path: The ``.pt`` file to write (atomically).
         note: Free text stored in the record under ``"note"`` (e.g. the model card's name).
+        checkpoint_format: The ``format`` of the checkpoint (denoisers by default).
 
     Returns:
         The path written.
@@ -376,7 +400,7 @@ def export_weights(
     """
     import torch
 
-    source = read_checkpoint(checkpoint)
+    source = read_checkpoint(checkpoint, checkpoint_format=checkpoint_format)
     record = dict(source[RECORD_KEY])
     if note:
         record["note"] = note

@@ -54,6 +54,10 @@ class TrainingHistory:
         output_dir: Folder of the log and the curve; ``None`` records without writing
             (processes other than rank 0).
         meta: Facts about the run stored at the top of the log (model, data, devices).
+        extra: Names of more per-iteration values to record from the trainer's output
+            dict besides the loss (e.g. a VAE's ``kl``); each epoch entry gets their mean.
+        curve_metrics: The two validation metrics drawn in the curve's second panel (left
+            and right axis), each as ``(key, axis label)``.
 
     Example:
         >>> history = TrainingHistory(None)
@@ -63,11 +67,19 @@ class TrainingHistory:
     """
 
     def __init__(
-        self, output_dir: str | PathLike[str] | None, *, meta: Mapping[str, Any] | None = None
+        self,
+        output_dir: str | PathLike[str] | None,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        extra: tuple[str, ...] = (),
+        curve_metrics: tuple[tuple[str, str], ...] = (("psnr", "PSNR (dB)"), ("ssim", "SSIM")),
     ) -> None:
         self.output_dir = None if output_dir is None else Path(output_dir)
+        self.curve_metrics = tuple(curve_metrics)
         self.meta = dict(meta or {})
+        self.extra = tuple(extra)
         self.iterations: dict[str, list[Any]] = {"iteration": [], "epoch": [], "loss": [], "lr": []}
+        self.iterations.update({key: [] for key in self.extra})
         self.epochs: list[dict[str, Any]] = []
         self._validation: dict[str, float] | None = None
         self._epoch_start = time.perf_counter()
@@ -89,10 +101,14 @@ class TrainingHistory:
 
     # --- recording ----------------------------------------------------------------------
 
-    def record_iteration(self, iteration: int, *, epoch: int, loss: float, lr: float) -> None:
-        """Record one iteration's loss and learning rate."""
+    def record_iteration(
+        self, iteration: int, *, epoch: int, loss: float, lr: float, **values: float
+    ) -> None:
+        """Record one iteration's loss, learning rate and ``extra`` values."""
         for key, value in (("iteration", iteration), ("epoch", epoch), ("loss", loss), ("lr", lr)):
             self.iterations[key].append(value)
+        for key in self.extra:
+            self.iterations[key].append(values.get(key, math.nan))
 
     def record_validation(self, metrics: Mapping[str, Any]) -> None:
         """Keep validation metrics for the summary of the current epoch."""
@@ -120,6 +136,13 @@ class TrainingHistory:
             "lr": self.iterations["lr"][-1] if self.iterations["lr"] else math.nan,
             "seconds": round(seconds, 3),
         }
+        for key in self.extra:
+            kept = [
+                v
+                for v, e in zip(self.iterations[key], self.iterations["epoch"], strict=True)
+                if e == epoch
+            ]
+            entry[key] = sum(kept) / len(kept) if kept else math.nan
         if self._validation is not None:
             entry["validation"] = self._validation
             self._validation = None
@@ -165,12 +188,14 @@ class TrainingHistory:
         self._epoch_start = time.perf_counter()
 
     def _iteration_completed(self, engine: Engine) -> None:
-        loss = engine.state.output["loss"]  # type: ignore[index]
+        output = engine.state.output
+        loss = output["loss"]  # type: ignore[index]
         self.record_iteration(
             engine.state.iteration,
             epoch=engine.state.epoch,
             loss=float(loss.item() if hasattr(loss, "item") else loss),
             lr=float(engine.optimizer.param_groups[0]["lr"]),  # type: ignore[attr-defined]
+            **{k: float(output[k]) for k in self.extra if k in output},  # type: ignore[index,operator]
         )
 
     def _epoch_completed(self, engine: Engine) -> None:
@@ -235,16 +260,21 @@ class TrainingHistory:
         ax.grid(alpha=0.3)
         ax.legend()
         if validated:
-            _plot_validation(axes[1], validated, self.meta.get("input_validation"))
+            _plot_validation(
+                axes[1], validated, self.meta.get("input_validation"), self.curve_metrics
+            )
         with atomic_path(self.curve_path) as tmp:
             figure.savefig(tmp, dpi=100)
         return self.curve_path
 
 
 def _plot_validation(
-    ax: Any, validated: list[dict[str, Any]], baseline: Mapping[str, float] | None
+    ax: Any,
+    validated: list[dict[str, Any]],
+    baseline: Mapping[str, float] | None,
+    metrics: tuple[tuple[str, str], ...] = (("psnr", "PSNR (dB)"), ("ssim", "SSIM")),
 ) -> None:
-    """PSNR (left axis) and SSIM (twin right axis) per validated epoch.
+    """Two validation metrics per validated epoch: PSNR (left axis) and SSIM (right) by default.
 
     ``baseline`` (the low-dose input's own metrics, from ``meta["input_validation"]``) is
     drawn as horizontal lines: the level a model has to beat.
@@ -253,10 +283,8 @@ def _plot_validation(
     x = [e["iteration"] for e in validated]
     ax.set(xlabel="iteration", title="Validation (whole slices)")
     ax.grid(alpha=0.3)
-    for key, axis, style, colour, label in (
-        ("psnr", ax, "o-", "tab:green", "PSNR (dB)"),
-        ("ssim", ax.twinx(), "s--", "tab:purple", "SSIM"),
-    ):
+    styles = ((ax, "o-", "tab:green"), (ax.twinx(), "s--", "tab:purple"))
+    for (key, label), (axis, style, colour) in zip(metrics[:2], styles, strict=False):
         if any(key in e["validation"] for e in validated):
             values = [e["validation"].get(key, math.nan) for e in validated]
             axis.plot(x, values, style, ms=3, color=colour, label=f"model {key}")
@@ -265,7 +293,7 @@ def _plot_validation(
                 axis.axhline(
                     baseline[key], ls=":", lw=1, color=colour, label=f"low-dose input {key}"
                 )
-                axis.legend(loc="lower right" if key == "psnr" else "center right")
+                axis.legend(loc="lower right" if axis is ax else "center right")
 
 
 def _is_number(value: object) -> bool:
