@@ -46,6 +46,7 @@ _CAPTIONS = {
     "denoised": "denoised (same window)",
     "denoised_difference": "input minus denoised (-60..60 HU)",
     "labels": "labels over the final image",
+    "anomaly": "VAE anomaly map (slice with the highest negative ELBO)",
 }
 
 

@@ -108,7 +108,7 @@ def study_name(series: DicomSeries) -> str:
         >>> from types import SimpleNamespace
         >>> first = SimpleNamespace(patient_id="../../etc/passwd", series_number=3)
         >>> study_name(SimpleNamespace(first=first, key="1.2.3"))
-        'etc_passwd_S3_06f6a6e9'
+        'etc_passwd_S3_6f9f3348'
     """
     first = series.first
     patient = re.sub(r"[^A-Za-z0-9.-]+", "_", str(first.patient_id or "anonymous"))

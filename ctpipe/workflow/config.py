@@ -9,15 +9,17 @@ exists, so a batch never starts on a workflow it cannot finish.
 Keys (all optional except ``name``):
 
 * ``name``, ``description``.
-* ``steps``: the steps in order, from ``denoise``, ``segment`` (and the optional analysis
-  steps once installed). Image steps (``denoise``) replace the image the next steps see;
-  ``segment`` labels the current image.
+* ``steps``: the steps in order, from ``denoise``, ``segment``, ``anomaly``. Image steps
+  (``denoise``) replace the image the next steps see; ``segment`` labels the current
+  image and ``anomaly`` maps its VAE reconstruction error.
 * ``input``: ``series_uid`` (which series when a folder holds several),
   ``allow_irregular`` (read series with gaps or a tilted gantry, with a warning).
 * ``denoise``: ``weights`` (``default``: the shipped RED-CNN; or a checkpoint path),
   ``device``, ``batch_size``, ``amp``.
 * ``segment``: ``weights`` (``default``: the shipped segmenter), ``device``, ``sw_device``,
   ``roi_size``, ``overlap``, ``blend``, ``sw_batch_size``.
+* ``anomaly``: ``weights`` (``default``: the shipped VAE), ``device``, ``samples``,
+  ``seed``, ``smooth_mm``, ``batch_size``.
 * ``export``: ``nifti``, ``dicom`` (a derived CT series of the final image), ``seg``
   (DICOM-SEG of the labels), ``previews``, ``report`` (HTML), ``series_description``.
 
@@ -28,8 +30,8 @@ Example:
     >>> Workflow.from_dict({"name": "demo", "steps": ["denoise", "segmnet"]})
     Traceback (most recent call last):
     ...
-    ctpipe.workflow.config.WorkflowError: <workflow>: steps[1]: expected one of 'denoise', \
-'segment', got 'segmnet'; did you mean 'segment'?
+    ctpipe.workflow.config.WorkflowError: <workflow>: steps[1] must be one of denoise, \
+segment, anomaly, got str 'segmnet'; did you mean 'segment'?
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclas
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "AnomalyStep",
     "DenoiseStep",
     "ExportConfig",
     "InputConfig",
@@ -59,7 +62,7 @@ __all__ = [
 #: ``weights`` value naming the weights shipped with ctpipe.
 DEFAULT_WEIGHTS = "default"
 
-StepName = Literal["denoise", "segment"]
+StepName = Literal["denoise", "segment", "anomaly"]
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -163,6 +166,42 @@ class SegmentStep:
 
 
 @dataclass(frozen=True)
+class AnomalyStep:
+    """Settings of the ``anomaly`` step (:func:`ctpipe.anomaly.anomaly_volume`, a VAE).
+
+    Args:
+        weights: ``default`` (the shipped VAE) or a ctpipe VAE checkpoint.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        samples: Posterior draws averaged per slice.
+        seed: Seed of the draws (the same seed gives the same map).
+        smooth_mm: Gaussian smoothing of the map (mm; 0: none).
+        batch_size: Slices per forward pass.
+
+    Example:
+        >>> AnomalyStep(samples=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: samples must be >= 1, got 0
+    """
+
+    weights: str = DEFAULT_WEIGHTS
+    device: str = "auto"
+    samples: int = 4
+    seed: int = 0
+    smooth_mm: float = 0.0
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        _check_device("device", self.device)
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.smooth_mm < 0:
+            raise ValueError(f"smooth_mm must be >= 0, got {self.smooth_mm}")
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     """What each study writes besides its run record.
 
@@ -205,6 +244,7 @@ class Workflow:
         input: How inputs are read.
         denoise: Settings of the ``denoise`` step.
         segment: Settings of the ``segment`` step.
+        anomaly: Settings of the ``anomaly`` step.
         export: What is written.
 
     Example:
@@ -220,6 +260,7 @@ class Workflow:
     input: InputConfig = field(default_factory=InputConfig)
     denoise: DenoiseStep = field(default_factory=DenoiseStep)
     segment: SegmentStep = field(default_factory=SegmentStep)
+    anomaly: AnomalyStep = field(default_factory=AnomalyStep)
     export: ExportConfig = field(default_factory=ExportConfig)
 
     def __post_init__(self) -> None:

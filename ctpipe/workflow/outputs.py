@@ -7,9 +7,10 @@ Layout of a study folder::
     nifti/image.nii.gz         the input image (HU)
     nifti/denoised.nii.gz      each image step's result (HU)
     nifti/labels.nii.gz        the labels
+    nifti/anomaly.nii.gz       the VAE anomaly map (HU of reconstruction error)
     dicom/denoised/IM0001.dcm  the final image as a derived CT series
     dicom/segmentation.dcm     the labels as a DICOM Segmentation
-    previews/*.png             input, result, difference and label overlay previews
+    previews/*.png             input, result, difference, label and anomaly overlays
 
 Example:
     >>> study_paths("out")["labels_nifti"]
@@ -93,6 +94,9 @@ def _write_nifti(state: StudyState, paths: dict[str, Path]) -> list[Path]:
         written.append(write_nifti(compact_hu(image), affine, path, description=f"ctpipe {name}"))
     if state.labels is not None:
         written.append(write_nifti(state.labels, affine, paths["labels_nifti"], intent="label"))
+    if "anomaly" in state.analyses:
+        path = paths["image_nifti"].with_name("anomaly.nii.gz")
+        written.append(state.analyses["anomaly"].write_nifti(path, affine))
     return written
 
 
@@ -195,6 +199,12 @@ def _write_previews(state: StudyState, folder: Path) -> dict[str, Path]:
             axes="all",
             spacing=spacing,
             labels=state.labels,
+        )
+    if "anomaly" in state.analyses:
+        from ctpipe.anomaly.export import write_anomaly_overlay
+
+        views["anomaly"] = write_anomaly_overlay(
+            state.image, state.analyses["anomaly"], folder / "anomaly.png"
         )
     return views
 

@@ -50,12 +50,14 @@ class StudyState:
         image: The current image (HU); starts as the input's.
         labels: The label volume once ``segment`` ran.
         outputs: Named intermediate volumes for export (``denoised``, ...).
+        analyses: Results of analysis steps by step name (the ``anomaly`` result).
     """
 
     volume: CTVolume
     image: np.ndarray | None = None
     labels: np.ndarray | None = None
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    analyses: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.image is None:
@@ -160,10 +162,18 @@ def _load_segmenter(path: Path, shipped: bool) -> LoadedModel:
     )
 
 
+def _load_vae(path: Path, shipped: bool) -> LoadedModel:
+    from ctpipe.nets.vae import load_vae
+
+    model = load_vae(path)
+    return LoadedModel(model, "vae", file_sha256(path), path)
+
+
 #: How each step's weights are loaded: ``(path, shipped) -> LoadedModel``.
 LOADERS: dict[str, Callable[[Path, bool], LoadedModel]] = {
     "denoise": _load_denoiser,
     "segment": _load_segmenter,
+    "anomaly": _load_vae,
 }
 
 
@@ -256,6 +266,43 @@ def _segment(state: StudyState, workflow: Workflow, models: Models) -> dict[str,
     }
 
 
+def _anomaly(state: StudyState, workflow: Workflow, models: Models) -> dict[str, Any]:
+    from ctpipe.anomaly import anomaly_volume
+
+    settings = workflow.anomaly
+    model = models["anomaly"]
+    device = _device(settings.device)
+    model.module.to(device)
+    result = anomaly_volume(
+        np.ascontiguousarray(state.image, dtype=np.float32),
+        model.module,
+        spacing=state.volume.spacing,
+        samples=settings.samples,
+        seed=settings.seed,
+        smooth_mm=settings.smooth_mm,
+        batch_size=settings.batch_size,
+    )
+    state.analyses["anomaly"] = result
+    order = np.argsort(result.neg_elbo)[::-1][:3]
+    return {
+        "model": model.describe(),
+        "settings": {
+            "device": device,
+            "samples": settings.samples,
+            "seed": settings.seed,
+            "smooth_mm": settings.smooth_mm,
+        },
+        "metrics": {
+            "max_neg_elbo_nats": round(float(result.neg_elbo.max()), 1),
+            "median_neg_elbo_nats": round(float(np.median(result.neg_elbo)), 1),
+            "top_slices": [int(k) for k in order],
+            "map_p99_hu": round(float(np.percentile(result.map_hu[result.body], 99)), 1)
+            if result.body.any()
+            else 0.0,
+        },
+    }
+
+
 def _rms(values: np.ndarray) -> float:
     if not values.size:
         return 0.0
@@ -272,4 +319,5 @@ def _plain(value: Any) -> Any:
 STEPS: dict[str, Callable[[StudyState, Workflow, Models], dict[str, Any]]] = {
     "denoise": _denoise,
     "segment": _segment,
+    "anomaly": _anomaly,
 }

@@ -185,3 +185,19 @@ def test_rerun_replaces_previous_result(tmp_path, phantom_series, workflow_file)
     assert second.status == "done"
     assert not (out / "nifti" / "denoised.nii.gz").exists()
     assert (out / "nifti" / "labels.nii.gz").exists()
+
+
+def test_anomaly_step_writes_map_overlay_and_scores(tmp_path, phantom_series, workflow_file):
+    workflow = load_workflow(workflow_file(steps=["segment", "anomaly"], anomaly={"samples": 2}))
+    result = run_study(workflow, phantom_series.dicom_folder, tmp_path / "anomaly")
+    assert result.status == "done", result.error
+    record = result.record["steps"]["anomaly"]
+    assert len(record["model"]["sha256"]) == 64
+    assert record["settings"]["samples"] == 2
+    anomaly = nib.load(result.output_dir / "nifti" / "anomaly.nii.gz")
+    assert anomaly.shape == (48, 48, 6)
+    np.testing.assert_allclose(anomaly.affine, nib.load(phantom_series.ct_nifti).affine, atol=1e-5)
+    assert np.asarray(anomaly.dataobj).max() > 0
+    assert (result.output_dir / "previews" / "anomaly.png").is_file()
+    assert 'src="previews/anomaly.png"' in (result.output_dir / "report.html").read_text()
+    assert 0 <= max(record["metrics"]["top_slices"]) < 6
