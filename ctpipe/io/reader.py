@@ -4,8 +4,8 @@ MONAI's own DICOM readers either need ITK or take slices in the order given and 
 header for spacing. :class:`CTSeriesReader` plugs ctpipe's discovery into MONAI's reader
 mechanism instead: series found by UID (or by shared tags when UIDs are empty), slices
 sorted along the normal, gaps and tilts refused with the gap named, HU from each slice's
-rescale, and an exact RAS affine. NIfTI, NRRD and other formats go through MONAI's
-readers unchanged.
+rescale, and an exact RAS affine. NRRD and MetaImage files are read through SimpleITK
+(:mod:`ctpipe.io.image_file`) by the same reader; NIfTI goes through MONAI's readers.
 
 Example:
     >>> from monai.transforms import LoadImaged
@@ -29,7 +29,9 @@ import numpy as np
 from monai.data import ImageReader
 from monai.utils import ensure_tuple
 
+from ctpipe.errors import InputError
 from ctpipe.io.dicom_volume import CTVolume, read_dicom_volume
+from ctpipe.io.image_file import is_image_file, read_image_file
 
 #: File suffixes taken as DICOM (besides folders and files without a suffix).
 DICOM_SUFFIXES = (".dcm", ".ima", ".dicom", ".dic")
@@ -77,14 +79,16 @@ class CTSeriesReader(ImageReader):
     def verify_suffix(
         self, filename: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]
     ) -> bool:
-        """True when every name is a folder or looks like a DICOM file."""
-        return all(is_dicom_source(name) for name in ensure_tuple(filename))
+        """True when every name is a folder, looks like a DICOM file, or is NRRD/MetaImage."""
+        return all(is_dicom_source(name) or is_image_file(name) for name in ensure_tuple(filename))
 
     def read(
         self, data: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], **kwargs: Any
     ) -> CTVolume:
         """Read one series: a folder, a file, or the files of a single series."""
         names = [Path(n) for n in ensure_tuple(data)]
+        if len(names) == 1 and is_image_file(names[0]):
+            return read_image_file(names[0])
         source: Any = names[0] if len(names) == 1 else names
         return read_dicom_volume(
             source,
@@ -201,7 +205,7 @@ def _quiet_optional_readers() -> Iterator[None]:
 
 
 def load_ct(path: str | os.PathLike[str], **kwargs: Any):
-    """Load a CT volume (DICOM series folder/file, NIfTI, NRRD) as a MONAI MetaTensor.
+    """Load a CT volume (DICOM series folder/file, NIfTI, NRRD, MetaImage) as a MetaTensor.
 
     Args:
         path: What to read.
@@ -213,5 +217,10 @@ def load_ct(path: str | os.PathLike[str], **kwargs: Any):
     Example:
         >>> load_ct("/data/CT/series1").meta["Modality"]  # doctest: +SKIP
         'CT'
+
+    Raises:
+        InputError: ``path`` does not exist, or cannot be read as CT (names it).
     """
+    if not Path(path).exists():
+        raise InputError(path, "no such file or folder")
     return ct_loader(**kwargs)(path)

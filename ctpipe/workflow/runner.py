@@ -243,6 +243,7 @@ def read_record(folder: str | PathLike[str]) -> dict[str, Any] | None:
 
 def _read(source: InputSource, workflow: Workflow):
     from ctpipe.io.dicom_volume import CTVolume
+    from ctpipe.io.image_file import is_image_file, read_image_file
     from ctpipe.io.nifti import NIFTI_SUFFIXES
 
     if not isinstance(source, DicomSeries):
@@ -253,6 +254,8 @@ def _read(source: InputSource, workflow: Workflow):
             raise InputError(path, "no such file or folder")
         if path.is_file() and path.name.endswith(NIFTI_SUFFIXES):
             return CTVolume.from_nifti(path)
+        if is_image_file(path):
+            return read_image_file(path)
     return CTVolume.from_dicom_series(
         source,
         series_uid=workflow.input.series_uid,
