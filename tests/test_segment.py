@@ -153,3 +153,78 @@ def test_bad_inputs_raise(phantom_image):
     three = small_config(classes=2)
     with pytest.raises(ValueError, match=r"model must return config\.out_channels = 3 channels"):
         segment_volume(image, Threshold(0.5), config=three, roi_size=(32, 32, 8))
+
+
+class LeftHalf(nn.Module):
+    """Label 1 in the first half of the image width (columns ``i``), whatever the input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        width = x.shape[-1]
+        left = (torch.arange(width) < width // 2).to(x.dtype).expand_as(x)
+        return torch.cat([1 - left, left], dim=1)
+
+
+def test_axcodes_reorient_the_network_input_and_map_labels_back():
+    """A volume stored RAS is shown to the network as LPS, like one stored LPS."""
+    size = (32, 24, 3)
+    lps = MetaTensor(
+        torch.zeros(size), affine=torch.diag(torch.tensor([-1.0, -1.0, 1.0, 1.0]).double())
+    )
+    flip = torch.tensor([[-1.0, 0, 0, 31], [0, -1.0, 0, 23], [0, 0, 1, 0], [0, 0, 0, 1]])
+    ras = MetaTensor(torch.zeros(size), affine=lps.affine @ flip.double())  # same place
+    settings = {"config": small_config(2), "target_spacing": None, "roi_size": (32, 24)}
+    from_lps = segment_volume(lps, LeftHalf(), **settings).numpy()
+    from_ras = segment_volume(ras, LeftHalf(), **settings).numpy()
+    assert from_lps[:16].all() and not from_lps[16:].any()
+    np.testing.assert_array_equal(from_ras, from_lps[::-1, ::-1])  # the same voxels in space
+    kept = segment_volume(ras, LeftHalf(), axcodes=None, **settings).numpy()
+    np.testing.assert_array_equal(kept, from_lps)  # stored order, not anatomy
+    with pytest.raises(ValueError, match="axcodes must be three letters"):
+        segment_volume(lps, LeftHalf(), axcodes="LPL", **settings)
+
+
+def test_spacing_none_entry_keeps_that_axis(phantom_image):
+    image, hu = phantom_image
+    labels = segment_volume(
+        image,
+        Threshold(THRESHOLD),
+        config=small_config(2),
+        target_spacing=(0.75, 0.75, None),  # in-plane grid nested in the input's
+        hu_window=HU_WINDOW,
+        roi_size=(32, 32),
+    )
+    assert labels.meta["segmentation"]["target_spacing"] == [0.75, 0.75, None]
+    assert dice(labels.numpy().astype(bool), hu > BONE_HU) >= 0.95
+
+
+@pytest.mark.parametrize("permute", [False, True])
+def test_axis_by_axis_resampling_equals_monai_spatial_resample(permute):
+    """The label map goes back to the input grid as MONAI's nearest SpatialResample would.
+
+    The grids are chosen with no target voxel exactly half-way between two source voxels,
+    where the two may round differently.
+    """
+    from monai.transforms import SpatialResample
+
+    from ctpipe.segment import _labels_on_grid
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 8, (23, 19, 7), generator=generator, dtype=torch.uint8)
+    source = torch.tensor(
+        [[-3.0, 0, 0, 40.3], [0, 2.9, 0, -31.7], [0, 0, 2.5, 11.2], [0, 0, 0, 1]],
+        dtype=torch.float64,
+    )
+    target = torch.tensor(
+        [[-0.71, 0, 0, 41.0], [0, 0.83, 0, -32.0], [0, 0, 1.1, 10.0], [0, 0, 0, 1]],
+        dtype=torch.float64,
+    )
+    shape = (90, 70, 16)
+    if permute:  # a volume stored with its first two axes swapped
+        target = target[:, [1, 0, 2, 3]]
+        shape = (70, 90, 16)
+    ours = _labels_on_grid(labels, source, target, shape)
+    reference = SpatialResample(mode="nearest", padding_mode="border")(
+        MetaTensor(labels.float()[None], affine=source), dst_affine=target, spatial_size=shape
+    )
+    assert ours.shape == shape
+    np.testing.assert_array_equal(ours.numpy(), reference.as_tensor()[0].round().numpy())

@@ -1,0 +1,275 @@
+"""The ``ctpipe segment`` command: organ labels of a CT volume, on the input's grid.
+
+``ctpipe segment INPUT --output OUT.nii.gz`` reads a DICOM CT series (folder or file) or a
+NIfTI/NRRD volume in HU, runs a segmenter over it with MONAI's sliding window
+(:func:`ctpipe.segment.segment_volume`) and writes the label map as NIfTI (uint8, the
+input's shape and affine exactly, written atomically). It prints each class's voxel count
+and volume in millilitres.
+
+The segmenter is the shipped default (:func:`ctpipe.weights.load_default_segmenter`)
+unless ``--weights`` names a checkpoint of ``ctpipe train segment``. The preprocessing and
+window settings the model was trained with come from its checkpoint; ``--roi-size``,
+``--overlap``, ``--blend`` and ``--sw-batch-size`` override the window. ``--sw-device``
+is where the network runs and ``--device`` where the windows are stitched: ``--sw-device
+cuda --device cpu`` keeps only the windows on the GPU, for large volumes on small GPUs.
+
+Heavy modules are imported inside the handler so that ``ctpipe --help`` stays fast.
+Exit status: 0 on success, 2 when the input or the settings cannot be used.
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="ctpipe")
+    >>> _ = add_segment_parser(parser.add_subparsers())
+    >>> args = parser.parse_args(["segment", "ct/", "--output", "labels.nii.gz",
+    ...                           "--roi-size", "160", "160", "--sw-device", "cuda"])
+    >>> args.func is run_segment, args.roi_size, args.sw_device, args.device
+    (True, [160, 160], 'cuda', 'cpu')
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_segment_parser", "class_volumes", "format_volumes", "run_segment"]
+
+EXIT_OK = 0
+#: Below this many HU nothing in a CT volume is air; a volume without it is not HU.
+AIR_HU = -500.0
+
+
+def add_segment_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add the ``segment`` command to a CLI.
+
+    Args:
+        subparsers: The object returned by ``parser.add_subparsers()``.
+
+    Returns:
+        The ``segment`` parser.
+
+    Example:
+        >>> import argparse
+        >>> add_segment_parser(argparse.ArgumentParser(prog="ctpipe").add_subparsers()).prog
+        'ctpipe segment'
+    """
+    p = subparsers.add_parser(
+        "segment",
+        help="segment organs of a CT volume (labels NIfTI on the input grid)",
+        description="Segment the organs of a CT volume (DICOM series or NIfTI in HU) with the "
+        "shipped segmenter or --weights, and write the label map as NIfTI with the input's "
+        "shape and affine. Prints each class's voxels and volume (mL).",
+    )
+    p.add_argument("input", help="DICOM series folder or file, or NIfTI/NRRD volume in HU")
+    p.add_argument("--output", required=True, help="label map to write (.nii or .nii.gz)")
+    p.add_argument(
+        "--weights",
+        help="segmenter checkpoint of `ctpipe train segment` (default: the shipped model)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="device the windows are stitched on and labels made (default: %(default)s)",
+    )
+    p.add_argument(
+        "--sw-device",
+        help="device the network runs on, e.g. cuda (default: the same as --device)",
+    )
+    p.add_argument(
+        "--roi-size",
+        type=_positive_int,
+        nargs="+",
+        metavar="N",
+        help="window size in voxels along i j [k] (default: the model's)",
+    )
+    p.add_argument(
+        "--overlap", type=float, help="fraction of a window shared with its neighbour [0, 1)"
+    )
+    p.add_argument(
+        "--blend", choices=("gaussian", "constant"), help="weighting of overlapping windows"
+    )
+    p.add_argument(
+        "--sw-batch-size",
+        type=_positive_int,
+        default=4,
+        help="windows per forward pass (default: %(default)s)",
+    )
+    p.add_argument("--series", help="SeriesInstanceUID when the input holds several series")
+    p.add_argument(
+        "--allow-irregular",
+        action="store_true",
+        help="read DICOM series with missing slices or a tilted gantry (with a warning)",
+    )
+    p.set_defaults(func=run_segment)
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    """Handler of ``ctpipe segment``: read, segment, write atomically, print the volumes.
+
+    Returns:
+        0 on success. Bad input raises ``CTPipeError`` (one line, exit status 2).
+    """
+    import torch
+
+    from ctpipe.errors import CTPipeError, InputError
+    from ctpipe.io.nifti import NIFTI_SUFFIXES, write_nifti
+    from ctpipe.segment import segment_volume
+
+    output = Path(args.output)
+    if not output.name.endswith(NIFTI_SUFFIXES):
+        raise InputError(output, "the label map must be written as NIfTI (.nii or .nii.gz)")
+    for name in ("device", "sw_device"):
+        value = getattr(args, name)
+        if value is not None and str(value).startswith("cuda") and not torch.cuda.is_available():
+            flag = "--" + name.replace("_", "-")
+            raise CTPipeError(f"{flag} {value}: CUDA is not available on this machine")
+    image = read_ct_input(args.input, series_uid=args.series, allow_irregular=args.allow_irregular)
+    model, config = _load_model(args.weights)
+    settings = dict(model.checkpoint_record.get("inference", {}))
+    overrides = {"roi_size": args.roi_size, "overlap": args.overlap, "mode": args.blend}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        labels = segment_volume(
+            image,
+            model,
+            config=config,
+            sw_batch_size=args.sw_batch_size,
+            sw_device=args.sw_device or args.device,
+            device=args.device,
+            **settings,
+        )
+    except ValueError as err:  # a setting outside its rule (named in the message)
+        raise CTPipeError(f"cannot segment {args.input}: {err}") from None
+    values = labels.numpy()
+    affine = labels.affine.numpy()
+    write_nifti(
+        values,
+        affine,
+        output,
+        intent="label",
+        description=f"ctpipe segment: {', '.join(config.class_names[1:])}",
+    )
+    print(f"labels: {output} {tuple(values.shape)}")
+    print(format_volumes(class_volumes(values, affine, config.class_names)))
+    return EXIT_OK
+
+
+def read_ct_input(path: str, *, series_uid: str | None = None, allow_irregular: bool = False):
+    """Read a CT volume in HU as a MetaTensor, or raise an InputError naming the problem.
+
+    Args:
+        path: DICOM series folder or file, or a NIfTI/NRRD volume.
+        series_uid: SeriesInstanceUID to pick when a folder holds several series.
+        allow_irregular: Read DICOM series with gaps or tilt (with a warning).
+
+    Returns:
+        The HU volume ``(i, j, k)`` with its RAS affine.
+
+    Raises:
+        InputError: Missing file, unreadable file, not 3-D, or values that are not HU
+            (no voxel below -500 HU: no air, so not CT in Hounsfield units).
+
+    Example:
+        >>> read_ct_input("/no/such/ct.nii.gz")
+        Traceback (most recent call last):
+        ...
+        ctpipe.errors.InputError: /no/such/ct.nii.gz: no such file or folder
+    """
+    from ctpipe.errors import CTPipeError, InputError
+
+    source = Path(path)
+    if not source.exists():
+        raise InputError(source, "no such file or folder")
+    from ctpipe.io.reader import load_ct
+
+    try:
+        image = load_ct(source, series_uid=series_uid, allow_irregular=allow_irregular)
+    except CTPipeError:
+        raise
+    except Exception as err:  # readers raise many types for files that are not images
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise InputError(
+            source,
+            f"cannot be read as a CT volume (a DICOM series or NIfTI/NRRD): "
+            f"{type(err).__name__}: {first}",
+        ) from None
+    image = image.squeeze() if image.ndim > 3 else image
+    if image.ndim != 3 or min(image.shape) < 1:
+        raise InputError(source, f"not a 3-D volume: shape {tuple(image.shape)}")
+    low, high = float(image.min()), float(image.max())
+    if low > AIR_HU:
+        raise InputError(
+            source,
+            f"does not look like CT in Hounsfield units: values span {low:g} .. {high:g} "
+            f"with nothing below {AIR_HU:g} HU (air is about -1000 HU); give a CT volume "
+            "with its rescale applied",
+        )
+    return image
+
+
+def _load_model(weights: str | None) -> tuple[Any, Any]:
+    if weights is None:
+        from ctpipe.weights import load_default_segmenter
+
+        return load_default_segmenter()
+    from ctpipe.engines.segment_checkpoint import load_segmenter
+
+    return load_segmenter(weights)
+
+
+def class_volumes(
+    labels: Any, affine: Any, class_names: tuple[str, ...]
+) -> list[tuple[str, int, float]]:
+    """``(name, voxels, millilitres)`` of each class except the background.
+
+    Example:
+        >>> import numpy as np
+        >>> labels = np.zeros((10, 10, 10), np.uint8)
+        >>> labels[:5] = 1
+        >>> [(name, n, round(ml, 6)) for name, n, ml in class_volumes(
+        ...     labels, np.diag([-2.0, -2.0, 2.5, 1.0]), ("background", "liver"))]
+        [('liver', 500, 5.0)]
+    """
+    import numpy as np
+
+    voxel_ml = abs(float(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3]))) / 1000.0
+    counts = np.bincount(np.asarray(labels).ravel(), minlength=len(class_names))
+    return [
+        (name, int(counts[value]), float(counts[value] * voxel_ml))
+        for value, name in enumerate(class_names)
+        if value > 0
+    ]
+
+
+def format_volumes(rows: list[tuple[str, int, float]]) -> str:
+    """The volumes as a text table.
+
+    Example:
+        >>> print(format_volumes([("liver", 500, 5.0)]))
+        class     voxels  volume_ml
+        liver        500       5.00
+    """
+    width = max([len("class"), *(len(name) for name, _, _ in rows)])
+    lines = [f"{'class':<{width}}  {'voxels':>9}  {'volume_ml':>9}"]
+    lines += [f"{name:<{width}}  {count:>9}  {ml:>9.2f}" for name, count, ml in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from ctpipe.cli import main
+
+    sys.exit(main(["segment", *sys.argv[1:]]))
