@@ -355,10 +355,13 @@ def build_datasets(config: DenoiseTrainConfig, split: DataSplit) -> tuple[Datase
     cache = {"cache_rate": data.cache_rate, "num_workers": data.num_workers or 1, "progress": False}
     patches = patch_transforms(config.patches)
     parts = []
+    # Flattened: CacheDataset caches up to the first random transform, and a nested
+    # Compose counts as random, so an unflattened chain would cache nothing.
     if split.train:
-        parts.append(CacheDataset(split.train, Compose([slice_transforms(), patches]), **cache))
+        chain = Compose([slice_transforms(), patches]).flatten()
+        parts.append(CacheDataset(split.train, chain, **cache))
     if split.simulated:
-        chain = Compose([slice_transforms(from_files=False), patches])
+        chain = Compose([slice_transforms(from_files=False), patches]).flatten()
         parts.append(CacheDataset(split.simulated, chain, **cache))
     train = parts[0] if len(parts) == 1 else ConcatDataset(parts)
     validation = (

@@ -136,3 +136,30 @@ def test_file_pairs_and_simulated_pairs_collate_in_one_batch(tmp_path):
     )
     assert set(batch) == {"image", "label"}
     assert batch["image"].shape == (2, 1, 48, 48)
+
+
+def test_training_slices_are_read_once_and_cached(tmp_path):
+    """Reading happens when the cache is built: items still load after the files are gone."""
+    import shutil
+
+    from ctpipe.engines.config import DenoiseTrainConfig, ModelConfig
+    from ctpipe.engines.data import DataSplit, build_datasets
+    from ctpipe.phantom import make_phantom, write_phantom
+
+    files = write_phantom(tmp_path / "data", make_phantom(shape=(40, 40, 2), seed=1))
+    items = [
+        {"image": str(f), "label": str(f), "patient": "P", "z": float(k)}
+        for k, f in enumerate(files.dicom_files)
+    ]
+    config = DenoiseTrainConfig(
+        ModelConfig(),
+        DataConfig(root=str(tmp_path), train_patients=["P"]),
+        str(tmp_path / "o"),
+        patches=PatchConfig(size=(16, 16), per_slice=2),
+    )
+    train, _ = build_datasets(config, DataSplit(train=items, validation=[], simulated=[]))
+    shutil.rmtree(tmp_path / "data")
+    for _ in range(2):
+        for index in range(len(train)):
+            patches = train[index]
+            assert len(patches) == 2 and patches[0]["image"].shape == (1, 16, 16)
