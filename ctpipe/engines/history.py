@@ -58,6 +58,7 @@ class TrainingHistory:
             dict besides the loss (e.g. a VAE's ``kl``); each epoch entry gets their mean.
         curve_metrics: The two validation metrics drawn in the curve's second panel (left
             and right axis), each as ``(key, axis label)``.
+        key_metric: The validation metric whose highest value is the log's ``best`` epoch.
 
     Example:
         >>> history = TrainingHistory(None)
@@ -73,8 +74,10 @@ class TrainingHistory:
         meta: Mapping[str, Any] | None = None,
         extra: tuple[str, ...] = (),
         curve_metrics: tuple[tuple[str, str], ...] = (("psnr", "PSNR (dB)"), ("ssim", "SSIM")),
+        key_metric: str = "psnr",
     ) -> None:
         self.output_dir = None if output_dir is None else Path(output_dir)
+        self.key_metric = key_metric
         self.curve_metrics = tuple(curve_metrics)
         self.meta = dict(meta or {})
         self.extra = tuple(extra)
@@ -148,8 +151,8 @@ class TrainingHistory:
             self._validation = None
         self.epochs.append(entry)
 
-    def best(self, metric: str = "psnr") -> dict[str, Any] | None:
-        """The epoch entry with the highest validation ``metric``, or ``None``.
+    def best(self, metric: str | None = None) -> dict[str, Any] | None:
+        """The epoch entry with the highest validation ``metric`` (default: the key metric).
 
         Example:
             >>> h = TrainingHistory(None)
@@ -158,6 +161,7 @@ class TrainingHistory:
             >>> h.best()["epoch"]
             1
         """
+        metric = metric or self.key_metric
         scored = [e for e in self.epochs if metric in e.get("validation", {})]
         return max(scored, key=lambda e: e["validation"][metric]) if scored else None
 

@@ -187,7 +187,12 @@ def build_segment_trainer(
     )
 
     meta = _run_meta(config, context, network, split, epoch_length)
-    history = TrainingHistory(output_dir if context.is_main else None, meta=meta)
+    history = TrainingHistory(
+        output_dir if context.is_main else None,
+        meta=meta,
+        curve_metrics=((KEY_METRIC, "mean Dice"),),
+        key_metric=KEY_METRIC,
+    )
     record = CheckpointRecord(
         network,
         model_name=config.model.architecture,
