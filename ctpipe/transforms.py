@@ -51,6 +51,32 @@ def window(hu: np.ndarray, window: tuple[float, float] = DISPLAY_WINDOW) -> np.n
     return (np.clip(hu, low, high) - low) / (high - low)
 
 
+def hu_to_tanh(hu: ArrayT, window: tuple[float, float]) -> ArrayT:
+    """Clip HU to ``window`` and map it linearly to [-1, 1], a ``tanh`` generator's range.
+
+    Works on numpy arrays and torch tensors.
+
+    Example:
+        >>> hu_to_tanh(np.array([-2000.0, 0.0, 1024.0]), (-1024.0, 1024.0)).tolist()
+        [-1.0, 0.0, 1.0]
+    """
+    low, high = window
+    if not high > low:
+        raise ValueError(f"window must be (low, high) with high > low, got {window}")
+    return (hu.clip(low, high) - low) * (2.0 / (high - low)) - 1.0  # type: ignore[attr-defined]
+
+
+def tanh_to_hu(values: ArrayT, window: tuple[float, float]) -> ArrayT:
+    """Inverse of :func:`hu_to_tanh` on [-1, 1] (no clipping).
+
+    Example:
+        >>> tanh_to_hu(np.array([-1.0, 0.5]), (-1024.0, 1024.0)).tolist()
+        [-1024.0, 512.0]
+    """
+    low, high = window
+    return (values + 1.0) * ((high - low) / 2.0) + low  # type: ignore[operator,return-value]
+
+
 def scale_hu_transform(keys, hu_range: tuple[float, float] = HU_RANGE):
     """MONAI ``ScaleIntensityRanged`` doing :func:`hu_to_unit` on ``keys`` (no clipping).
 

@@ -1,0 +1,58 @@
+"""GAN inpainting of CT: latent search (Yeh et al. 2017), faster start and slice sequences.
+
+One idea per module:
+
+* :mod:`~ctpipe.inpaint.masks`: read masks (NIfTI, PNG) and check them against the CT;
+* :mod:`~ctpipe.inpaint.mask_generators`: seeded boxes, strokes and metal-like streaks;
+* :mod:`~ctpipe.inpaint.losses`: context loss (uniform, neighbourhood or distance
+  weights) and prior loss;
+* :mod:`~ctpipe.inpaint.search`: Adam on the latent ``z`` (Yeh et al., CVPR 2017);
+* :mod:`~ctpipe.inpaint.init`: nearest pool sample by data + structure loss (Lahiri et
+  al., ICIP 2019);
+* :mod:`~ctpipe.inpaint.sequence`: slices as video frames: latent reuse and group
+  consistency (Lahiri et al.);
+* :mod:`~ctpipe.inpaint.blend`: plain and Poisson blending;
+* :mod:`~ctpipe.inpaint.tiles`: one generator-sized tile per hole;
+* :mod:`~ctpipe.inpaint.volume`: :func:`inpaint_volume`, the HU volume entry point.
+
+Names are imported lazily, so ``import ctpipe.inpaint`` loads no torch.
+
+Example:
+    >>> from ctpipe.inpaint import InpaintSettings
+    >>> InpaintSettings(mode="independent", blend="plain").init
+    'pool'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "read_mask": "ctpipe.inpaint.masks",
+    "check_mask": "ctpipe.inpaint.masks",
+    "BoxMask": "ctpipe.inpaint.mask_generators",
+    "StrokeMask": "ctpipe.inpaint.mask_generators",
+    "StreakMask": "ctpipe.inpaint.mask_generators",
+    "generate_mask": "ctpipe.inpaint.mask_generators",
+    "SearchSettings": "ctpipe.inpaint.search",
+    "latent_search": "ctpipe.inpaint.search",
+    "LatentPool": "ctpipe.inpaint.init",
+    "nearest_latents": "ctpipe.inpaint.init",
+    "inpaint_sequence": "ctpipe.inpaint.sequence",
+    "blend_plain": "ctpipe.inpaint.blend",
+    "blend_poisson": "ctpipe.inpaint.blend",
+    "InpaintResult": "ctpipe.inpaint.volume",
+    "InpaintSettings": "ctpipe.inpaint.volume",
+    "SliceStats": "ctpipe.inpaint.volume",
+    "inpaint_slice": "ctpipe.inpaint.volume",
+    "inpaint_volume": "ctpipe.inpaint.volume",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ctpipe.inpaint' has no attribute {name!r}")
