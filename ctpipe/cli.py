@@ -34,15 +34,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_info(sub)
     _add_demo(sub)
+    from ctpipe.cli_anomaly import add_anomaly_parser
     from ctpipe.cli_data import add_data_parser
     from ctpipe.cli_evaluate import add_evaluate_parser
+    from ctpipe.cli_inpaint import add_inpaint_parser
+    from ctpipe.cli_pacs import add_pacs_parsers
+    from ctpipe.cli_segment import add_segment_parser
     from ctpipe.cli_simulate import add_simulate_parser
     from ctpipe.cli_train import add_train_parser
+    from ctpipe.cli_vae import add_vae_parser
+    from ctpipe.cli_workflow import add_workflow_parsers
 
+    add_workflow_parsers(sub)
     add_data_parser(sub)
     add_simulate_parser(sub)
     add_train_parser(sub)
+    add_segment_parser(sub)
     add_evaluate_parser(sub)
+    add_pacs_parsers(sub)
+    add_vae_parser(sub)
+    add_anomaly_parser(sub)
+    add_inpaint_parser(sub)
     return parser
 
 
@@ -62,9 +74,10 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="load a sample series, print its summary, write NIfTI and a PNG preview",
-        description="Load a CT series (a generated phantom unless --input is given), print "
-        "its summary and write a NIfTI volume and a PNG preview to the output folder.",
+        help="run the default workflow (denoise, segment, export) on a sample series",
+        description="Run the default workflow (denoise -> segment -> derived DICOM, "
+        "DICOM-SEG, NIfTI, previews, HTML report) on a CT series: a generated phantom "
+        "unless --input is given. Prints the series summary and where the report is.",
     )
     p.add_argument("--input", help="DICOM folder/file or NIfTI to use instead of the phantom")
     p.add_argument("--output", default="ctpipe_demo", help="output folder (default: %(default)s)")
@@ -136,13 +149,13 @@ def format_series_table(rows: Sequence[dict]) -> str:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ctpipe.demo import run_demo
 
-    run_demo(
+    result = run_demo(
         input_path=args.input,
         output=args.output,
         series_uid=args.series,
         allow_irregular=args.allow_irregular,
     )
-    return EXIT_OK
+    return EXIT_OK if result.study.status == "done" else EXIT_PROBLEMS
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -2,7 +2,9 @@
 
 ``ctpipe train denoise CONFIG [--resume CHECKPOINT] [--output DIR]`` trains a denoiser
 (:func:`ctpipe.engines.denoise.train_denoiser`) and prints where the checkpoints, the log
-and the loss curve are. Several processes train together under ``torchrun``::
+and the loss curve are; ``ctpipe train segment CONFIG`` does the same for a segmenter
+(:func:`ctpipe.engines.segment.train_segmenter`). Several processes train together under
+``torchrun``::
 
     torchrun --nproc_per_node 2 -m ctpipe train denoise CONFIG
     torchrun --nproc_per_node 2 -m ctpipe.engines.denoise CONFIG
@@ -26,7 +28,14 @@ import logging
 import os
 import sys
 
-__all__ = ["add_denoise_arguments", "add_train_parser", "configure_logging", "run_train_denoise"]
+__all__ = [
+    "add_denoise_arguments",
+    "add_train_parser",
+    "configure_logging",
+    "run_train_denoise",
+    "run_train_gan",
+    "run_train_segment",
+]
 
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -69,6 +78,28 @@ def add_train_parser(
     )
     add_denoise_arguments(denoise)
     denoise.set_defaults(func=run_train_denoise)
+    segment = tasks.add_parser(
+        "segment",
+        help="train an organ segmenter (MONAI UNet/SegResNet, Dice loss)",
+        description="Train a segmenter on labelled CT cases as configured in CONFIG. Writes "
+        "checkpoint_latest.pt, checkpoint_best.pt (best mean Dice), training_log.json, "
+        "loss_curve.png and config.yaml to the output folder.",
+    )
+    add_denoise_arguments(segment)
+    segment.set_defaults(func=run_train_segment)
+    gan = tasks.add_parser(
+        "gan",
+        help="train a DCGAN on CT patches (for inpainting)",
+        description="Train a DCGAN (MONAI GanTrainer, k discriminator steps per generator "
+        "step, non-saturating generator loss) on HU-windowed CT patches as configured in "
+        "CONFIG. Writes checkpoint_latest.pt, training_log.json, loss_curve.png, "
+        "samples/epoch_NNNN.png and config.yaml to the output folder.",
+    )
+    add_denoise_arguments(gan)
+    gan.set_defaults(func=run_train_gan)
+    from ctpipe.cli_vae import add_train_vae_parser
+
+    add_train_vae_parser(tasks)
     return train
 
 
@@ -115,6 +146,61 @@ def run_train_denoise(args: argparse.Namespace) -> int:
         print(f"loss curve: {result.curve}")
         if result.metrics:
             print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
+    return EXIT_OK
+
+
+def run_train_segment(args: argparse.Namespace) -> int:
+    """Handler of ``ctpipe train segment``: load the config, apply overrides, train.
+
+    Returns:
+        0 when training finished. Bad input raises ``CTPipeError``.
+    """
+    from dataclasses import replace
+
+    from ctpipe.engines.segment import train_segmenter
+    from ctpipe.engines.segment_config import load_segment_config
+
+    configure_logging()
+    config = load_segment_config(args.config)
+    overrides = {}
+    if args.output:
+        overrides["output_dir"] = args.output
+    if args.resume:
+        overrides["resume"] = args.resume
+    if overrides:
+        config = replace(config, **overrides)
+    result = train_segmenter(config)
+    if result.rank == 0:
+        print(f"checkpoint: {result.checkpoint}")
+        if result.best_checkpoint is not None:
+            print(f"best checkpoint: {result.best_checkpoint}")
+        print(f"log: {result.log}")
+        print(f"loss curve: {result.curve}")
+        if result.metrics:
+            print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
+    return EXIT_OK
+
+
+def run_train_gan(args: argparse.Namespace) -> int:
+    """Handler of ``ctpipe train gan``: load the config, apply overrides, train.
+
+    Returns:
+        0 when training finished. Bad input raises ``CTPipeError``.
+    """
+    from dataclasses import replace
+
+    from ctpipe.engines.gan import train_gan
+    from ctpipe.engines.gan_config import load_gan_config
+
+    configure_logging()
+    config = load_gan_config(args.config)
+    overrides = {"output_dir": args.output, "resume": args.resume}
+    config = replace(config, **{k: v for k, v in overrides.items() if v})
+    result = train_gan(config)
+    print(f"checkpoint: {result.checkpoint}")
+    print(f"log: {result.log}")
+    print(f"loss curve: {result.curve}")
+    print(f"samples: {result.samples}")
     return EXIT_OK
 
 

@@ -1,14 +1,16 @@
-"""``ctpipe demo``: load a CT series, print its summary, write NIfTI and a PNG preview.
+"""``ctpipe demo``: the default workflow end to end on a sample, in well under 2 minutes.
 
-Without an input the demo writes a seeded synthetic phantom as a DICOM series first, so it
-runs anywhere, offline, in a few seconds. Later steps of the pipeline (denoise, segment,
-export) join this command as they are built.
+Without an input the demo writes a seeded synthetic CT phantom as a DICOM series first, so
+it runs anywhere, offline. It prints the input's summary, runs the default workflow
+(``workflows/denoise_segment.yaml``: the shipped RED-CNN denoiser, then the shipped
+segmenter, then the derived DICOM series, DICOM-SEG, NIfTI, previews and the HTML report)
+and prints where the report is.
 
 Example:
     >>> import tempfile
-    >>> result = run_demo(output=tempfile.mkdtemp(), quiet=True)
-    >>> result.nifti.name, result.preview.name
-    ('ct.nii.gz', 'preview.png')
+    >>> result = run_demo(output=tempfile.mkdtemp(), quiet=True)  # doctest: +SKIP
+    >>> result.study.status, result.report.name  # doctest: +SKIP
+    ('done', 'report.html')
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from ctpipe.io.atomic import atomic_path
 
 #: Display window for previews: the soft-tissue window used for abdominal CT (HU).
 PREVIEW_WINDOW = (-160.0, 240.0)
+#: The phantom grid of the demo (voxels, mm): an abdomen-sized field of view.
+DEMO_SHAPE, DEMO_SPACING = (192, 192, 32), (1.8, 1.8, 3.0)
 
 
 @dataclass(frozen=True)
@@ -33,10 +37,14 @@ class DemoResult:
     """Where the demo wrote its outputs, and the summary it printed."""
 
     output: Path
-    nifti: Path
-    preview: Path
     summary_json: Path
     summary: dict[str, Any]
+    study: Any  # ctpipe.workflow.StudyResult
+
+    @property
+    def report(self) -> Path | None:
+        """The study's HTML report."""
+        return self.study.report
 
 
 def run_demo(
@@ -47,11 +55,11 @@ def run_demo(
     allow_irregular: bool = False,
     quiet: bool = False,
 ) -> DemoResult:
-    """Load a series (a generated phantom by default) and write NIfTI + PNG + summary.
+    """Summarise a series (a generated phantom by default) and run the default workflow.
 
     Args:
         input_path: DICOM folder/file or NIfTI; None writes and uses the phantom.
-        output: Output folder (created).
+        output: Output folder (created): ``summary.json`` and the study folder ``study/``.
         series_uid: SeriesInstanceUID when the input holds several series.
         allow_irregular: Read series with gaps or a tilted gantry (with a warning).
         quiet: Print nothing.
@@ -59,33 +67,53 @@ def run_demo(
     Returns:
         The :class:`DemoResult`.
     """
+    from dataclasses import replace
+
+    from ctpipe.workflow import Workflow, run_study
+    from ctpipe.workflow.config import InputConfig
+
     out = Path(output)
     say = (lambda *_: None) if quiet else print
-    labels = None
     if input_path is None:
-        input_path, labels = _make_phantom_input(out, say)
+        input_path = _make_phantom_input(out, say)
     started = time.perf_counter()
     image = _load(input_path, series_uid, allow_irregular)
-    seconds = time.perf_counter() - started
-    hu = image.numpy()
-    affine_ras = image.affine.numpy()
-    summary = summarise(image, source=input_path, load_seconds=seconds)
+    summary = summarise(image, source=input_path, load_seconds=time.perf_counter() - started)
     say(format_summary(summary))
-    result = _write_outputs(out, hu, affine_ras, labels, summary)
-    say(f"\nWrote {result.nifti}\n      {result.preview}\n      {result.summary_json}")
-    return result
+    summary_json = out / "summary.json"
+    with atomic_path(summary_json) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    workflow = Workflow(name="denoise_segment")
+    workflow = replace(workflow, input=InputConfig(series_uid, allow_irregular))
+    say(f"\nRunning workflow {workflow.name}: {' -> '.join(workflow.steps)} -> export ...")
+    study = run_study(workflow, input_path, out / "study")
+    say(_describe(study))
+    return DemoResult(out, summary_json, summary, study)
 
 
-def _make_phantom_input(out: Path, say) -> tuple[Path, np.ndarray]:
+def _describe(study: Any) -> str:
+    if study.status != "done":
+        return f"failed: {study.error}\nrecord: {study.output_dir / 'run.json'}"
+    steps = study.record["steps"]
+    times = ", ".join(f"{name} {rec['seconds']:.1f} s" for name, rec in steps.items())
+    lines = [f"done in {study.seconds:.1f} s ({times})"]
+    volumes = steps.get("segment", {}).get("metrics", {}).get("volume_ml", {})
+    if volumes:
+        lines.append("volumes (mL): " + ", ".join(f"{k} {v:g}" for k, v in volumes.items()))
+    lines += [f"report: {study.report}", f"outputs: {study.output_dir}"]
+    return "\n".join(lines)
+
+
+def _make_phantom_input(out: Path, say) -> Path:
     from ctpipe.phantom import make_phantom, write_phantom
 
-    phantom = make_phantom()
+    phantom = make_phantom(shape=DEMO_SHAPE, spacing=DEMO_SPACING)
     files = write_phantom(out / "phantom", phantom)
     say(
         f"No --input given: wrote a synthetic CT phantom (seed {phantom.seed}, "
         f"{len(files.dicom_files)} slices) as DICOM to {files.dicom_folder}\n"
     )
-    return files.dicom_folder, phantom.labels
+    return files.dicom_folder
 
 
 def _load(input_path: str | os.PathLike[str], series_uid: str | None, allow_irregular: bool):
@@ -142,20 +170,3 @@ def format_summary(summary: dict[str, Any]) -> str:
         text = " x ".join(str(v) for v in value) if isinstance(value, list) else str(value)
         lines.append(f"{key.ljust(width)}  {text}")
     return "\n".join(lines)
-
-
-def _write_outputs(
-    out: Path, hu: np.ndarray, affine_ras: np.ndarray, labels: np.ndarray | None, summary: dict
-) -> DemoResult:
-    from ctpipe.export.preview import write_preview_png
-    from ctpipe.io.nifti import compact_hu, write_nifti
-
-    nifti = write_nifti(compact_hu(hu), affine_ras, out / "ct.nii.gz", description="ctpipe demo")
-    spacing = tuple(float(v) for v in summary["spacing_mm"])
-    preview = write_preview_png(
-        hu, out / "preview.png", window=PREVIEW_WINDOW, axes="all", spacing=spacing, labels=labels
-    )
-    summary_json = out / "summary.json"
-    with atomic_path(summary_json) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return DemoResult(out, nifti, preview, summary_json, summary)

@@ -74,20 +74,27 @@ def test_bad_input_no_traceback_in_subprocess(tmp_path):
     assert f"{tmp_path / 'missing'}: no such file or folder" in result.stderr
 
 
-def test_demo_writes_nifti_preview_and_summary(tmp_path, capsys):
+def test_demo_runs_the_default_workflow_and_prints_the_report(tmp_path, capsys):
+    from ctpipe.demo import DEMO_SHAPE, DEMO_SPACING
+
     assert main(["demo", "--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert str(tmp_path / "ct.nii.gz") in out and "orientation       LPS" in out
-    phantom = make_phantom()
-    image = nib.load(tmp_path / "ct.nii.gz")
+    study = tmp_path / "study"
+    assert f"report: {study / 'report.html'}" in out and "orientation       LPS" in out
+    phantom = make_phantom(shape=DEMO_SHAPE, spacing=DEMO_SPACING)
+    image = nib.load(study / "nifti" / "image.nii.gz")
     np.testing.assert_array_equal(np.asarray(image.dataobj), phantom.hu)
     np.testing.assert_allclose(image.affine, phantom.to_ras_affine(), atol=1e-5)
-    with Image.open(tmp_path / "preview.png") as png:
+    assert len(list((study / "dicom" / "denoised").glob("*.dcm"))) == DEMO_SHAPE[2]
+    assert (study / "dicom" / "segmentation.dcm").is_file()
+    with Image.open(study / "previews" / "labels.png") as png:
         assert png.width > phantom.hu.shape[0]  # three views side by side
+    record = json.loads((study / "run.json").read_text())
+    assert record["status"] == "done" and list(record["steps"]) == ["denoise", "segment"]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["shape"] == list(phantom.hu.shape)
     assert summary["hu_min"] == float(phantom.hu.min())
-    assert not [p for p in tmp_path.rglob(".tmp-*")]
+    assert not [p for p in tmp_path.rglob(".*")]
 
 
 def test_demo_on_nifti_input(tmp_path):
@@ -98,3 +105,5 @@ def test_demo_on_nifti_input(tmp_path):
     result = run_demo(files.ct_nifti, tmp_path / "out", quiet=True)
     assert result.summary["shape"] == [40, 36, 6]
     assert result.summary["orientation"] == "LPS"
+    assert result.study.status == "done", result.study.error
+    assert result.report == tmp_path / "out" / "study" / "report.html"
