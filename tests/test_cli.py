@@ -85,7 +85,7 @@ def test_demo_runs_the_default_workflow_and_prints_the_report(tmp_path, capsys):
     image = nib.load(study / "nifti" / "image.nii.gz")
     np.testing.assert_array_equal(np.asarray(image.dataobj), phantom.hu)
     np.testing.assert_allclose(image.affine, phantom.to_ras_affine(), atol=1e-5)
-    assert len(list((study / "dicom" / "denoised").glob("*.dcm"))) == DEMO_SHAPE[2]
+    assert len(list((study / "dicom" / "derived").glob("*.dcm"))) == DEMO_SHAPE[2]
     assert (study / "dicom" / "segmentation.dcm").is_file()
     with Image.open(study / "previews" / "labels.png") as png:
         assert png.width > phantom.hu.shape[0]  # three views side by side

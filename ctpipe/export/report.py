@@ -46,6 +46,8 @@ _CAPTIONS = {
     "denoised": "denoised (same window)",
     "denoised_difference": "input minus denoised (-60..60 HU)",
     "labels": "labels over the final image",
+    "inpainted": "inpainted (same window)",
+    "inpainted_difference": "input minus inpainted (-60..60 HU)",
     "anomaly": "VAE anomaly map (slice with the highest negative ELBO)",
 }
 

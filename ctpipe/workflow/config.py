@@ -9,9 +9,9 @@ exists, so a batch never starts on a workflow it cannot finish.
 Keys (all optional except ``name``):
 
 * ``name``, ``description``.
-* ``steps``: the steps in order, from ``denoise``, ``segment``, ``anomaly``. Image steps
-  (``denoise``) replace the image the next steps see; ``segment`` labels the current
-  image and ``anomaly`` maps its VAE reconstruction error.
+* ``steps``: the steps in order, from ``denoise``, ``segment``, ``anomaly``, ``inpaint``.
+  Image steps (``denoise``, ``inpaint``) replace the image the next steps see;
+  ``segment`` labels the current image and ``anomaly`` maps its VAE reconstruction error.
 * ``input``: ``series_uid`` (which series when a folder holds several),
   ``allow_irregular`` (read series with gaps or a tilted gantry, with a warning).
 * ``denoise``: ``weights`` (``default``: the shipped RED-CNN; or a checkpoint path),
@@ -20,6 +20,9 @@ Keys (all optional except ``name``):
   ``roi_size``, ``overlap``, ``blend``, ``sw_batch_size``.
 * ``anomaly``: ``weights`` (``default``: the shipped VAE), ``device``, ``samples``,
   ``seed``, ``smooth_mm``, ``batch_size``.
+* ``inpaint``: ``weights`` (``default``: the shipped DCGAN), ``device``, the mask source
+  (``mask``: ``generated``, ``file`` or ``labels``, with ``mask_kind``, ``mask_path``,
+  ``mask_classes``, ``mask_slices``, ``seed``) and the search ``settings``.
 * ``export``: ``nifti``, ``dicom`` (a derived CT series of the final image), ``seg``
   (DICOM-SEG of the labels), ``previews``, ``report`` (HTML), ``series_description``.
 
@@ -31,7 +34,7 @@ Example:
     Traceback (most recent call last):
     ...
     ctpipe.workflow.config.WorkflowError: <workflow>: steps[1] must be one of denoise, \
-segment, anomaly, got str 'segmnet'; did you mean 'segment'?
+segment, anomaly, inpaint, got str 'segmnet'; did you mean 'segment'?
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ctpipe.errors import InputError
+from ctpipe.inpaint.volume import InpaintSettings
 from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclass
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "AnomalyStep",
     "DenoiseStep",
     "ExportConfig",
+    "InpaintStep",
     "InputConfig",
     "SegmentStep",
     "Workflow",
@@ -62,7 +67,7 @@ __all__ = [
 #: ``weights`` value naming the weights shipped with ctpipe.
 DEFAULT_WEIGHTS = "default"
 
-StepName = Literal["denoise", "segment", "anomaly"]
+StepName = Literal["denoise", "segment", "anomaly", "inpaint"]
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -202,6 +207,50 @@ class AnomalyStep:
 
 
 @dataclass(frozen=True)
+class InpaintStep:
+    """Settings of the ``inpaint`` step (:func:`ctpipe.inpaint.inpaint_volume`, a DCGAN).
+
+    Args:
+        weights: ``default`` (the shipped DCGAN) or a ctpipe GAN checkpoint.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        mask: Where the hole comes from: ``file`` (``mask_path``, NIfTI on the CT's grid
+            or a PNG repeated on every slice), ``labels`` (the voxels the ``segment``
+            step gave ``mask_classes``) or ``generated`` (a seeded ``mask_kind`` shape).
+        mask_path: The mask file for ``file``; ``{series}`` is replaced by the input's
+            folder or file name (one mask per study of a batch).
+        mask_classes: Class names for ``labels``.
+        mask_kind: ``box``, ``strokes`` or ``streaks`` (metal-like) for ``generated``.
+        mask_slices: ``[start, stop)`` slices a generated mask covers (``None``: all).
+        seed: Seed of a generated mask.
+        settings: The search, initialisation, sequence and blending settings.
+
+    Example:
+        >>> InpaintStep(mask="file")
+        Traceback (most recent call last):
+        ...
+        ValueError: mask_path must be given for mask 'file'
+    """
+
+    weights: str = DEFAULT_WEIGHTS
+    device: str = "auto"
+    mask: Literal["generated", "file", "labels"] = "generated"
+    mask_path: str | None = None
+    mask_classes: tuple[str, ...] = ()
+    mask_kind: Literal["box", "strokes", "streaks"] = "streaks"
+    mask_slices: tuple[int, int] | None = None
+    seed: int = 0
+    settings: InpaintSettings = field(default_factory=InpaintSettings)
+
+    def __post_init__(self) -> None:
+        _check_device("device", self.device)
+        object.__setattr__(self, "mask_classes", tuple(self.mask_classes))
+        if self.mask == "file" and not self.mask_path:
+            raise ValueError("mask_path must be given for mask 'file'")
+        if self.mask == "labels" and not self.mask_classes:
+            raise ValueError("mask_classes must name at least one class for mask 'labels'")
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     """What each study writes besides its run record.
 
@@ -245,6 +294,7 @@ class Workflow:
         denoise: Settings of the ``denoise`` step.
         segment: Settings of the ``segment`` step.
         anomaly: Settings of the ``anomaly`` step.
+        inpaint: Settings of the ``inpaint`` step.
         export: What is written.
 
     Example:
@@ -261,6 +311,7 @@ class Workflow:
     denoise: DenoiseStep = field(default_factory=DenoiseStep)
     segment: SegmentStep = field(default_factory=SegmentStep)
     anomaly: AnomalyStep = field(default_factory=AnomalyStep)
+    inpaint: InpaintStep = field(default_factory=InpaintStep)
     export: ExportConfig = field(default_factory=ExportConfig)
 
     def __post_init__(self) -> None:
@@ -271,6 +322,10 @@ class Workflow:
             raise ValueError("steps must name at least one step")
         if len(set(self.steps)) != len(self.steps):
             raise ValueError(f"steps must each appear once, got {self.steps}")
+        if "inpaint" in self.steps and self.inpaint.mask == "labels":
+            steps = list(self.steps)
+            if "segment" not in steps or steps.index("segment") > steps.index("inpaint"):
+                raise ValueError("inpaint.mask 'labels' needs a segment step before inpaint")
         if self.export.seg and "segment" not in self.steps:
             object.__setattr__(self, "export", _replace(self.export, seg=False))
 

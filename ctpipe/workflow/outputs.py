@@ -8,7 +8,8 @@ Layout of a study folder::
     nifti/denoised.nii.gz      each image step's result (HU)
     nifti/labels.nii.gz        the labels
     nifti/anomaly.nii.gz       the VAE anomaly map (HU of reconstruction error)
-    dicom/denoised/IM0001.dcm  the final image as a derived CT series
+    nifti/inpaint_mask.nii.gz  the hole the inpaint step filled
+    dicom/derived/IM0001.dcm   the final image as a derived CT series
     dicom/segmentation.dcm     the labels as a DICOM Segmentation
     previews/*.png             input, result, difference, label and anomaly overlays
 
@@ -45,7 +46,7 @@ def study_paths(folder: str | PathLike[str]) -> dict[str, Path]:
         "report": root / "report.html",
         "image_nifti": root / "nifti" / "image.nii.gz",
         "labels_nifti": root / "nifti" / "labels.nii.gz",
-        "dicom_series": root / "dicom" / "denoised",
+        "dicom_series": root / "dicom" / "derived",
         "dicom_seg": root / "dicom" / "segmentation.dcm",
         "previews": root / "previews",
     }
@@ -94,6 +95,10 @@ def _write_nifti(state: StudyState, paths: dict[str, Path]) -> list[Path]:
         written.append(write_nifti(compact_hu(image), affine, path, description=f"ctpipe {name}"))
     if state.labels is not None:
         written.append(write_nifti(state.labels, affine, paths["labels_nifti"], intent="label"))
+    if "inpaint_mask" in state.analyses:
+        path = paths["image_nifti"].with_name("inpaint_mask.nii.gz")
+        mask = state.analyses["inpaint_mask"].astype(np.uint8)
+        written.append(write_nifti(mask, affine, path, intent="label"))
     if "anomaly" in state.analyses:
         path = paths["image_nifti"].with_name("anomaly.nii.gz")
         written.append(state.analyses["anomaly"].write_nifti(path, affine))

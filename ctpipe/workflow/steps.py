@@ -169,11 +169,19 @@ def _load_vae(path: Path, shipped: bool) -> LoadedModel:
     return LoadedModel(model, "vae", file_sha256(path), path)
 
 
+def _load_gan(path: Path, shipped: bool) -> LoadedModel:
+    from ctpipe.engines.gan_checkpoint import load_gan
+
+    gan = load_gan(path)
+    return LoadedModel(gan, "dcgan", file_sha256(path), path)
+
+
 #: How each step's weights are loaded: ``(path, shipped) -> LoadedModel``.
 LOADERS: dict[str, Callable[[Path, bool], LoadedModel]] = {
     "denoise": _load_denoiser,
     "segment": _load_segmenter,
     "anomaly": _load_vae,
+    "inpaint": _load_gan,
 }
 
 
@@ -252,6 +260,7 @@ def _segment(state: StudyState, workflow: Workflow, models: Models) -> dict[str,
     )
     labels = segment_volume(image, model.module, config=model.config, **options)
     state.labels = np.asarray(labels.cpu().numpy(), dtype=np.uint8)
+    state.analyses["class_map"] = dict(model.config.class_map)
     voxel_ml = float(np.prod(state.volume.spacing)) / 1000.0
     counts = np.bincount(state.labels.ravel(), minlength=len(model.config.class_map) + 1)
     volumes = {
@@ -303,6 +312,89 @@ def _anomaly(state: StudyState, workflow: Workflow, models: Models) -> dict[str,
     }
 
 
+def _inpaint(state: StudyState, workflow: Workflow, models: Models) -> dict[str, Any]:
+    from ctpipe.inpaint import inpaint_volume
+
+    settings = workflow.inpaint
+    gan = models["inpaint"].module
+    device = _device(settings.device)
+    gan.generator.to(device)
+    gan.discriminator.to(device)
+    mask, source = _inpaint_mask(state, settings)
+    result = inpaint_volume(
+        np.ascontiguousarray(state.image, dtype=np.float32),
+        mask,
+        gan.generator,
+        gan.discriminator,
+        window=gan.window,
+        settings=settings.settings,
+    )
+    state.image = np.asarray(result.hu, dtype=np.float32)
+    state.outputs["inpainted"] = state.image
+    state.analyses["inpaint_mask"] = mask
+    iterations = [s.iterations for s in result.slices]
+    return {
+        "output": "inpainted",
+        "model": models["inpaint"].describe(),
+        "settings": {"device": device, "mask": source, **_plain_dict(settings.settings)},
+        "metrics": {
+            "hole_voxels": int(mask.sum()),
+            "slices_inpainted": len(result.slices),
+            "mean_iterations": round(float(np.mean(iterations)), 1) if iterations else 0.0,
+            "mean_context_mae_hu": round(
+                float(np.mean([s.context_mae_hu for s in result.slices])), 2
+            )
+            if result.slices
+            else 0.0,
+        },
+    }
+
+
+def _inpaint_mask(state: StudyState, settings: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """The hole as a bool ``(i, j, k)`` mask, and a record of where it came from."""
+    from ctpipe.inpaint import generate_mask, read_mask
+
+    shape = state.image.shape
+    if settings.mask == "file":
+        path = Path(settings.mask_path.replace("{series}", _series_name(state)))
+        mask = read_mask(path, shape, state.volume.affine_ras)
+        return mask, {"source": "file", "path": str(path)}
+    if settings.mask == "labels":
+        class_map = state.analyses.get("class_map", {})
+        unknown = sorted(set(settings.mask_classes) - set(class_map))
+        if unknown:
+            raise ValueError(
+                f"inpaint.mask_classes {unknown} are not classes of the segmenter "
+                f"({', '.join(class_map)})"
+            )
+        values = [class_map[name] for name in settings.mask_classes]
+        mask = np.isin(state.labels, values)
+        if not mask.any():
+            raise ValueError(f"the segmenter found none of {list(settings.mask_classes)}")
+        return mask, {"source": "labels", "classes": list(settings.mask_classes)}
+    body = state.image > -500
+    mask, parameters = generate_mask(
+        settings.mask_kind,
+        shape,
+        seed=settings.seed,
+        slices=settings.mask_slices,
+        region=body.any(axis=2) if body.any() else None,
+    )
+    return mask, {"source": "generated", **parameters}
+
+
+def _series_name(state: StudyState) -> str:
+    files = (state.volume.meta or {}).get("ctpipe_source_files") or [""]
+    first = Path(str(files[0]))
+    return first.parent.name if state.volume.series is not None else first.name
+
+
+def _plain_dict(obj: Any) -> dict[str, Any]:
+    from ctpipe.schema import dataclass_to_dict
+
+    return dataclass_to_dict(obj)
+
+
 def _rms(values: np.ndarray) -> float:
     if not values.size:
         return 0.0
@@ -320,4 +412,5 @@ STEPS: dict[str, Callable[[StudyState, Workflow, Models], dict[str, Any]]] = {
     "denoise": _denoise,
     "segment": _segment,
     "anomaly": _anomaly,
+    "inpaint": _inpaint,
 }

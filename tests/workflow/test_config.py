@@ -82,6 +82,7 @@ def test_seg_export_off_without_segment_step():
         ("denoise_segment", ("denoise", "segment")),
         ("segment_only", ("segment",)),
         ("denoise_segment_anomaly", ("denoise", "segment", "anomaly")),
+        ("inpaint_streaks", ("denoise", "inpaint")),
     ],
 )
 def test_shipped_workflows_load(name, steps):

@@ -40,7 +40,7 @@ def test_study_folder_holds_every_output(done_study):
         "previews/labels.png",
     ):
         assert (folder / name).is_file(), name
-    assert len(list((folder / "dicom" / "denoised").glob("*.dcm"))) == 6
+    assert len(list((folder / "dicom" / "derived").glob("*.dcm"))) == 6
     assert not list(folder.parent.glob(".*"))  # no staging left
 
 
@@ -64,12 +64,12 @@ def test_run_record_names_models_settings_and_timings(done_study):
 def test_derived_series_keeps_study_geometry_and_hu(done_study):
     result, phantom = done_study
     source = read_dicom_volume(phantom.dicom_folder)
-    derived = read_dicom_volume(result.output_dir / "dicom" / "denoised")
+    derived = read_dicom_volume(result.output_dir / "dicom" / "derived")
     denoised = nib.load(result.output_dir / "nifti" / "denoised.nii.gz").get_fdata()
     np.testing.assert_allclose(derived.affine_lps, source.affine_lps, atol=1e-4)
     np.testing.assert_allclose(derived.hu, denoised, atol=0.5)
     src_files = sorted(phantom.dicom_files)
-    for k, path in enumerate(sorted((result.output_dir / "dicom" / "denoised").glob("*.dcm"))):
+    for k, path in enumerate(sorted((result.output_dir / "dicom" / "derived").glob("*.dcm"))):
         ds, src = pydicom.dcmread(path), pydicom.dcmread(src_files[k])
         assert list(ds.ImageType) == ["DERIVED", "SECONDARY", "AXIAL"]
         assert "denoise" in ds.DerivationDescription
@@ -113,7 +113,7 @@ def test_nifti_outputs_share_the_input_affine(done_study):
 def test_outputs_pass_dciodvfy(done_study):
     result, _ = done_study
     files = [
-        *sorted((result.output_dir / "dicom" / "denoised").glob("*.dcm"))[:2],
+        *sorted((result.output_dir / "dicom" / "derived").glob("*.dcm"))[:2],
         result.output_dir / "dicom" / "segmentation.dcm",
     ]
     for path in files:
@@ -126,7 +126,7 @@ def test_nifti_input_gets_new_study_and_seg(tmp_path, phantom_series, workflow_f
     workflow = load_workflow(workflow_file())
     result = run_study(workflow, phantom_series.ct_nifti, tmp_path / "nifti_study")
     assert result.status == "done", result.error
-    files = sorted((result.output_dir / "dicom" / "denoised").glob("*.dcm"))
+    files = sorted((result.output_dir / "dicom" / "derived").glob("*.dcm"))
     assert len(files) == 6
     sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     labels = np.asarray(nib.load(result.output_dir / "nifti" / "labels.nii.gz").dataobj)
@@ -201,3 +201,55 @@ def test_anomaly_step_writes_map_overlay_and_scores(tmp_path, phantom_series, wo
     assert (result.output_dir / "previews" / "anomaly.png").is_file()
     assert 'src="previews/anomaly.png"' in (result.output_dir / "report.html").read_text()
     assert 0 <= max(record["metrics"]["top_slices"]) < 6
+
+
+@pytest.fixture
+def phantom_72(tmp_path):
+    """A phantom big enough for the 64 x 64 generator."""
+    from ctpipe.phantom import make_phantom, write_phantom
+
+    return write_phantom(tmp_path / "p72", make_phantom(shape=(72, 72, 6), spacing=(4.0, 4.0, 5.0)))
+
+
+@pytest.mark.parametrize("mask", ["generated", "labels", "file"])
+def test_inpaint_step_fills_only_the_hole(tmp_path, phantom_72, workflow_file, mask):
+    phantom_series = phantom_72
+    quick = {"pool_size": 64, "search": {"iterations": 20}, "mode": "independent"}
+    inpaint = {"mask": mask, "settings": quick, "mask_kind": "box", "seed": 3}
+    steps = ["inpaint"]
+    changes = {}
+    if mask == "labels":  # the shipped segmenter finds the phantom's kidneys
+        inpaint["mask_classes"] = ["kidney_right", "kidney_left"]
+        steps = ["segment", "inpaint"]
+        changes["segment"] = {"weights": "default", "sw_device": "cpu"}
+    if mask == "file":
+        from ctpipe.io.nifti import write_nifti
+
+        hole = np.zeros((72, 72, 6), np.uint8)
+        hole[30:38, 28:36, 2:4] = 1
+        mask_path = tmp_path / "masks" / "dicom.nii.gz"
+        write_nifti(hole, nib.load(phantom_series.ct_nifti).affine, mask_path, intent="label")
+        inpaint["mask_path"] = str(tmp_path / "masks" / "{series}.nii.gz")
+    workflow = load_workflow(workflow_file(steps=steps, inpaint=inpaint, **changes))
+    result = run_study(workflow, phantom_series.dicom_folder, tmp_path / f"inpaint_{mask}")
+    assert result.status == "done", result.error
+    folder = result.output_dir
+    hole = np.asarray(nib.load(folder / "nifti" / "inpaint_mask.nii.gz").dataobj).astype(bool)
+    before = np.asarray(nib.load(folder / "nifti" / "image.nii.gz").dataobj)
+    after = np.asarray(nib.load(folder / "nifti" / "inpainted.nii.gz").dataobj)
+    assert hole.any()
+    np.testing.assert_array_equal(after[~hole], before[~hole])  # known voxels kept
+    assert not np.array_equal(after[hole], before[hole])
+    record = result.record["steps"]["inpaint"]
+    assert record["metrics"]["hole_voxels"] == int(hole.sum())
+    assert record["settings"]["mask"]["source"] == mask
+    assert len(list((folder / "dicom" / "derived").glob("*.dcm"))) == 6
+
+
+def test_inpaint_labels_needs_segment_first(workflow_file):
+    from ctpipe.workflow.config import WorkflowError
+
+    with pytest.raises(WorkflowError, match="needs a segment step before inpaint"):
+        load_workflow(
+            workflow_file(steps=["inpaint"], inpaint={"mask": "labels", "mask_classes": ["liver"]})
+        )

@@ -47,7 +47,7 @@ def _sitk_series(folder):
 def test_derived_series_geometry_matches_source_in_simpleitk(study):
     source, result = study
     original = _sitk_series(source)
-    derived = _sitk_series(result.output_dir / "dicom" / "denoised")
+    derived = _sitk_series(result.output_dir / "dicom" / "derived")
     assert derived.GetSize() == original.GetSize()
     np.testing.assert_allclose(derived.GetOrigin(), original.GetOrigin(), atol=1e-3)
     np.testing.assert_allclose(derived.GetSpacing(), original.GetSpacing(), atol=1e-4)
@@ -82,7 +82,7 @@ def test_segmentation_round_trips_through_dicom_seg(study):
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) absent")
 def test_exports_pass_dciodvfy(study):
     _, result = study
-    series = sorted((result.output_dir / "dicom" / "denoised").glob("*.dcm"))
+    series = sorted((result.output_dir / "dicom" / "derived").glob("*.dcm"))
     for path in [series[0], series[-1], result.output_dir / "dicom" / "segmentation.dcm"]:
         report = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
         errors = [line for line in report.stderr.splitlines() if line.startswith("Error")]
