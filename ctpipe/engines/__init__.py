@@ -18,6 +18,11 @@
 * :mod:`ctpipe.engines.vae_config`, :mod:`ctpipe.engines.vae_data`,
   :mod:`ctpipe.engines.vae`: VAE training (``VAETrainConfig`` with held-out slices refused,
   slices on a fixed grid, the trainer with KL warm-up and per-epoch sample images).
+* :mod:`ctpipe.engines.gan_config`, :mod:`ctpipe.engines.gan_data`,
+  :mod:`ctpipe.engines.gan`, :mod:`ctpipe.engines.gan_history`,
+  :mod:`ctpipe.engines.gan_checkpoint`: DCGAN training with MONAI's ``GanTrainer`` (k
+  discriminator steps, non-saturating loss, instance noise, sample grids) and checkpoints
+  holding both networks and the HU window.
 * :mod:`ctpipe.engines.common`: seeding, the non-finite-loss check, MONAI stats logging
   and timing, shared by every trainer.
 * :mod:`ctpipe.engines.history`, :mod:`ctpipe.engines.schedule`,
