@@ -193,7 +193,7 @@ def _number(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list):
-        return ", ".join(_number(v) for v in value)
+        return ", ".join("none" if v is None else _number(v) for v in value)
     return "" if value is None else str(value)
 
 
