@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from html import escape
 from os import PathLike
@@ -100,9 +101,7 @@ def write_batch_index(
         >>> "&lt;bad&gt;" in write_batch_index(rows, tempfile.mkdtemp() + "/i.html").read_text()
         True
     """
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[str(row.get("status"))] = counts.get(str(row.get("status")), 0) + 1
+    counts = Counter(str(row.get("status")) for row in rows)
     header = "<tr><th>series</th><th>status</th><th>seconds</th><th>input</th><th>error</th></tr>"
     body = []
     for row in rows:

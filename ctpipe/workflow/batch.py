@@ -31,6 +31,7 @@ import logging
 import re
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from os import PathLike
@@ -50,6 +51,7 @@ __all__ = [
     "find_jobs",
     "process_job",
     "run_batch",
+    "status_counts",
     "study_name",
     "worker_models",
 ]
@@ -90,15 +92,22 @@ class BatchResult:
     @property
     def counts(self) -> dict[str, int]:
         """Rows per status (``done``, ``skipped``, ``failed``)."""
-        counts: dict[str, int] = {}
-        for row in self.rows:
-            counts[row["status"]] = counts.get(row["status"], 0) + 1
-        return counts
+        return status_counts(self.rows)
 
     @property
     def exit_code(self) -> int:
         """0 when nothing failed, else 1."""
         return 1 if self.counts.get("failed") else 0
+
+
+def status_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Rows per status.
+
+    Example:
+        >>> status_counts([{"status": "done"}, {"status": "failed"}, {"status": "done"}])
+        {'done': 2, 'failed': 1}
+    """
+    return dict(Counter(row["status"] for row in rows))
 
 
 def study_name(series: DicomSeries) -> str:
@@ -383,9 +392,7 @@ def _write_summary(
 ) -> None:
     from ctpipe.export.report import write_batch_index
 
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    counts = status_counts(rows)
     summary = {
         "workflow": workflow.name,
         "workflow_sha256": workflow.sha256,

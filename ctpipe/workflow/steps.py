@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ctpipe.io.dicom_volume import CTVolume
-from ctpipe.workflow.config import DEFAULT_WEIGHTS, Workflow, weights_file
+from ctpipe.workflow.config import Workflow, weights_file
 
 __all__ = ["PADDING_BELOW_HU", "STEPS", "LoadedModel", "Models", "StudyState", "run_step"]
 
@@ -122,8 +122,7 @@ class Models:
         for step in workflow.steps:
             if step in LOADERS:
                 path = weights_file(workflow, step, source=source)
-                settings = getattr(workflow, step)
-                loaded[step] = LOADERS[step](path, settings.weights == DEFAULT_WEIGHTS)
+                loaded[step] = LOADERS[step](path)
         return cls(loaded)
 
 
@@ -136,7 +135,7 @@ def file_sha256(path: str | PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _load_denoiser(path: Path, shipped: bool) -> LoadedModel:
+def _load_denoiser(path: Path) -> LoadedModel:
     from ctpipe.engines.checkpoint import load_denoiser
 
     model = load_denoiser(path)
@@ -144,7 +143,7 @@ def _load_denoiser(path: Path, shipped: bool) -> LoadedModel:
     return LoadedModel(model, name, file_sha256(path), path, config=getattr(model, "config", None))
 
 
-def _load_segmenter(path: Path, shipped: bool) -> LoadedModel:
+def _load_segmenter(path: Path) -> LoadedModel:
     """A segmenter checkpoint, with the inference settings it was validated with."""
     import inspect
 
@@ -162,22 +161,22 @@ def _load_segmenter(path: Path, shipped: bool) -> LoadedModel:
     )
 
 
-def _load_vae(path: Path, shipped: bool) -> LoadedModel:
+def _load_vae(path: Path) -> LoadedModel:
     from ctpipe.nets.vae import load_vae
 
     model = load_vae(path)
     return LoadedModel(model, "vae", file_sha256(path), path)
 
 
-def _load_gan(path: Path, shipped: bool) -> LoadedModel:
+def _load_gan(path: Path) -> LoadedModel:
     from ctpipe.engines.gan_checkpoint import load_gan
 
     gan = load_gan(path)
     return LoadedModel(gan, "dcgan", file_sha256(path), path)
 
 
-#: How each step's weights are loaded: ``(path, shipped) -> LoadedModel``.
-LOADERS: dict[str, Callable[[Path, bool], LoadedModel]] = {
+#: How each step's weights are loaded: ``path -> LoadedModel``.
+LOADERS: dict[str, Callable[[Path], LoadedModel]] = {
     "denoise": _load_denoiser,
     "segment": _load_segmenter,
     "anomaly": _load_vae,
