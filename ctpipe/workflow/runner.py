@@ -284,7 +284,7 @@ def _record_start(workflow: Workflow, source: InputSource) -> dict[str, Any]:
             "python": platform.python_version(),
             **_versions("pydicom", "highdicom", "nibabel", "SimpleITK"),
         },
-        "machine": {"host": platform.node(), "platform": platform.platform()},
+        "machine": {"host": platform.node(), "platform": platform.platform(), "pid": os.getpid()},
     }
 
 
