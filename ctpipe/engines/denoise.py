@@ -52,6 +52,12 @@ from ctpipe.engines.common import (
     time_engine,
     versions,
 )
+from ctpipe.engines.handlers import (
+    attach_best_saver,
+    attach_latest_saver,
+    attach_resume,
+    check_resume_progress,
+)
 from ctpipe.errors import InputError
 
 if TYPE_CHECKING:
@@ -156,9 +162,9 @@ def build_denoise_trainer(
     import torch
     from ignite.engine import Events
     from monai.engines import SupervisedTrainer
-    from monai.handlers import CheckpointLoader, LrScheduleHandler, ValidationHandler
+    from monai.handlers import LrScheduleHandler, ValidationHandler
 
-    from ctpipe.engines.checkpoint import AtomicCheckpointSaver, CheckpointRecord
+    from ctpipe.engines.checkpoint import CheckpointRecord
     from ctpipe.engines.data import build_loaders, split_pairs
     from ctpipe.engines.distributed import setup_distributed
     from ctpipe.engines.history import TrainingHistory
@@ -239,28 +245,23 @@ def build_denoise_trainer(
         history.attach_evaluator(evaluator)
         if context.is_main:
             attach_stats(evaluator, iteration_log=False)
-            best_saver = AtomicCheckpointSaver(
-                save_dir=str(output_dir),
-                save_dict=save_dict,
-                name="ctpipe.train",
-                save_key_metric=True,
-                key_metric_name=KEY_METRIC,
-                key_metric_filename=BEST_NAME,
+            best_saver = attach_best_saver(
+                evaluator, save_dict, output_dir, key_metric=KEY_METRIC, filename=BEST_NAME
             )
-            best_saver.attach(evaluator)
 
     if config.resume is not None:
         _check_resume(Path(config.resume), network, config)
-        CheckpointLoader(
-            load_path=str(config.resume),
-            load_dict={k: v for k, v in save_dict.items() if k != "ctpipe"},
-            name="ctpipe.train",
-            map_location=device,  # type: ignore[arg-type]
-        ).attach(trainer)
-        if best_saver is not None:
-            trainer.add_event_handler(
-                Events.STARTED, lambda _: _restore_best(best_saver, history, output_dir)
-            )
+        attach_resume(
+            trainer,
+            config.resume,
+            save_dict,
+            device,
+            output_dir=output_dir,
+            best_saver=best_saver,
+            history=history,
+            key_metric=KEY_METRIC,
+            best_filename=BEST_NAME,
+        )
     trainer.add_event_handler(Events.ITERATION_COMPLETED, check_finite_loss)
     if evaluator is not None:
         ValidationHandler(
@@ -271,16 +272,13 @@ def build_denoise_trainer(
         trainer
     )
     if context.is_main:
-        AtomicCheckpointSaver(
-            save_dir=str(output_dir),
-            save_dict=save_dict,
-            name="ctpipe.train",
-            save_final=True,
-            final_filename=LATEST_NAME,
-            save_interval=config.train.checkpoint_interval,
-            interval_filename=LATEST_NAME,
-            n_saved=1,
-        ).attach(trainer)
+        attach_latest_saver(
+            trainer,
+            save_dict,
+            output_dir,
+            interval=config.train.checkpoint_interval,
+            filename=LATEST_NAME,
+        )
         attach_stats(
             trainer,
             iteration_log=every(config.train.log_interval),
@@ -496,26 +494,7 @@ def _check_resume(path: Path, network: torch.nn.Module, config: DenoiseTrainConf
             f"cannot resume: the checkpoint holds {saved.get('name')!r} {saved.get('kwargs')} "
             f"but the config builds {current['name']!r} {current['kwargs']}",
         )
-    if int(record.get("epoch", 0)) > config.train.epochs:
-        raise InputError(
-            path,
-            f"cannot resume: the checkpoint is at epoch {record.get('epoch')}, beyond "
-            f"train.epochs {config.train.epochs}; raise train.epochs to train further",
-        )
-    missing = sorted({"optimizer", "lr_scheduler", "trainer", "history"} - set(checkpoint))
-    if missing:
-        raise InputError(
-            path,
-            f"cannot resume: the checkpoint has no {', '.join(missing)} state (it holds "
-            "weights only; resume needs checkpoint_latest.pt or checkpoint_best.pt of a run)",
-        )
-
-
-def _restore_best(saver: Any, history: Any, output_dir: Path) -> None:
-    """After a resume, let the best-checkpoint saver know the best PSNR so far."""
-    best = history.best(KEY_METRIC)
-    if best is not None and (output_dir / BEST_NAME).exists():
-        saver.load_state_dict({"_saved": [(best["validation"][KEY_METRIC], BEST_NAME)]})
+    check_resume_progress(path, checkpoint, config.train.epochs)
 
 
 def _run_meta(

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctpipe.engines.common import attach_stats, check_finite_loss, every, seed_everything, versions
+from ctpipe.engines.handlers import check_resume_progress
 from ctpipe.errors import InputError
 
 if TYPE_CHECKING:
@@ -515,19 +516,13 @@ def _check_resume(path: Path, config: GanTrainConfig) -> None:
             f"cannot resume: the checkpoint holds generator {saved[0]} and discriminator "
             f"{saved[1]} but the config builds {wanted[0]} and {wanted[1]}",
         )
-    if int(record.get("epoch", 0)) > config.train.epochs:
-        raise InputError(
-            path,
-            f"cannot resume: the checkpoint is at epoch {record.get('epoch')}, beyond "
-            f"train.epochs {config.train.epochs}; raise train.epochs to train further",
-        )
-    missing = sorted({"g_optimizer", "d_optimizer", "trainer", "history"} - set(checkpoint))
-    if missing:
-        raise InputError(
-            path,
-            f"cannot resume: the checkpoint has no {', '.join(missing)} state (exported "
-            "weights hold the networks only; resume needs checkpoint_latest.pt of a run)",
-        )
+    check_resume_progress(
+        path,
+        checkpoint,
+        config.train.epochs,
+        state_keys=("g_optimizer", "d_optimizer", "trainer", "history"),
+        hint="exported weights hold the networks only; resume needs checkpoint_latest.pt of a run",
+    )
 
 
 def _run_meta(

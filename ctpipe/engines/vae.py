@@ -49,6 +49,12 @@ import numpy as np
 
 from ctpipe.elbo import kl_warmup_beta
 from ctpipe.engines.common import attach_stats, check_finite_loss, every, seed_everything, versions
+from ctpipe.engines.handlers import (
+    attach_best_saver,
+    attach_latest_saver,
+    attach_resume,
+    check_resume_progress,
+)
 from ctpipe.errors import InputError
 
 if TYPE_CHECKING:
@@ -252,9 +258,9 @@ def build_vae_trainer(
     import torch
     from ignite.engine import Events
     from monai.engines import SupervisedTrainer
-    from monai.handlers import CheckpointLoader, LrScheduleHandler, ValidationHandler
+    from monai.handlers import LrScheduleHandler, ValidationHandler
 
-    from ctpipe.engines.checkpoint import AtomicCheckpointSaver, CheckpointRecord
+    from ctpipe.engines.checkpoint import CheckpointRecord
     from ctpipe.engines.distributed import setup_distributed
     from ctpipe.engines.history import TrainingHistory
     from ctpipe.engines.schedule import build_scheduler
@@ -336,28 +342,28 @@ def build_vae_trainer(
     if evaluator is not None:
         history.attach_evaluator(evaluator)
         attach_stats(evaluator, iteration_log=False)
-        best_saver = AtomicCheckpointSaver(
-            save_dir=str(output_dir),
-            save_dict=save_dict,
-            name="ctpipe.train",
-            save_key_metric=True,
-            key_metric_name=KEY_METRIC,
-            key_metric_filename=BEST_NAME,
-            key_metric_negative_sign=True,
+        best_saver = attach_best_saver(
+            evaluator,
+            save_dict,
+            output_dir,
+            key_metric=KEY_METRIC,
+            filename=BEST_NAME,
+            lower_is_better=True,
         )
-        best_saver.attach(evaluator)
     if config.resume is not None:
         _check_resume(Path(config.resume), network, config)
-        CheckpointLoader(
-            load_path=str(config.resume),
-            load_dict={k: v for k, v in save_dict.items() if k != "ctpipe"},
-            name="ctpipe.train",
-            map_location=device,  # type: ignore[arg-type]
-        ).attach(trainer)
-        if best_saver is not None:
-            trainer.add_event_handler(
-                Events.STARTED, lambda _: _restore_best(best_saver, history, output_dir)
-            )
+        attach_resume(
+            trainer,
+            config.resume,
+            save_dict,
+            device,
+            output_dir=output_dir,
+            best_saver=best_saver,
+            history=history,
+            key_metric=KEY_METRIC,
+            best_filename=BEST_NAME,
+            lower_is_better=True,
+        )
     KLWarmup(loss, beta=config.loss.beta, warmup_iterations=config.loss.warmup_iterations).attach(
         trainer
     )
@@ -383,16 +389,13 @@ def build_vae_trainer(
             interval=config.train.image_interval,
         )
         images.attach(trainer)
-    AtomicCheckpointSaver(
-        save_dir=str(output_dir),
-        save_dict=save_dict,
-        name="ctpipe.train",
-        save_final=True,
-        final_filename=LATEST_NAME,
-        save_interval=config.train.checkpoint_interval,
-        interval_filename=LATEST_NAME,
-        n_saved=1,
-    ).attach(trainer)
+    attach_latest_saver(
+        trainer,
+        save_dict,
+        output_dir,
+        interval=config.train.checkpoint_interval,
+        filename=LATEST_NAME,
+    )
     attach_stats(
         trainer,
         iteration_log=every(config.train.log_interval),
@@ -614,24 +617,4 @@ def _check_resume(path: Path, network: VAE, config: VAETrainConfig) -> None:
             f"cannot resume: the checkpoint holds a VAE {saved} on grid {record.get('grid')} "
             f"but the config builds {network.config} on grid {config.grid.to_dict()}",
         )
-    if int(record.get("epoch", 0)) > config.train.epochs:
-        raise InputError(
-            path,
-            f"cannot resume: the checkpoint is at epoch {record.get('epoch')}, beyond "
-            f"train.epochs {config.train.epochs}; raise train.epochs to train further",
-        )
-    missing = sorted({"optimizer", "lr_scheduler", "trainer", "history"} - set(checkpoint))
-    if missing:
-        raise InputError(
-            path,
-            f"cannot resume: the checkpoint has no {', '.join(missing)} state (it holds "
-            "weights only; resume needs checkpoint_latest.pt or checkpoint_best.pt of a run)",
-        )
-
-
-def _restore_best(saver: Any, history: Any, output_dir: Path) -> None:
-    """After a resume, let the best-checkpoint saver know the lowest negative ELBO so far."""
-    scored = [e for e in history.epochs if KEY_METRIC in e.get("validation", {})]
-    if scored and (output_dir / BEST_NAME).exists():
-        best = min(e["validation"][KEY_METRIC] for e in scored)
-        saver.load_state_dict({"_saved": [(-best, BEST_NAME)]})
+    check_resume_progress(path, checkpoint, config.train.epochs)
