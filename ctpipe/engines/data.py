@@ -400,8 +400,7 @@ def build_loaders(
     Raises:
         InputError: If there are fewer training slices per process than one batch needs.
     """
-    from monai.data import DataLoader
-    from torch.utils.data.distributed import DistributedSampler
+    from ctpipe.engines.distributed import sharded_loaders
 
     split = split if split is not None else split_pairs(config.data)
     train_set, val_set = build_datasets(config, split)
@@ -414,36 +413,15 @@ def build_loaders(
             f" / patches.per_slice {config.patches.per_slice}); lower train.batch_size or "
             "raise patches.per_slice",
         )
-    sampler = (
-        DistributedSampler(
-            train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=config.train.seed
-        )
-        if world_size > 1
-        else None
-    )
-    workers = config.data.num_workers
-    train_loader = DataLoader(
+    return sharded_loaders(
         train_set,
+        val_set,
         batch_size=slices,
-        shuffle=sampler is None,
-        sampler=sampler,
-        num_workers=workers,
-        drop_last=True,
-        persistent_workers=workers > 0,
+        num_workers=config.data.num_workers,
+        seed=config.train.seed,
+        rank=rank,
+        world_size=world_size,
     )
-    val_loader = None
-    if val_set is not None:
-        val_sampler = None
-        if world_size > 1 and len(val_set) >= world_size:
-            from monai.data import DistributedSampler as UnevenSampler
-
-            val_sampler = UnevenSampler(
-                val_set, even_divisible=False, num_replicas=world_size, rank=rank, shuffle=False
-            )
-        val_loader = DataLoader(
-            val_set, batch_size=1, shuffle=False, sampler=val_sampler, num_workers=workers
-        )
-    return train_loader, val_loader
 
 
 def _patients(entries: Sequence[Mapping[str, Any]]) -> str:

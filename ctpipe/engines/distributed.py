@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DistributedContext", "setup_distributed"]
+__all__ = ["DistributedContext", "setup_distributed", "sharded_loaders"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,65 @@ def setup_distributed(device: str = "auto") -> DistributedContext:
     if world_size > 1:
         _sync_ignite()
     return DistributedContext(rank, world_size, local_rank, chosen, owns_group)
+
+
+def sharded_loaders(
+    train_set: Any,
+    val_set: Any,
+    *,
+    batch_size: int,
+    num_workers: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> tuple[Any, Any]:
+    """Training and validation ``DataLoader`` objects, each process taking its share.
+
+    The training loader shuffles anew each epoch and drops the last incomplete batch;
+    under ``torchrun`` a ``DistributedSampler`` gives each process its share of the items.
+    The validation loader yields items one at a time; under ``torchrun`` each process
+    validates its share (MONAI's metrics gather the scores of all processes), or all of
+    them when there are fewer items than processes.
+
+    Returns:
+        ``(train_loader, validation_loader)``; the latter is ``None`` without ``val_set``.
+
+    Example:
+        >>> train, val = sharded_loaders(list(range(10)), None, batch_size=4, num_workers=0,
+        ...                              seed=0)
+        >>> len(train), val
+        (2, None)
+    """
+    from monai.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
+
+    sampler = (
+        DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        if world_size > 1
+        else None
+    )
+    train_loader = DataLoader(
+        train_set,
+        batch_size=batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=num_workers,
+        drop_last=True,
+        persistent_workers=num_workers > 0,
+    )
+    if val_set is None:
+        return train_loader, None
+    val_sampler = None
+    if world_size > 1 and len(val_set) >= world_size:
+        from monai.data import DistributedSampler as UnevenSampler
+
+        val_sampler = UnevenSampler(
+            val_set, even_divisible=False, num_replicas=world_size, rank=rank, shuffle=False
+        )
+    val_loader = DataLoader(
+        val_set, batch_size=1, shuffle=False, sampler=val_sampler, num_workers=num_workers
+    )
+    return train_loader, val_loader
 
 
 def _sync_ignite() -> None:
