@@ -27,6 +27,8 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "add_denoise_arguments",
@@ -123,29 +125,14 @@ def run_train_denoise(args: argparse.Namespace) -> int:
         0 when training finished. Bad input raises ``CTPipeError`` (the ``ctpipe`` command
         prints it as one line and exits with 2).
     """
-    from dataclasses import replace
-
     from ctpipe.engines.config import load_train_config
     from ctpipe.engines.denoise import train_denoiser
 
     configure_logging()
-    config = load_train_config(args.config)
-    overrides = {}
-    if args.output:
-        overrides["output_dir"] = args.output
-    if args.resume:
-        overrides["resume"] = args.resume
-    if overrides:
-        config = replace(config, **overrides)
+    config = with_overrides(load_train_config(args.config), args)
     result = train_denoiser(config)
     if result.rank == 0:
-        print(f"checkpoint: {result.checkpoint}")
-        if result.best_checkpoint is not None:
-            print(f"best checkpoint: {result.best_checkpoint}")
-        print(f"log: {result.log}")
-        print(f"loss curve: {result.curve}")
-        if result.metrics:
-            print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
+        print_result(result)
     return EXIT_OK
 
 
@@ -155,29 +142,14 @@ def run_train_segment(args: argparse.Namespace) -> int:
     Returns:
         0 when training finished. Bad input raises ``CTPipeError``.
     """
-    from dataclasses import replace
-
     from ctpipe.engines.segment import train_segmenter
     from ctpipe.engines.segment_config import load_segment_config
 
     configure_logging()
-    config = load_segment_config(args.config)
-    overrides = {}
-    if args.output:
-        overrides["output_dir"] = args.output
-    if args.resume:
-        overrides["resume"] = args.resume
-    if overrides:
-        config = replace(config, **overrides)
+    config = with_overrides(load_segment_config(args.config), args)
     result = train_segmenter(config)
     if result.rank == 0:
-        print(f"checkpoint: {result.checkpoint}")
-        if result.best_checkpoint is not None:
-            print(f"best checkpoint: {result.best_checkpoint}")
-        print(f"log: {result.log}")
-        print(f"loss curve: {result.curve}")
-        if result.metrics:
-            print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
+        print_result(result)
     return EXIT_OK
 
 
@@ -187,21 +159,47 @@ def run_train_gan(args: argparse.Namespace) -> int:
     Returns:
         0 when training finished. Bad input raises ``CTPipeError``.
     """
-    from dataclasses import replace
-
     from ctpipe.engines.gan import train_gan
     from ctpipe.engines.gan_config import load_gan_config
 
     configure_logging()
-    config = load_gan_config(args.config)
-    overrides = {"output_dir": args.output, "resume": args.resume}
-    config = replace(config, **{k: v for k, v in overrides.items() if v})
-    result = train_gan(config)
-    print(f"checkpoint: {result.checkpoint}")
-    print(f"log: {result.log}")
-    print(f"loss curve: {result.curve}")
+    result = train_gan(with_overrides(load_gan_config(args.config), args))
+    print_result(result)
     print(f"samples: {result.samples}")
     return EXIT_OK
+
+
+def with_overrides(config: Any, args: argparse.Namespace) -> Any:
+    """The config with ``--output`` and ``--resume`` applied when given.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> from ctpipe.engines.config import OptimizerConfig
+        >>> with_overrides(OptimizerConfig(), SimpleNamespace(output=None, resume=None)).lr
+        0.0001
+    """
+    from dataclasses import replace
+
+    overrides = {"output_dir": args.output, "resume": args.resume}
+    overrides = {key: value for key, value in overrides.items() if value}
+    return replace(config, **overrides) if overrides else config
+
+
+def print_result(result: Any, digits: str = ".4f", extra: Sequence[str] = ()) -> None:
+    """Print where a training run wrote its checkpoints, log and curve, and its metrics.
+
+    ``extra`` lines (e.g. the images written) come before the metrics.
+    """
+    print(f"checkpoint: {result.checkpoint}")
+    if getattr(result, "best_checkpoint", None) is not None:
+        print(f"best checkpoint: {result.best_checkpoint}")
+    print(f"log: {result.log}")
+    print(f"loss curve: {result.curve}")
+    for line in extra:
+        print(line)
+    metrics = getattr(result, "metrics", None)
+    if metrics:
+        print("validation: " + ", ".join(f"{k} {v:{digits}}" for k, v in metrics.items()))
 
 
 def configure_logging() -> None:

@@ -62,31 +62,13 @@ def add_train_vae_parser(tasks: argparse._SubParsersAction) -> argparse.Argument
 
 def run_train_vae(args: argparse.Namespace) -> int:
     """Handler of ``ctpipe train vae``: load the config, apply overrides, train."""
-    from dataclasses import replace
-
-    from ctpipe.cli_train import configure_logging
+    from ctpipe.cli_train import configure_logging, print_result, with_overrides
     from ctpipe.engines.vae import train_vae
     from ctpipe.engines.vae_config import load_vae_config
 
     configure_logging()
-    config = load_vae_config(args.config)
-    overrides = {}
-    if args.output:
-        overrides["output_dir"] = args.output
-    if args.resume:
-        overrides["resume"] = args.resume
-    if overrides:
-        config = replace(config, **overrides)
-    result = train_vae(config)
-    print(f"checkpoint: {result.checkpoint}")
-    if result.best_checkpoint is not None:
-        print(f"best checkpoint: {result.best_checkpoint}")
-    print(f"log: {result.log}")
-    print(f"loss curve: {result.curve}")
-    for image in result.images:
-        print(f"images: {image}")
-    if result.metrics:
-        print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))
+    result = train_vae(with_overrides(load_vae_config(args.config), args))
+    print_result(result, digits=".4g", extra=[f"images: {image}" for image in result.images])
     return EXIT_OK
 
 
