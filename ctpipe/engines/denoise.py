@@ -46,8 +46,6 @@ from typing import TYPE_CHECKING, Any
 
 from ctpipe.engines.common import (
     attach_stats,
-    check_finite_loss,
-    every,
     seed_everything,
     time_engine,
     versions,
@@ -55,6 +53,8 @@ from ctpipe.engines.common import (
 from ctpipe.engines.handlers import (
     attach_best_saver,
     attach_latest_saver,
+    attach_loop_handlers,
+    attach_progress,
     attach_resume,
     check_resume_progress,
 )
@@ -160,9 +160,7 @@ def build_denoise_trainer(
         ValueError: If ``model.kwargs`` do not fit the model.
     """
     import torch
-    from ignite.engine import Events
     from monai.engines import SupervisedTrainer
-    from monai.handlers import LrScheduleHandler, ValidationHandler
 
     from ctpipe.engines.checkpoint import CheckpointRecord
     from ctpipe.engines.data import build_loaders, split_pairs
@@ -262,14 +260,12 @@ def build_denoise_trainer(
             key_metric=KEY_METRIC,
             best_filename=BEST_NAME,
         )
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, check_finite_loss)
-    if evaluator is not None:
-        ValidationHandler(
-            interval=config.train.validation_interval, validator=evaluator, epoch_level=True
-        ).attach(trainer)
-    history.attach(trainer)
-    LrScheduleHandler(scheduler, print_lr=False, epoch_level=False, name="ctpipe.train").attach(
-        trainer
+    attach_loop_handlers(
+        trainer,
+        evaluator=evaluator,
+        history=history,
+        scheduler=scheduler,
+        validation_interval=config.train.validation_interval,
     )
     if context.is_main:
         attach_latest_saver(
@@ -279,17 +275,9 @@ def build_denoise_trainer(
             interval=config.train.checkpoint_interval,
             filename=LATEST_NAME,
         )
-        attach_stats(
-            trainer,
-            iteration_log=every(config.train.log_interval),
-            output_transform=lambda output: output["loss"].item(),
+        attach_progress(
+            trainer, log_interval=config.train.log_interval, progress=config.train.progress
         )
-        if config.train.progress:
-            from ignite.handlers import ProgressBar
-
-            ProgressBar(persist=False).attach(
-                trainer, output_transform=lambda output: {"loss": output["loss"].item()}
-            )
     trainer.history = history  # type: ignore[attr-defined]
     trainer.context = context  # type: ignore[attr-defined]
     trainer.denoiser = network  # type: ignore[attr-defined]

@@ -4,6 +4,9 @@
 * :func:`attach_latest_saver`: ``checkpoint_latest.pt`` every N epochs and at the end.
 * :func:`attach_resume`: load a run's state into the trainer before it starts, and tell
   the best saver the best score so far (:func:`restore_best`).
+* :func:`attach_loop_handlers`: stop on a non-finite loss, validate every N epochs,
+  record the history, step the learning rate every iteration (in that order).
+* :func:`attach_progress`: loss lines in the log and a progress bar (rank 0).
 * :func:`check_resume_progress`: refuse a checkpoint beyond the configured epochs or one
   without training state (exported weights), naming the file.
 
@@ -19,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,8 @@ __all__ = [
     "WEIGHTS_ONLY_HINT",
     "attach_best_saver",
     "attach_latest_saver",
+    "attach_loop_handlers",
+    "attach_progress",
     "attach_resume",
     "best_score",
     "check_resume_progress",
@@ -125,6 +130,62 @@ def attach_resume(
                 best_filename,
                 lower_is_better=lower_is_better,
             ),
+        )
+
+
+def attach_loop_handlers(
+    trainer: Any, *, evaluator: Any, history: Any, scheduler: Any, validation_interval: int
+) -> None:
+    """Attach the loop's handlers: loss check, validation, history, LR schedule.
+
+    In this order: the non-finite-loss check, validation every ``validation_interval``
+    epochs (when there is an ``evaluator``), the history, and the per-iteration LR schedule.
+    The history comes after validation so an epoch's metrics are known when it is summarised.
+    """
+    from ignite.engine import Events
+    from monai.handlers import LrScheduleHandler, ValidationHandler
+
+    from ctpipe.engines.common import check_finite_loss
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, check_finite_loss)
+    if evaluator is not None:
+        ValidationHandler(
+            interval=validation_interval, validator=evaluator, epoch_level=True
+        ).attach(trainer)
+    history.attach(trainer)
+    LrScheduleHandler(scheduler, print_lr=False, epoch_level=False, name="ctpipe.train").attach(
+        trainer
+    )
+
+
+def attach_progress(
+    trainer: Any,
+    *,
+    log_interval: int,
+    progress: bool,
+    bar_values: Callable[[Any], dict[str, float]] | None = None,
+) -> None:
+    """Log the loss every ``log_interval`` iterations and, with ``progress``, show a bar.
+
+    Args:
+        trainer: The trainer (its output holds the loss under ``"loss"``).
+        log_interval: Iterations between two loss lines (0: none).
+        progress: Show a progress bar.
+        bar_values: Output -> values shown on the bar; by default the loss.
+    """
+    from ctpipe.engines.common import attach_stats, every
+
+    attach_stats(
+        trainer,
+        iteration_log=every(log_interval),
+        output_transform=lambda output: output["loss"].item(),
+    )
+    if progress:
+        from ignite.handlers import ProgressBar
+
+        ProgressBar(persist=False).attach(
+            trainer,
+            output_transform=bar_values or (lambda output: {"loss": output["loss"].item()}),
         )
 
 

@@ -44,8 +44,6 @@ from typing import TYPE_CHECKING, Any
 
 from ctpipe.engines.common import (
     attach_stats,
-    check_finite_loss,
-    every,
     seed_everything,
     time_engine,
     versions,
@@ -54,6 +52,8 @@ from ctpipe.engines.denoise import BEST_NAME, CONFIG_NAME, LATEST_NAME, TrainRes
 from ctpipe.engines.handlers import (
     attach_best_saver,
     attach_latest_saver,
+    attach_loop_handlers,
+    attach_progress,
     attach_resume,
     check_resume_progress,
 )
@@ -132,9 +132,7 @@ def build_segment_trainer(
             segmenter training checkpoint of this model.
     """
     import torch
-    from ignite.engine import Events
     from monai.engines import SupervisedTrainer
-    from monai.handlers import LrScheduleHandler, ValidationHandler
 
     from ctpipe.engines.checkpoint import CheckpointRecord
     from ctpipe.engines.distributed import setup_distributed
@@ -243,14 +241,12 @@ def build_segment_trainer(
             key_metric=KEY_METRIC,
             best_filename=BEST_NAME,
         )
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, check_finite_loss)
-    if evaluator is not None:
-        ValidationHandler(
-            interval=config.train.validation_interval, validator=evaluator, epoch_level=True
-        ).attach(trainer)
-    history.attach(trainer)
-    LrScheduleHandler(scheduler, print_lr=False, epoch_level=False, name="ctpipe.train").attach(
-        trainer
+    attach_loop_handlers(
+        trainer,
+        evaluator=evaluator,
+        history=history,
+        scheduler=scheduler,
+        validation_interval=config.train.validation_interval,
     )
     if context.is_main:
         attach_latest_saver(
@@ -260,17 +256,9 @@ def build_segment_trainer(
             interval=config.train.checkpoint_interval,
             filename=LATEST_NAME,
         )
-        attach_stats(
-            trainer,
-            iteration_log=every(config.train.log_interval),
-            output_transform=lambda output: output["loss"].item(),
+        attach_progress(
+            trainer, log_interval=config.train.log_interval, progress=config.train.progress
         )
-        if config.train.progress:
-            from ignite.handlers import ProgressBar
-
-            ProgressBar(persist=False).attach(
-                trainer, output_transform=lambda output: {"loss": output["loss"].item()}
-            )
     trainer.history = history  # type: ignore[attr-defined]
     trainer.context = context  # type: ignore[attr-defined]
     trainer.segmenter = network  # type: ignore[attr-defined]

@@ -48,10 +48,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ctpipe.elbo import kl_warmup_beta
-from ctpipe.engines.common import attach_stats, check_finite_loss, every, seed_everything, versions
+from ctpipe.engines.common import attach_stats, seed_everything, versions
 from ctpipe.engines.handlers import (
     attach_best_saver,
     attach_latest_saver,
+    attach_loop_handlers,
+    attach_progress,
     attach_resume,
     check_resume_progress,
 )
@@ -258,7 +260,6 @@ def build_vae_trainer(
     import torch
     from ignite.engine import Events
     from monai.engines import SupervisedTrainer
-    from monai.handlers import LrScheduleHandler, ValidationHandler
 
     from ctpipe.engines.checkpoint import CheckpointRecord
     from ctpipe.engines.distributed import setup_distributed
@@ -370,14 +371,12 @@ def build_vae_trainer(
     trainer.add_event_handler(
         Events.ITERATION_COMPLETED, lambda e: e.state.output.update(loss.last_terms)
     )
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, check_finite_loss)
-    if evaluator is not None:
-        ValidationHandler(
-            interval=config.train.validation_interval, validator=evaluator, epoch_level=True
-        ).attach(trainer)
-    history.attach(trainer)
-    LrScheduleHandler(scheduler, print_lr=False, epoch_level=False, name="ctpipe.train").attach(
-        trainer
+    attach_loop_handlers(
+        trainer,
+        evaluator=evaluator,
+        history=history,
+        scheduler=scheduler,
+        validation_interval=config.train.validation_interval,
     )
     images = None
     if config.train.image_interval > 0:
@@ -396,18 +395,12 @@ def build_vae_trainer(
         interval=config.train.checkpoint_interval,
         filename=LATEST_NAME,
     )
-    attach_stats(
+    attach_progress(
         trainer,
-        iteration_log=every(config.train.log_interval),
-        output_transform=lambda output: output["loss"].item(),
+        log_interval=config.train.log_interval,
+        progress=config.train.progress,
+        bar_values=lambda o: {"loss": o["loss"].item(), "kl": o.get("kl", math.nan)},
     )
-    if config.train.progress:
-        from ignite.handlers import ProgressBar
-
-        ProgressBar(persist=False).attach(
-            trainer,
-            output_transform=lambda o: {"loss": o["loss"].item(), "kl": o.get("kl", math.nan)},
-        )
     trainer.history = history  # type: ignore[attr-defined]
     trainer.vae = network  # type: ignore[attr-defined]
     trainer.images = images  # type: ignore[attr-defined]
