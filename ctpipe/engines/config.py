@@ -68,8 +68,11 @@ __all__ = [
     "SimulatedPairsConfig",
     "TrainConfigError",
     "TrainLoopConfig",
+    "check_device_setting",
+    "check_loop_settings",
     "config_to_dict",
     "load_train_config",
+    "require",
 ]
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -103,13 +106,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         from ctpipe.nets import DENOISERS
 
-        _require(isinstance(self.name, str), "name must be a string", self.name)
+        require(isinstance(self.name, str), "name must be a string", self.name)
         if self.name.lower() not in DENOISERS:
             raise ValueError(
                 f"name must be one of {', '.join(sorted(DENOISERS))}, got {self.name!r}"
                 + did_you_mean(self.name.lower(), sorted(DENOISERS))
             )
-        _require(isinstance(self.kwargs, Mapping), "kwargs must be a mapping", self.kwargs)
+        require(isinstance(self.kwargs, Mapping), "kwargs must be a mapping", self.kwargs)
         object.__setattr__(self, "kwargs", dict(self.kwargs))
 
 
@@ -139,9 +142,9 @@ class SimulatedPairsConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "series", tuple(self.series))
-        _require(self.slice_step >= 1, "slice_step must be 1 or more", self.slice_step)
-        _require(len(self.series) > 0, "series must list at least one folder", self.series)
-        _require(0 < self.dose_fraction <= 1, "dose_fraction must be in (0, 1]", self.dose_fraction)
+        require(self.slice_step >= 1, "slice_step must be 1 or more", self.slice_step)
+        require(len(self.series) > 0, "series must list at least one folder", self.series)
+        require(0 < self.dose_fraction <= 1, "dose_fraction must be in (0, 1]", self.dose_fraction)
 
 
 @dataclass(frozen=True)
@@ -200,22 +203,22 @@ class DataConfig:
                 "train_patients must be given when there is no manifest to take the "
                 "'train' split from"
             )
-        _require(not self.verify or self.manifest, "verify needs a manifest", self.verify)
+        require(not self.verify or self.manifest, "verify needs a manifest", self.verify)
         if self.thickness is not None:
-            _require(
+            require(
                 bool(_THICKNESS.fullmatch(self.thickness)),
                 "thickness must be a number followed by 'mm', e.g. '3mm'",
                 self.thickness,
             )
         both = sorted(set(self.train_patients or ()) & set(self.validation_patients))
-        _require(
+        require(
             not both, "a patient may not be in both train_patients and validation_patients", both
         )
-        _require(
+        require(
             self.validation_holdout >= 0, "validation_holdout must be >= 0", self.validation_holdout
         )
-        _require(0 <= self.cache_rate <= 1, "cache_rate must be in [0, 1]", self.cache_rate)
-        _require(self.num_workers >= 0, "num_workers must be >= 0", self.num_workers)
+        require(0 <= self.cache_rate <= 1, "cache_rate must be in [0, 1]", self.cache_rate)
+        require(self.num_workers >= 0, "num_workers must be >= 0", self.num_workers)
 
 
 @dataclass(frozen=True)
@@ -240,12 +243,12 @@ class PatchConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(self.size))
-        _require(
+        require(
             len(self.size) == 2 and all(s >= 1 for s in self.size),
             "size must be two positive integers (height, width)",
             self.size,
         )
-        _require(self.per_slice >= 1, "per_slice must be >= 1", self.per_slice)
+        require(self.per_slice >= 1, "per_slice must be >= 1", self.per_slice)
 
 
 @dataclass(frozen=True)
@@ -270,13 +273,13 @@ class OptimizerConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
-        _require(math.isfinite(self.lr) and self.lr > 0, "lr must be > 0", self.lr)
-        _require(
+        require(math.isfinite(self.lr) and self.lr > 0, "lr must be > 0", self.lr)
+        require(
             len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
             "betas must be two numbers in [0, 1)",
             self.betas,
         )
-        _require(self.weight_decay >= 0, "weight_decay must be >= 0", self.weight_decay)
+        require(self.weight_decay >= 0, "weight_decay must be >= 0", self.weight_decay)
 
 
 @dataclass(frozen=True)
@@ -302,11 +305,11 @@ class ScheduleConfig:
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        _require(self.min_lr >= 0, "min_lr must be >= 0", self.min_lr)
-        _require(0 < self.gamma <= 1, "gamma must be in (0, 1]", self.gamma)
-        _require(self.step_size >= 0, "step_size must be >= 0", self.step_size)
+        require(self.min_lr >= 0, "min_lr must be >= 0", self.min_lr)
+        require(0 < self.gamma <= 1, "gamma must be in (0, 1]", self.gamma)
+        require(self.step_size >= 0, "step_size must be >= 0", self.step_size)
         if self.name == "step":
-            _require(self.step_size >= 1, "step_size must be >= 1 for name 'step'", 0)
+            require(self.step_size >= 1, "step_size must be >= 1 for name 'step'", 0)
 
 
 @dataclass(frozen=True)
@@ -347,21 +350,7 @@ class TrainLoopConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        _require(self.batch_size >= 1, "batch_size must be >= 1", self.batch_size)
-        _require(self.epochs >= 1, "epochs must be >= 1", self.epochs)
-        if self.iterations_per_epoch is not None:
-            _require(
-                self.iterations_per_epoch >= 1,
-                "iterations_per_epoch must be >= 1 (or null)",
-                self.iterations_per_epoch,
-            )
-        for key in ("validation_interval", "checkpoint_interval", "log_interval"):
-            _require(getattr(self, key) >= 0, f"{key} must be >= 0", getattr(self, key))
-        _require(
-            bool(_DEVICE.fullmatch(self.device)),
-            "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'",
-            self.device,
-        )
+        check_loop_settings(self, ("validation_interval", "checkpoint_interval", "log_interval"))
 
 
 @dataclass(frozen=True)
@@ -406,7 +395,7 @@ class DenoiseTrainConfig:
                 f"schedule.min_lr must be <= optimizer.lr for a cosine schedule, got "
                 f"min_lr={self.schedule.min_lr} and lr={self.optimizer.lr}"
             )
-        _require(bool(str(self.output_dir).strip()), "output_dir must not be empty", "")
+        require(bool(str(self.output_dir).strip()), "output_dir must not be empty", "")
 
     @property
     def slices_per_batch(self) -> int:
@@ -495,7 +484,46 @@ def config_to_dict(config: object) -> Any:
 # --- value rules ---------------------------------------------------------------------------
 
 
-def _require(ok: bool, rule: str, value: object) -> None:
-    """Raise ``ValueError("<rule>, got <value>")`` unless ``ok``."""
+def require(ok: bool, rule: str, value: object) -> None:
+    """Raise ``ValueError("<rule>, got <value>")`` unless ``ok``.
+
+    Example:
+        >>> require(2 > 3, "size must be > 3", 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: size must be > 3, got 2
+    """
     if not ok:
         raise ValueError(f"{rule}, got {value!r}")
+
+
+def check_device_setting(name: str, value: str) -> None:
+    """Refuse a device setting other than ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Example:
+        >>> check_device_setting("train.device", "gpu")
+        Traceback (most recent call last):
+        ...
+        ValueError: train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'
+    """
+    require(
+        isinstance(value, str) and bool(_DEVICE.fullmatch(value)),
+        f"{name} must be 'auto', 'cpu', 'cuda' or 'cuda:N'",
+        value,
+    )
+
+
+def check_loop_settings(loop: Any, intervals: tuple[str, ...]) -> None:
+    """The rules every training loop section shares.
+
+    ``batch_size`` and ``epochs`` >= 1, ``iterations_per_epoch`` >= 1 or ``None`` (when
+    the section has it), each of ``intervals`` >= 0, and a valid ``device``.
+    """
+    require(loop.batch_size >= 1, "batch_size must be >= 1", loop.batch_size)
+    require(loop.epochs >= 1, "epochs must be >= 1", loop.epochs)
+    per_epoch = getattr(loop, "iterations_per_epoch", None)
+    if per_epoch is not None:
+        require(per_epoch >= 1, "iterations_per_epoch must be >= 1 (or null)", per_epoch)
+    for key in intervals:
+        require(getattr(loop, key) >= 0, f"{key} must be >= 0", getattr(loop, key))
+    check_device_setting("device", loop.device)

@@ -38,12 +38,16 @@ CT volume, got ()
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any
 
-from ctpipe.engines.config import OptimizerConfig, TrainConfigError
+from ctpipe.engines.config import (
+    OptimizerConfig,
+    TrainConfigError,
+    check_device_setting,
+    require,
+)
 from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclass
 
 __all__ = [
@@ -54,13 +58,6 @@ __all__ = [
     "SliceSourceConfig",
     "load_gan_config",
 ]
-
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
-
-
-def _require(ok: bool, rule: str, value: object) -> None:
-    if not ok:
-        raise ValueError(f"{rule}, got {value!r}")
 
 
 def _dcgan_optimizer() -> OptimizerConfig:
@@ -89,9 +86,9 @@ class DCGANConfig:
 
     def __post_init__(self) -> None:
         for key in ("latent_size", "generator_features", "discriminator_features"):
-            _require(getattr(self, key) >= 1, f"{key} must be >= 1", getattr(self, key))
+            require(getattr(self, key) >= 1, f"{key} must be >= 1", getattr(self, key))
         size = self.image_size
-        _require(
+        require(
             size >= 16 and size & (size - 1) == 0, "image_size must be a power of 2 >= 16", size
         )
 
@@ -133,13 +130,13 @@ class SliceSourceConfig:
     series_uid: str | None = None
 
     def __post_init__(self) -> None:
-        _require(bool(str(self.path).strip()), "path must not be empty", self.path)
-        _require(self.step >= 1, "step must be >= 1", self.step)
+        require(bool(str(self.path).strip()), "path must not be empty", self.path)
+        require(self.step >= 1, "step must be >= 1", self.step)
         if self.slices is not None:
             object.__setattr__(self, "slices", tuple(self.slices))
             start, stop = self.slices
-            _require(start >= 0, "slices start must be >= 0", self.slices)
-            _require(
+            require(start >= 0, "slices start must be >= 0", self.slices)
+            require(
                 stop is None or stop > start,
                 "slices must be [start, stop) with stop > start",
                 self.slices,
@@ -179,13 +176,13 @@ class GanDataConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", tuple(self.sources))
         object.__setattr__(self, "window", tuple(float(w) for w in self.window))
-        _require(len(self.sources) > 0, "sources must list at least one CT volume", self.sources)
-        _require(
+        require(len(self.sources) > 0, "sources must list at least one CT volume", self.sources)
+        require(
             len(self.window) == 2 and self.window[1] > self.window[0],
             "window must be [low, high] HU with high > low",
             self.window,
         )
-        _require(self.num_workers >= 0, "num_workers must be >= 0", self.num_workers)
+        require(self.num_workers >= 0, "num_workers must be >= 0", self.num_workers)
 
 
 @dataclass(frozen=True)
@@ -232,26 +229,22 @@ class GanLoopConfig:
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "epochs", "iterations_per_epoch", "d_steps"):
-            _require(getattr(self, key) >= 1, f"{key} must be >= 1", getattr(self, key))
+            require(getattr(self, key) >= 1, f"{key} must be >= 1", getattr(self, key))
         for key in ("checkpoint_interval", "log_interval", "instance_noise"):
-            _require(getattr(self, key) >= 0, f"{key} must be >= 0", getattr(self, key))
+            require(getattr(self, key) >= 0, f"{key} must be >= 0", getattr(self, key))
         if self.instance_noise_end is not None:
-            _require(
+            require(
                 self.instance_noise_end >= 0,
                 "instance_noise_end must be >= 0",
                 self.instance_noise_end,
             )
         side = round(self.sample_grid**0.5)
-        _require(
+        require(
             self.sample_grid >= 1 and side * side == self.sample_grid,
             "sample_grid must be a square number (4, 16, 64, ...)",
             self.sample_grid,
         )
-        _require(
-            bool(_DEVICE.fullmatch(self.device)),
-            "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'",
-            self.device,
-        )
+        check_device_setting("device", self.device)
 
 
 @dataclass(frozen=True)
@@ -282,9 +275,7 @@ class GanTrainConfig:
     resume: str | None = None
 
     def __post_init__(self) -> None:
-        _require(
-            bool(str(self.output_dir).strip()), "output_dir must not be empty", self.output_dir
-        )
+        require(bool(str(self.output_dir).strip()), "output_dir must not be empty", self.output_dir)
 
     @classmethod
     def from_dict(cls, data: object, *, source: str | PathLike[str] = "<config>") -> GanTrainConfig:

@@ -62,6 +62,7 @@ from ctpipe.engines.config import (
     ScheduleConfig,
     TrainConfigError,
     TrainLoopConfig,
+    require,
 )
 from ctpipe.nets.segmenters import SegmenterConfig
 from ctpipe.schema import dataclass_to_dict, did_you_mean, load_yaml_dataclass, parse_dataclass
@@ -78,11 +79,6 @@ __all__ = [
     "SlidingWindowConfig",
     "load_segment_config",
 ]
-
-
-def _require(ok: bool, message: str, value: object) -> None:
-    if not ok:
-        raise ValueError(f"{message}, got {value!r}")
 
 
 # --- sections --------------------------------------------------------------------------------
@@ -106,8 +102,8 @@ class CaseConfig:
     label: str
 
     def __post_init__(self) -> None:
-        _require(bool(self.image.strip()), "image must not be empty", self.image)
-        _require(bool(self.label.strip()), "label must not be empty", self.label)
+        require(bool(self.image.strip()), "image must not be empty", self.image)
+        require(bool(self.label.strip()), "label must not be empty", self.label)
 
 
 @dataclass(frozen=True)
@@ -156,17 +152,17 @@ class SegmentDataConfig:
         object.__setattr__(self, "validation", tuple(_case(c) for c in self.validation))
         if self.datalist is None and not self.train:
             raise ValueError("datalist or train must be given: there would be no training data")
-        _require(self.validation_holdout >= 0, "validation_holdout must be >= 0", self.holdout)
+        require(self.validation_holdout >= 0, "validation_holdout must be >= 0", self.holdout)
         if self.validation_holdout and self.datalist is None:
-            _require(
+            require(
                 self.validation_holdout < len(self.train),
                 f"validation_holdout must leave a training case of the {len(self.train)} in train",
                 self.validation_holdout,
             )
         if self.label_values is not None:
             object.__setattr__(self, "label_values", _label_values(self.label_values))
-        _require(0 <= self.cache_rate <= 1, "cache_rate must be in [0, 1]", self.cache_rate)
-        _require(self.num_workers >= 0, "num_workers must be >= 0", self.num_workers)
+        require(0 <= self.cache_rate <= 1, "cache_rate must be in [0, 1]", self.cache_rate)
+        require(self.num_workers >= 0, "num_workers must be >= 0", self.num_workers)
 
     @property
     def holdout(self) -> int:
@@ -228,7 +224,7 @@ class PreprocessConfig:
         from ctpipe.segment import check_axcodes, check_target_spacing
 
         object.__setattr__(self, "hu_window", tuple(self.hu_window))
-        _require(self.hu_window[0] < self.hu_window[1], "hu_window must be (low, high)", "")
+        require(self.hu_window[0] < self.hu_window[1], "hu_window must be (low, high)", "")
         object.__setattr__(self, "target_spacing", check_target_spacing(self.target_spacing))
         object.__setattr__(self, "axcodes", check_axcodes(self.axcodes))
 
@@ -256,14 +252,14 @@ class SegmentPatchConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(self.size))
-        _require(
+        require(
             len(self.size) in (2, 3) and all(s >= 1 for s in self.size),
             "size must be two or three positive integers",
             self.size,
         )
-        _require(self.per_volume >= 1, "per_volume must be >= 1", self.per_volume)
-        _require(self.pos >= 0 and self.neg >= 0, "pos and neg must be >= 0", (self.pos, self.neg))
-        _require(self.pos + self.neg > 0, "pos + neg must be > 0", (self.pos, self.neg))
+        require(self.per_volume >= 1, "per_volume must be >= 1", self.per_volume)
+        require(self.pos >= 0 and self.neg >= 0, "pos and neg must be >= 0", (self.pos, self.neg))
+        require(self.pos + self.neg > 0, "pos + neg must be > 0", (self.pos, self.neg))
 
 
 @dataclass(frozen=True)
@@ -291,11 +287,11 @@ class AugmentConfig:
     noise_std: float = 0.0
 
     def __post_init__(self) -> None:
-        _require(0 <= self.prob <= 1, "prob must be in [0, 1]", self.prob)
-        _require(0 <= self.rotate_deg <= 180, "rotate_deg must be in [0, 180]", self.rotate_deg)
-        _require(0 <= self.scale < 1, "scale must be in [0, 1)", self.scale)
-        _require(self.intensity_shift >= 0, "intensity_shift must be >= 0", self.intensity_shift)
-        _require(self.noise_std >= 0, "noise_std must be >= 0", self.noise_std)
+        require(0 <= self.prob <= 1, "prob must be in [0, 1]", self.prob)
+        require(0 <= self.rotate_deg <= 180, "rotate_deg must be in [0, 180]", self.rotate_deg)
+        require(0 <= self.scale < 1, "scale must be in [0, 1)", self.scale)
+        require(self.intensity_shift >= 0, "intensity_shift must be >= 0", self.intensity_shift)
+        require(self.noise_std >= 0, "noise_std must be >= 0", self.noise_std)
 
 
 @dataclass(frozen=True)
@@ -326,15 +322,15 @@ class LossConfig:
     def __post_init__(self) -> None:
         if self.class_weights is not None:
             object.__setattr__(self, "class_weights", tuple(self.class_weights))
-            _require(
+            require(
                 all(math.isfinite(w) and w >= 0 for w in self.class_weights),
                 "class_weights must be finite and >= 0",
                 self.class_weights,
             )
-        _require(self.smooth >= 0, "smooth must be >= 0", self.smooth)
-        _require(self.lambda_dice >= 0, "lambda_dice must be >= 0", self.lambda_dice)
-        _require(self.lambda_ce >= 0, "lambda_ce must be >= 0", self.lambda_ce)
-        _require(
+        require(self.smooth >= 0, "smooth must be >= 0", self.smooth)
+        require(self.lambda_dice >= 0, "lambda_dice must be >= 0", self.lambda_dice)
+        require(self.lambda_ce >= 0, "lambda_ce must be >= 0", self.lambda_ce)
+        require(
             not (self.name == "ce" and not self.include_background),
             "include_background must be true for name 'ce' (cross-entropy scores every class)",
             self.include_background,
@@ -386,9 +382,9 @@ class SlidingWindowConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roi_size", tuple(self.roi_size))
-        _require(0 <= self.overlap < 1, "overlap must be in [0, 1)", self.overlap)
-        _require(self.sw_batch_size >= 1, "sw_batch_size must be >= 1", self.sw_batch_size)
-        _require(0 < self.hd_percentile <= 100, "hd_percentile must be in (0, 100]", 0)
+        require(0 <= self.overlap < 1, "overlap must be in [0, 1)", self.overlap)
+        require(self.sw_batch_size >= 1, "sw_batch_size must be >= 1", self.sw_batch_size)
+        require(0 < self.hd_percentile <= 100, "hd_percentile must be in (0, 100]", 0)
 
 
 @dataclass(frozen=True)
@@ -461,7 +457,7 @@ class SegmentTrainConfig:
                 f"schedule.min_lr must be <= optimizer.lr for a cosine schedule, got "
                 f"min_lr={self.schedule.min_lr} and lr={self.optimizer.lr}"
             )
-        _require(bool(str(self.output_dir).strip()), "output_dir must not be empty", "")
+        require(bool(str(self.output_dir).strip()), "output_dir must not be empty", "")
 
     @property
     def volumes_per_batch(self) -> int:

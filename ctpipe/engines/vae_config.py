@@ -46,13 +46,17 @@ Example:
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
-from ctpipe.engines.config import OptimizerConfig, ScheduleConfig
+from ctpipe.engines.config import (
+    OptimizerConfig,
+    ScheduleConfig,
+    check_loop_settings,
+    require,
+)
 from ctpipe.errors import InputError
 from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclass
 from ctpipe.slice_grid import SliceGrid
@@ -68,8 +72,6 @@ __all__ = [
     "VAETrainConfig",
     "load_vae_config",
 ]
-
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 class VAEConfigError(InputError):
@@ -101,13 +103,13 @@ class SeriesSource:
         if self.slices is not None:
             object.__setattr__(self, "slices", tuple(self.slices))
             start, stop = self.slices  # type: ignore[misc]
-            _require(
+            require(
                 0 <= start < stop,
                 "slices must be [start, stop) with 0 <= start < stop",
                 list(self.slices),
             )
-        _require(self.step >= 1, "step must be >= 1", self.step)
-        _require(bool(str(self.path).strip()), "path must not be empty", self.path)
+        require(self.step >= 1, "step must be >= 1", self.step)
+        require(bool(str(self.path).strip()), "path must not be empty", self.path)
 
     @property
     def label(self) -> str:
@@ -162,8 +164,8 @@ class VAEDataConfig:
     def __post_init__(self) -> None:
         for key in ("train", "validation", "holdout"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
-        _require(len(self.train) > 0, "train must list at least one source", self.train)
-        _require(self.guard_slices >= 0, "guard_slices must be >= 0", self.guard_slices)
+        require(len(self.train) > 0, "train must list at least one source", self.train)
+        require(self.guard_slices >= 0, "guard_slices must be >= 0", self.guard_slices)
         for role, sources in (("train", self.train), ("validation", self.validation)):
             for source in sources:
                 for held in self.holdout:
@@ -189,8 +191,8 @@ class VAEModelConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))
-        _require(self.latent_dim >= 1, "latent_dim must be >= 1", self.latent_dim)
-        _require(
+        require(self.latent_dim >= 1, "latent_dim must be >= 1", self.latent_dim)
+        require(
             len(self.channels) >= 1 and all(c >= 1 for c in self.channels),
             "channels must list one or more positive integers",
             self.channels,
@@ -220,14 +222,14 @@ class ELBOConfig:
     warmup_iterations: int = 0
 
     def __post_init__(self) -> None:
-        _require(math.isfinite(self.sigma) and self.sigma > 0, "sigma must be > 0", self.sigma)
-        _require(
+        require(math.isfinite(self.sigma) and self.sigma > 0, "sigma must be > 0", self.sigma)
+        require(
             math.isfinite(self.min_sigma) and self.min_sigma > 0,
             "min_sigma must be > 0",
             self.min_sigma,
         )
-        _require(math.isfinite(self.beta) and self.beta >= 0, "beta must be >= 0", self.beta)
-        _require(
+        require(math.isfinite(self.beta) and self.beta >= 0, "beta must be >= 0", self.beta)
+        require(
             self.warmup_iterations >= 0, "warmup_iterations must be >= 0", self.warmup_iterations
         )
 
@@ -253,10 +255,10 @@ class AugmentConfig:
     translate_mm: float = 10.0
 
     def __post_init__(self) -> None:
-        _require(0 <= self.prob <= 1, "prob must be in [0, 1]", self.prob)
-        _require(0 <= self.rotate_deg <= 180, "rotate_deg must be in [0, 180]", self.rotate_deg)
-        _require(0 <= self.scale < 1, "scale must be in [0, 1)", self.scale)
-        _require(self.translate_mm >= 0, "translate_mm must be >= 0", self.translate_mm)
+        require(0 <= self.prob <= 1, "prob must be in [0, 1]", self.prob)
+        require(0 <= self.rotate_deg <= 180, "rotate_deg must be in [0, 180]", self.rotate_deg)
+        require(0 <= self.scale < 1, "scale must be in [0, 1)", self.scale)
+        require(self.translate_mm >= 0, "translate_mm must be >= 0", self.translate_mm)
 
 
 @dataclass(frozen=True)
@@ -294,21 +296,8 @@ class VAELoopConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        _require(self.batch_size >= 1, "batch_size must be >= 1", self.batch_size)
-        _require(self.epochs >= 1, "epochs must be >= 1", self.epochs)
-        if self.iterations_per_epoch is not None:
-            _require(
-                self.iterations_per_epoch >= 1,
-                "iterations_per_epoch must be >= 1 (or null)",
-                self.iterations_per_epoch,
-            )
-        for key in ("validation_interval", "checkpoint_interval", "image_interval", "log_interval"):
-            _require(getattr(self, key) >= 0, f"{key} must be >= 0", getattr(self, key))
-        _require(
-            bool(_DEVICE.fullmatch(self.device)),
-            "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'",
-            self.device,
-        )
+        intervals = ("validation_interval", "checkpoint_interval", "image_interval")
+        check_loop_settings(self, (*intervals, "log_interval"))
 
 
 @dataclass(frozen=True)
@@ -340,9 +329,9 @@ class VAETrainConfig:
     resume: str | None = None
 
     def __post_init__(self) -> None:
-        _require(bool(str(self.output_dir).strip()), "output_dir must not be empty", "")
+        require(bool(str(self.output_dir).strip()), "output_dir must not be empty", "")
         factor = 2 ** len(self.model.channels)
-        _require(
+        require(
             all(s % factor == 0 for s in self.grid.size),
             f"grid.size must be multiples of 2 ** len(model.channels) = {factor}",
             list(self.grid.size),
@@ -424,8 +413,3 @@ def _check_apart(
 
 def _span(source: SeriesSource) -> str:
     return "all" if source.slices is None else f"[{source.slices[0]}, {source.slices[1]})"
-
-
-def _require(ok: bool, rule: str, value: object) -> None:
-    if not ok:
-        raise ValueError(f"{rule}, got {value!r}")

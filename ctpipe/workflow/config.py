@@ -47,6 +47,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
+from ctpipe.engines.config import check_device_setting
 from ctpipe.errors import InputError
 from ctpipe.inpaint.volume import InpaintSettings
 from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclass
@@ -68,18 +69,10 @@ __all__ = [
 DEFAULT_WEIGHTS = "default"
 
 StepName = Literal["denoise", "segment", "anomaly", "inpaint"]
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 class WorkflowError(InputError):
     """A workflow file is malformed or names something missing (the message says what)."""
-
-
-def _check_device(name: str, value: str | None, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if value is None or not _DEVICE.fullmatch(value):
-        raise ValueError(f"{name} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -124,7 +117,7 @@ class DenoiseStep:
     amp: bool = True
 
     def __post_init__(self) -> None:
-        _check_device("device", self.device)
+        check_device_setting("device", self.device)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
@@ -158,8 +151,8 @@ class SegmentStep:
     sw_batch_size: int = 2
 
     def __post_init__(self) -> None:
-        _check_device("device", self.device)
-        _check_device("sw_device", self.sw_device)
+        check_device_setting("device", self.device)
+        check_device_setting("sw_device", self.sw_device)
         if not 0 <= self.overlap < 1:
             raise ValueError(f"overlap must be >= 0 and < 1, got {self.overlap}")
         if self.sw_batch_size < 1:
@@ -197,7 +190,7 @@ class AnomalyStep:
     batch_size: int = 16
 
     def __post_init__(self) -> None:
-        _check_device("device", self.device)
+        check_device_setting("device", self.device)
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
         if self.batch_size < 1:
@@ -242,7 +235,7 @@ class InpaintStep:
     settings: InpaintSettings = field(default_factory=InpaintSettings)
 
     def __post_init__(self) -> None:
-        _check_device("device", self.device)
+        check_device_setting("device", self.device)
         object.__setattr__(self, "mask_classes", tuple(self.mask_classes))
         if self.mask == "file" and not self.mask_path:
             raise ValueError("mask_path must be given for mask 'file'")
