@@ -18,8 +18,7 @@ import warnings
 from collections.abc import Sequence
 
 from ctpipe import __version__
-
-EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
+from ctpipe.cli_common import EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS
 
 
 def build_parser() -> argparse.ArgumentParser:

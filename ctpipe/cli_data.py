@@ -27,11 +27,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ctpipe.io.manifest import Manifest, Progress
 
+from ctpipe.cli_common import EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, add_command_group
+
 __all__ = ["add_data_parser", "run_create", "run_verify"]
 
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-EXIT_ERROR = 2
 
 _FEW_FILES = 10
 """Hashing more files than this shows a progress bar."""
@@ -57,21 +56,15 @@ def add_data_parser(
         >>> add_data_parser(parser.add_subparsers()).prog
         'ctpipe data'
     """
-    data = subparsers.add_parser(
+    data, commands = add_command_group(
+        subparsers,
         "data",
         help="describe datasets with manifests and verify local copies",
         description="Describe datasets with manifests (YAML) and verify local copies.",
     )
-    data.set_defaults(func=lambda _args: _print_help(data))
-    commands = data.add_subparsers(title="commands", metavar="COMMAND")
     _add_verify(commands)
     _add_create(commands)
     return data
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return EXIT_ERROR
 
 
 def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

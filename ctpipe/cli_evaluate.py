@@ -28,10 +28,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ctpipe.cli_common import EXIT_ERROR, EXIT_OK, add_command_group
+
 __all__ = ["add_evaluate_parser", "load_weight_methods", "run_denoise"]
 
-EXIT_OK = 0
-EXIT_ERROR = 2
 
 #: Training slices (spread over the training split) on which BM3D's sigma is chosen.
 DEFAULT_TRAIN_SLICES = 6
@@ -57,21 +57,15 @@ def add_evaluate_parser(
         >>> add_evaluate_parser(parser.add_subparsers()).prog
         'ctpipe evaluate'
     """
-    evaluate = subparsers.add_parser(
+    evaluate, commands = add_command_group(
+        subparsers,
         "evaluate",
         help="score denoisers against normal-dose CT (PSNR, SSIM, RMSE)",
         description="Score denoisers against normal-dose CT: PSNR, SSIM and RMSE over the "
         "full HU range and in the display window, as tables and figures.",
     )
-    evaluate.set_defaults(func=lambda _args: _print_help(evaluate))
-    commands = evaluate.add_subparsers(title="commands", metavar="COMMAND")
     _add_denoise(commands)
     return evaluate
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return EXIT_ERROR
 
 
 def _positive_int(text: str) -> int:

@@ -30,9 +30,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ctpipe.cli_common import EXIT_OK
+
 __all__ = ["add_inpaint_parser", "output_paths", "run_inpaint"]
 
-EXIT_OK = 0
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
 #: Copies of the choices in ctpipe.inpaint, so that building the parser imports nothing heavy.
 METHODS = ("gan", "biharmonic", "telea", "ns")

@@ -25,9 +25,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_pacs_parsers", "parse_dimse_address", "run_pull", "run_serve"]
+from ctpipe.cli_common import EXIT_OK, EXIT_PROBLEMS
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
+__all__ = ["add_pacs_parsers", "parse_dimse_address", "run_pull", "run_serve"]
 
 
 def add_pacs_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

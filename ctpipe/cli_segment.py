@@ -33,9 +33,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ctpipe.cli_common import EXIT_OK
+
 __all__ = ["add_segment_parser", "class_volumes", "format_volumes", "run_segment"]
 
-EXIT_OK = 0
 #: Below this many HU nothing in a CT volume is air; a volume without it is not HU.
 AIR_HU = -500.0
 

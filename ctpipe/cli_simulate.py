@@ -30,10 +30,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ctpipe.cli_common import EXIT_ERROR, EXIT_OK
+
 __all__ = ["add_simulate_parser", "output_paths", "run_simulate"]
 
-EXIT_OK = 0
-EXIT_ERROR = 2
 
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
 

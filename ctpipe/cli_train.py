@@ -30,6 +30,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ctpipe.cli_common import EXIT_OK, add_command_group
+
 __all__ = [
     "add_denoise_arguments",
     "add_train_parser",
@@ -38,9 +40,6 @@ __all__ = [
     "run_train_gan",
     "run_train_segment",
 ]
-
-EXIT_OK = 0
-EXIT_ERROR = 2
 
 
 def add_train_parser(
@@ -63,14 +62,15 @@ def add_train_parser(
         >>> add_train_parser(parser.add_subparsers()).prog
         'ctpipe train'
     """
-    train = subparsers.add_parser(
+    train, tasks = add_command_group(
+        subparsers,
         "train",
         help="train models from a YAML configuration",
         description="Train models from a YAML configuration (see workflows/training/). "
         "Run under torchrun to train on several processes or GPUs.",
+        title="tasks",
+        metavar="TASK",
     )
-    train.set_defaults(func=lambda _args: _print_help(train))
-    tasks = train.add_subparsers(title="tasks", metavar="TASK")
     denoise = tasks.add_parser(
         "denoise",
         help="train a low-dose CT denoiser (RED-CNN, REDNet)",
@@ -217,8 +217,3 @@ def configure_logging() -> None:
     handler.ctpipe_train = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return EXIT_ERROR

@@ -26,9 +26,10 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from typing import Any
+
+from ctpipe.cli_common import EXIT_OK, add_command_group
 
 __all__ = [
     "add_train_vae_parser",
@@ -38,8 +39,6 @@ __all__ = [
     "run_sample",
     "run_train_vae",
 ]
-
-EXIT_OK, EXIT_ERROR = 0, 2
 
 
 def add_train_vae_parser(tasks: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -74,13 +73,12 @@ def run_train_vae(args: argparse.Namespace) -> int:
 
 def add_vae_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``vae`` command group (``sample``, ``interpolate``, ``arithmetic``)."""
-    vae = subparsers.add_parser(
+    vae, commands = add_command_group(
+        subparsers,
         "vae",
         help="generate with a VAE: prior samples, interpolation, latent arithmetic",
         description="Generate CT slices with a trained VAE (the shipped one by default).",
     )
-    vae.set_defaults(func=lambda _args: _print_help(vae))
-    commands = vae.add_subparsers(title="commands", metavar="COMMAND")
     sample = commands.add_parser(
         "sample",
         help="decode N draws from the prior N(0, I)",
@@ -224,8 +222,3 @@ def _check_count(name: str, value: int, minimum: int = 1) -> None:
 
     if value < minimum:
         raise CTPipeError(f"{name} must be at least {minimum}, got {value}")
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return EXIT_ERROR

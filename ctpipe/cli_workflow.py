@@ -27,9 +27,10 @@ import logging
 import sys
 from pathlib import Path
 
+from ctpipe.cli_common import EXIT_OK, EXIT_PROBLEMS
+
 __all__ = ["add_workflow_parsers", "resolve_workflow", "run_batch_command", "run_command"]
 
-EXIT_OK, EXIT_FAILED = 0, 1
 #: Folder of the workflow files shipped with ctpipe (in a source checkout).
 WORKFLOWS_DIR = Path(__file__).resolve().parent.parent / "workflows"
 
@@ -117,7 +118,7 @@ def run_command(args: argparse.Namespace) -> int:
     if result.report is not None:
         print(f"report: {result.report}")
     print(f"record: {result.output_dir / 'run.json'}")
-    return EXIT_OK if result.status == "done" else EXIT_FAILED
+    return EXIT_OK if result.status == "done" else EXIT_PROBLEMS
 
 
 def run_batch_command(args: argparse.Namespace) -> int:
