@@ -35,7 +35,7 @@ from typing import Any
 
 from ctpipe.cli_common import EXIT_OK
 
-__all__ = ["add_segment_parser", "class_volumes", "format_volumes", "run_segment"]
+__all__ = ["add_segment_parser", "format_volumes", "run_segment"]
 
 #: Below this many HU nothing in a CT volume is air; a volume without it is not HU.
 AIR_HU = -500.0
@@ -165,6 +165,8 @@ def run_segment(args: argparse.Namespace) -> int:
         description=f"ctpipe segment: {', '.join(config.class_names[1:])}",
     )
     print(f"labels: {output} {tuple(values.shape)}")
+    from ctpipe.segment import class_volumes
+
     print(format_volumes(class_volumes(values, affine, config.class_names)))
     return EXIT_OK
 
@@ -230,30 +232,6 @@ def _load_model(weights: str | None) -> tuple[Any, Any]:
     from ctpipe.engines.segment_checkpoint import load_segmenter
 
     return load_segmenter(weights)
-
-
-def class_volumes(
-    labels: Any, affine: Any, class_names: tuple[str, ...]
-) -> list[tuple[str, int, float]]:
-    """``(name, voxels, millilitres)`` of each class except the background.
-
-    Example:
-        >>> import numpy as np
-        >>> labels = np.zeros((10, 10, 10), np.uint8)
-        >>> labels[:5] = 1
-        >>> [(name, n, round(ml, 6)) for name, n, ml in class_volumes(
-        ...     labels, np.diag([-2.0, -2.0, 2.5, 1.0]), ("background", "liver"))]
-        [('liver', 500, 5.0)]
-    """
-    import numpy as np
-
-    voxel_ml = abs(float(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3]))) / 1000.0
-    counts = np.bincount(np.asarray(labels).ravel(), minlength=len(class_names))
-    return [
-        (name, int(counts[value]), float(counts[value] * voxel_ml))
-        for value, name in enumerate(class_names)
-        if value > 0
-    ]
 
 
 def format_volumes(rows: list[tuple[str, int, float]]) -> str:

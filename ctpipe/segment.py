@@ -59,6 +59,7 @@ __all__ = [
     "check_axcodes",
     "check_roi_size",
     "check_target_spacing",
+    "class_volumes",
     "segment_volume",
 ]
 
@@ -438,3 +439,25 @@ def check_roi_size(roi_size: Sequence[int], config: SegmenterConfig) -> tuple[in
 
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def class_volumes(
+    labels: Any, affine: Any, class_names: tuple[str, ...]
+) -> list[tuple[str, int, float]]:
+    """``(name, voxels, millilitres)`` of each class except the background.
+
+    Example:
+        >>> import numpy as np
+        >>> labels = np.zeros((10, 10, 10), np.uint8)
+        >>> labels[:5] = 1
+        >>> [(name, n, round(ml, 6)) for name, n, ml in class_volumes(
+        ...     labels, np.diag([-2.0, -2.0, 2.5, 1.0]), ("background", "liver"))]
+        [('liver', 500, 5.0)]
+    """
+    voxel_ml = abs(float(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3]))) / 1000.0
+    counts = np.bincount(np.asarray(labels).ravel(), minlength=len(class_names))
+    return [
+        (name, int(counts[value]), float(counts[value] * voxel_ml))
+        for value, name in enumerate(class_names)
+        if value > 0
+    ]

@@ -237,7 +237,7 @@ def _segment(state: StudyState, workflow: Workflow, models: Models) -> dict[str,
     import torch
     from monai.data import MetaTensor
 
-    from ctpipe.segment import segment_volume
+    from ctpipe.segment import class_volumes, segment_volume
 
     settings = workflow.segment
     model = models["segment"]
@@ -260,12 +260,8 @@ def _segment(state: StudyState, workflow: Workflow, models: Models) -> dict[str,
     labels = segment_volume(image, model.module, config=model.config, **options)
     state.labels = np.asarray(labels.cpu().numpy(), dtype=np.uint8)
     state.analyses["class_map"] = dict(model.config.class_map)
-    voxel_ml = float(np.prod(state.volume.spacing)) / 1000.0
-    counts = np.bincount(state.labels.ravel(), minlength=len(model.config.class_map) + 1)
-    volumes = {
-        name: round(float(counts[value]) * voxel_ml, 2)
-        for name, value in sorted(model.config.class_map.items(), key=lambda item: item[1])
-    }
+    rows = class_volumes(state.labels, state.volume.affine_lps, model.config.class_names)
+    volumes = {name: round(millilitres, 2) for name, _, millilitres in rows}
     return {
         "model": model.describe(),
         "settings": {k: _plain(v) for k, v in options.items()},
