@@ -6,13 +6,16 @@ the ``z_i`` whose sample best matches its known pixels (:func:`nearest_latents`)
 
 .. math::
 
-    i^* = \arg\min_i \; \| M \odot (y - p_i) \|_1
-        + \beta \left( \| M_x \odot (\partial_x y - \partial_x p_i) \|_1
-                     + \| M_y \odot (\partial_y y - \partial_y p_i) \|_1 \right),
+    i^* = \arg\min_i \; \| M \odot (y - p_i) \|
+        + \beta \left( \| M_x \odot (\partial_x y - \partial_x p_i) \|
+                     + \| M_y \odot (\partial_y y - \partial_y p_i) \| \right),
 
 the *data loss* on known pixels plus ``beta`` times the *structure loss* on the
 horizontal and vertical finite differences, counted only where both pixels of a
-difference are known (``M_x``, ``M_y``).
+difference are known (``M_x``, ``M_y``). The norm is the sum of squares (``l2``, the
+default: matrix products, about 0.3 s for 69 tiles against 2048 samples on one CPU
+thread) or of absolute values (``l1``, pairwise distances: about 15x slower); on the
+benchmark's held-out CT tiles both pick starts of the same quality.
 
 Example:
     >>> import torch
@@ -29,6 +32,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -106,24 +110,28 @@ def nearest_latents(
     known: torch.Tensor,
     *,
     structure_weight: float = 1.0,
+    norm: Literal["l1", "l2"] = "l2",
 ) -> PoolMatch:
     """For each image, the pool latent with the lowest data + structure loss.
 
-    Each image's losses against the whole pool are L1 distances between its known pixels
-    (and its known finite differences) and the pool's at the same places, computed with
-    ``torch.cdist(p=1)`` on those entries only.
+    Each image's losses against the whole pool compare its known pixels (and its known
+    finite differences) with the pool's at the same places: summed absolute differences
+    (``l1``, with ``torch.cdist(p=1)`` on those entries only) or summed squared
+    differences (``l2``, expanded into matrix products, so that a pool of tens of
+    thousands of samples is matched in about a second).
 
     Args:
         pool: The samples to choose from.
         images: ``(B, 1, S, S)`` corrupted images in [-1, 1].
         known: ``(B, 1, S, S)``, 1 on known pixels.
         structure_weight: ``beta``, the weight of the gradient (structure) loss.
+        norm: ``l1`` or ``l2`` (squared) differences.
 
     Returns:
         The chosen latents, their indices and both loss terms.
 
     Raises:
-        ValueError: On shape mismatch or a negative ``structure_weight``.
+        ValueError: On shape mismatch, a negative ``structure_weight`` or an unknown norm.
     """
     if images.shape != known.shape or images.shape[1:] != pool.images.shape[1:]:
         raise ValueError(
@@ -132,33 +140,21 @@ def nearest_latents(
         )
     if structure_weight < 0:
         raise ValueError(f"structure_weight must be >= 0, got {structure_weight!r}")
+    if norm not in ("l1", "l2"):
+        raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
     samples = pool.images[:, 0].float()
-    flat = {
-        "data": samples.flatten(1),
-        "dx": samples.diff(dim=-2).flatten(1),
-        "dy": samples.diff(dim=-1).flatten(1),
+    y = images.detach().cpu().float()[:, 0]
+    m = known.detach().cpu()[:, 0] > 0.5
+    terms = {
+        "data": (samples, y, m),
+        "dx": (samples.diff(dim=-2), y.diff(dim=-2), m[:, 1:, :] & m[:, :-1, :]),
+        "dy": (samples.diff(dim=-1), y.diff(dim=-1), m[:, :, 1:] & m[:, :, :-1]),
     }
-    data_rows, structure_rows = [], []
-    for y, m in zip(
-        images.detach().cpu().float()[:, 0], known.detach().cpu()[:, 0] > 0.5, strict=True
-    ):
-        where = {
-            "data": m.flatten(),
-            "dx": (m[1:, :] & m[:-1, :]).flatten(),
-            "dy": (m[:, 1:] & m[:, :-1]).flatten(),
-        }
-        values = {
-            "data": y.flatten(),
-            "dx": y.diff(dim=-2).flatten(),
-            "dy": y.diff(dim=-1).flatten(),
-        }
-        loss = {
-            key: torch.cdist(values[key][where[key]][None], flat[key][:, where[key]], p=1)[0]
-            for key in flat
-        }
-        data_rows.append(loss["data"])
-        structure_rows.append(loss["dx"] + loss["dy"])
-    data, structure = torch.stack(data_rows), torch.stack(structure_rows)
+    distance = _l1 if norm == "l1" else _l2
+    loss = {
+        key: distance(p.flatten(1), v.flatten(1), w.flatten(1)) for key, (p, v, w) in terms.items()
+    }
+    data, structure = loss["data"], loss["dx"] + loss["dy"]
     index = (data + structure_weight * structure).argmin(dim=1)
     rows = torch.arange(len(index))
     return PoolMatch(
@@ -166,4 +162,20 @@ def nearest_latents(
         index=index,
         data_loss=data[rows, index],
         structure_loss=structure[rows, index],
+    )
+
+
+def _l1(pool: torch.Tensor, values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """``(B, N)``: sum over ``where[b]`` of ``|values[b] - pool[n]|``."""
+    return torch.stack(
+        [torch.cdist(v[w][None], pool[:, w], p=1)[0] for v, w in zip(values, where, strict=True)]
+    )
+
+
+def _l2(pool: torch.Tensor, values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """``(B, N)``: sum over ``where[b]`` of ``(values[b] - pool[n])**2``, by matrix products."""
+    w = where.float()
+    wv = w * values
+    return ((wv * values).sum(dim=1)[:, None] - 2.0 * wv @ pool.T + w @ pool.square().T).clamp_min(
+        0.0
     )

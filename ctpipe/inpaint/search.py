@@ -58,7 +58,12 @@ class SearchSettings:
             over the last ``patience`` steps; 0 never stops early. At 1 % over 30 steps,
             searches on CT tiles stop after a few hundred steps; at 0.1 % most run to
             ``iterations``.
-        patience: Steps the ``tolerance`` rule looks back.
+        patience: Steps the ``tolerance`` rule looks back (it is first checked
+            ``patience`` steps after the warm-up).
+        warmup: Steps over which the learning rate rises linearly from ``lr / warmup``
+            to ``lr`` (0: none). Adam's first steps move every coordinate by about ``lr``
+            whatever its gradient; a warm-up keeps a good start (a pool match, the
+            previous slice's latent) from being thrown off its optimum.
 
     Example:
         >>> SearchSettings(iterations=0)
@@ -76,6 +81,7 @@ class SearchSettings:
     distance_scale: float = 8.0
     tolerance: float = 1e-2
     patience: int = 30
+    warmup: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
@@ -101,6 +107,7 @@ class SearchSettings:
             (self.distance_scale > 0, "distance_scale must be > 0", self.distance_scale),
             (self.tolerance >= 0, "tolerance must be >= 0", self.tolerance),
             (self.patience >= 1, "patience must be >= 1", self.patience),
+            (self.warmup >= 0, "warmup must be >= 0", self.warmup),
         )
         for ok, rule, value in rules:
             if not ok:
@@ -204,6 +211,7 @@ def latent_search(
     with frozen_eval(*(n for n in (generator, discriminator) if n is not None)):
         z = z_init.detach().to(device).float().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=settings.lr, betas=settings.betas)
+        schedule = _warmup(optimizer, settings.warmup)
         best = _Best(z.shape[0], settings.patience)
         trace: list[float] = []
         initial_context = None
@@ -221,11 +229,16 @@ def latent_search(
             trace.append(float(total.detach().mean()))
             if step and callback is not None:
                 callback(step, z.detach(), generated.detach())
-            if step == settings.iterations or (step and best.stalled(settings.tolerance)):
+            settled = step >= settings.warmup + settings.patience and best.stalled(
+                settings.tolerance
+            )
+            if step == settings.iterations or settled:
                 break
             optimizer.zero_grad(set_to_none=True)
             total.sum().backward()
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
     return SearchResult(
         z=best.z,
         generated=best.generated,
@@ -235,6 +248,17 @@ def latent_search(
         iterations=step,
         seconds=time.perf_counter() - start,
         trace=trace,
+    )
+
+
+def _warmup(
+    optimizer: torch.optim.Optimizer, steps: int
+) -> torch.optim.lr_scheduler.LinearLR | None:
+    """A linear learning-rate ramp over ``steps`` steps (``None`` when 0)."""
+    if steps <= 0:
+        return None
+    return torch.optim.lr_scheduler.LinearLR(
+        optimizer, start_factor=1.0 / steps, end_factor=1.0, total_iters=steps
     )
 
 

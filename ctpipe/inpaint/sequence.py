@@ -2,12 +2,14 @@ r"""Slice-sequence inpainting: z reuse and group consistency (Lahiri et al., ICI
 
 A CT volume's axial slices are the frames of a video: the same hole position changes
 little from one slice to the next. Following the paper's video inpainting,
-:func:`inpaint_sequence` cuts the frames into consecutive groups of ``W`` and
+:func:`inpaint_sequence` searches a first group of frames in full (``first_group`` frames
+from ``z_first``, e.g. pool matches of :mod:`ctpipe.inpaint.init`; one *key frame* is
+the cheapest), cuts the rest into consecutive groups of ``W`` and
 
-* **reuses latents**: every frame of a group starts from the best latent of the previous
-  group's last frame (the first group starts from ``z_first``, e.g. pool matches of
-  :mod:`ctpipe.inpaint.init`), so the search starts close to its answer and its early
-  stop comes after few steps;
+* **reuses latents**: every frame of a later group starts from the best latent of the
+  previous group's last frame. That start is already close to the answer, so a later
+  group runs a short *follow* search (``follow`` settings: few steps, a short patience)
+  instead of a full one;
 * optimises the frames of a group **jointly**, adding to each frame's context and prior
   losses a **group consistency loss**: ``gamma`` times the L1 difference between its
   generated image and the previous frame's, over the pixels in either frame's hole,
@@ -26,9 +28,9 @@ Example:
     >>> known = torch.ones_like(frames)
     >>> known[..., 5:11, 5:11] = 0
     >>> out = inpaint_sequence(g, None, frames, known, torch.randn(1, 8),
-    ...                        SearchSettings(iterations=3), group_size=2)
-    >>> out.generated.shape, len(out.groups)
-    (torch.Size([5, 1, 16, 16]), 3)
+    ...                        SearchSettings(iterations=3), group_size=2, first_group=1)
+    >>> out.generated.shape, [size for _, size, _ in out.groups]
+    (torch.Size([5, 1, 16, 16]), [1, 2, 2])
 """
 
 from __future__ import annotations
@@ -116,6 +118,8 @@ def inpaint_sequence(
     *,
     group_size: int = 4,
     consistency_weight: float = 0.5,
+    first_group: int | None = None,
+    follow: SearchSettings | None = None,
     callback: Callable[[int, int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> SequenceResult:
     """Inpaint consecutive frames with latent reuse and group consistency.
@@ -126,22 +130,29 @@ def inpaint_sequence(
         frames: ``(T, 1, S, S)`` corrupted frames in [-1, 1], in slice order.
         known: ``(T, 1, S, S)``, 1 on known pixels.
         z_first: Latents of the first group: ``(1, latent_size)`` (shared by its frames)
-            or ``(min(W, T), latent_size)`` (one per frame).
-        settings: Settings of each group's latent search.
+            or ``(min(first_group, T), latent_size)`` (one per frame).
+        settings: Settings of the first group's latent search (and of the later groups'
+            when ``follow`` is ``None``).
         group_size: ``W``, frames optimised together.
         consistency_weight: ``gamma`` of the group consistency loss (0: none).
+        first_group: Frames searched in full from ``z_first`` (``W`` when ``None``).
+        follow: Settings of the searches that start from a reused latent.
         callback: Called after each step as ``callback(first_frame, step, z, generated)``.
 
     Returns:
         Latents, images and losses per frame, and the steps of each group.
 
     Raises:
-        ValueError: Bad shapes, ``group_size`` < 1 or negative ``consistency_weight``.
+        ValueError: Bad shapes, ``group_size`` or ``first_group`` < 1, or a negative
+            ``consistency_weight``.
     """
     import time
 
     if group_size < 1:
         raise ValueError(f"group_size must be >= 1, got {group_size!r}")
+    first_group = group_size if first_group is None else first_group
+    if first_group < 1:
+        raise ValueError(f"first_group must be >= 1, got {first_group!r}")
     if consistency_weight < 0:
         raise ValueError(f"consistency_weight must be >= 0, got {consistency_weight!r}")
     if frames.shape != known.shape or frames.dim() != 4:
@@ -150,19 +161,22 @@ def inpaint_sequence(
             f"{tuple(known.shape)}"
         )
     count = frames.shape[0]
-    first = min(group_size, count)
+    first = min(first_group, count)
     if z_first.dim() != 2 or z_first.shape[0] not in (1, first):
-        raise ValueError(f"z_first must be (1 or {first}, latent_size), got {tuple(z_first.shape)}")
+        rows = "1" if first == 1 else f"1 or {first}"
+        raise ValueError(f"z_first must be ({rows}, latent_size), got {tuple(z_first.shape)}")
     start_time = time.perf_counter()
     zs, images, contexts, priors, groups = [], [], [], [], []
     previous = previous_known = z_previous = None
-    for start in range(0, count, group_size):
-        stop = min(start + group_size, count)
+    for start in [0, *range(first, count, group_size)]:
+        stop = first if start == 0 else min(start + group_size, count)
         size = stop - start
         if z_previous is None:
             z_init = z_first.expand(size, -1) if z_first.shape[0] == 1 else z_first[:size]
+            search = settings
         else:
             z_init = z_previous.expand(size, -1)
+            search = follow or settings
         group_known = known[start:stop]
         extra = None
         if consistency_weight > 0 and (size > 1 or previous is not None):
@@ -182,7 +196,7 @@ def inpaint_sequence(
             frames[start:stop],
             group_known,
             z_init.clone(),
-            settings,
+            search,
             extra_loss=extra,
             callback=hook,
         )

@@ -58,10 +58,17 @@ class InpaintSettings:
         init: ``pool`` (nearest pool sample, Lahiri et al.) or ``random`` starting latents.
         pool_size: Samples in the pool.
         structure_weight: ``beta``, the structure (gradient) loss weight of pool matching.
+        match_norm: ``l2`` (squared differences, by matrix products: fast) or ``l1``
+            differences in pool matching.
         mode: ``sequence`` (latent reuse and group consistency along ``k``) or
             ``independent`` (every slice on its own).
         group_size: ``W``, slices optimised together in ``sequence`` mode.
         consistency_weight: ``gamma``, the group consistency weight in ``sequence`` mode.
+        first_group: Slices of each run searched in full (``search``) from their pool
+            matches in ``sequence`` mode: 1 is a single key slice.
+        follow: The search of every later group in ``sequence`` mode, which starts from
+            the previous group's latent: a few steps (see ``benchmarks/RESULTS.md`` for
+            the speed and accuracy of 5, 10 and 20).
         blend: ``poisson`` or ``plain``.
         margin: Context pixels around each hole part (at full resolution).
         batch_size: Most slices searched together in ``independent`` mode.
@@ -78,9 +85,14 @@ class InpaintSettings:
     init: Literal["pool", "random"] = "pool"
     pool_size: int = 2048
     structure_weight: float = 1.0
+    match_norm: Literal["l1", "l2"] = "l2"
     mode: Literal["sequence", "independent"] = "sequence"
     group_size: int = 4
     consistency_weight: float = 0.5
+    first_group: int = 1
+    follow: SearchSettings = field(
+        default_factory=lambda: SearchSettings(iterations=10, tolerance=0.0)
+    )
     blend: Literal["poisson", "plain"] = "poisson"
     margin: int = 8
     batch_size: int = 64
@@ -91,12 +103,14 @@ class InpaintSettings:
             (self.init in ("pool", "random"), "init must be 'pool' or 'random'", self.init),
             (self.pool_size >= 1, "pool_size must be >= 1", self.pool_size),
             (self.structure_weight >= 0, "structure_weight must be >= 0", self.structure_weight),
+            (self.match_norm in ("l1", "l2"), "match_norm must be 'l1' or 'l2'", self.match_norm),
             (
                 self.mode in ("sequence", "independent"),
                 "mode must be 'sequence' or 'independent'",
                 self.mode,
             ),
             (self.group_size >= 1, "group_size must be >= 1", self.group_size),
+            (self.first_group >= 1, "first_group must be >= 1", self.first_group),
             (
                 self.consistency_weight >= 0,
                 "consistency_weight must be >= 0",
@@ -114,6 +128,7 @@ class InpaintSettings:
         """Plain data, for run records."""
         data = asdict(self)
         data["search"]["betas"] = list(self.search.betas)
+        data["follow"]["betas"] = list(self.follow.betas)
         return data
 
 
@@ -344,7 +359,11 @@ def _inpaint_tile(
     def start(index: slice) -> torch.Tensor:
         if settings.init == "pool" and pool is not None:
             return nearest_latents(
-                pool, images[index], known_t[index], structure_weight=settings.structure_weight
+                pool,
+                images[index],
+                known_t[index],
+                structure_weight=settings.structure_weight,
+                norm=settings.match_norm,
             ).z
         count = images[index].shape[0]
         return torch.randn(count, int(generator.config["latent_size"]), generator=random)
@@ -352,7 +371,7 @@ def _inpaint_tile(
     generated_parts, steps = [], []
     if settings.mode == "sequence":
         for run in _runs(slices):
-            first = slice(run.start, run.start + min(settings.group_size, len(run)))
+            first = slice(run.start, run.start + min(settings.first_group, len(run)))
             result = inpaint_sequence(
                 generator,
                 discriminator,
@@ -362,6 +381,8 @@ def _inpaint_tile(
                 settings.search,
                 group_size=settings.group_size,
                 consistency_weight=settings.consistency_weight,
+                first_group=settings.first_group,
+                follow=settings.follow,
             )
             generated_parts.append(result.generated)
             for _first, size, run_steps in result.groups:

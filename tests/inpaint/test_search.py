@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -89,6 +91,40 @@ def test_early_stop_without_ground_truth(gan):
     assert full.iterations == 60
 
 
+def test_warmup_ramps_the_learning_rate(gan):
+    g, d = gan
+    torch.manual_seed(2)
+    target = g(torch.randn(1, 8)).detach()
+    z0 = torch.randn(1, 8)
+    moves = {}
+    for warmup in (0, 10):
+        steps = []
+        latent_search(
+            g,
+            d,
+            target,
+            centre_hole(),
+            z0,
+            SearchSettings(iterations=12, lr=0.1, tolerance=0, warmup=warmup),
+            callback=lambda step, z, _g, _s=steps: _s.append(z.clone()),
+        )
+        moves[warmup] = [(b - a).abs().max().item() for a, b in itertools.pairwise([z0, *steps])]
+    # Adam's first step moves the largest coordinate by about the learning rate
+    assert moves[0][0] == pytest.approx(0.1, rel=1e-3)
+    assert moves[10][0] == pytest.approx(0.01, rel=1e-3)  # lr / warmup
+    assert moves[10][1] == pytest.approx(0.01 * (1 + 0.9), rel=0.1)  # lr * 2 / warmup, roughly
+    assert max(moves[10][:5]) < 0.06
+
+
+def test_early_stop_waits_for_the_end_of_the_warmup(gan):
+    g, d = gan
+    target = g(torch.randn(1, 8)).detach()
+    eager = SearchSettings(iterations=200, tolerance=0.9, patience=3)
+    assert latent_search(g, d, target, centre_hole(), torch.randn(1, 8), eager).iterations == 3
+    warm = SearchSettings(iterations=200, tolerance=0.9, patience=3, warmup=25)
+    assert latent_search(g, d, target, centre_hole(), torch.randn(1, 8), warm).iterations == 28
+
+
 def test_bad_inputs(gan):
     g, d = gan
     with pytest.raises(ValueError, match=r"images and known must both be \(B, 1, S, S\)"):
@@ -97,3 +133,5 @@ def test_bad_inputs(gan):
         latent_search(g, d, torch.zeros(1, 1, 16, 16), centre_hole(), torch.randn(2, 8))
     with pytest.raises(ValueError, match="lr must be > 0, got 0"):
         SearchSettings(lr=0)
+    with pytest.raises(ValueError, match="warmup must be >= 0, got -1"):
+        SearchSettings(warmup=-1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -52,6 +54,33 @@ def test_latents_are_reused_from_the_previous_group(gan, monkeypatch):
     assert torch.equal(result.z, torch.cat(finals))
 
 
+def test_key_frame_then_short_follow_searches(gan, monkeypatch):
+    g, d = gan
+    calls = []
+    search = sequence_module.latent_search
+
+    def recording(*args, **kwargs):
+        result = search(*args, **kwargs)
+        calls.append((args[2].shape[0], args[4].clone(), args[5], result))
+        return result
+
+    monkeypatch.setattr(sequence_module, "latent_search", recording)
+    frames = g(torch.randn(6, 8)).detach()
+    full = SearchSettings(iterations=30, tolerance=0)
+    follow = SearchSettings(iterations=4, tolerance=0)
+    z_key = torch.randn(1, 8)
+    result = inpaint_sequence(
+        g, d, frames, centre_hole(6), z_key, full, group_size=2, first_group=1, follow=follow
+    )
+    assert [size for _, size, _ in result.groups] == [1, 2, 2, 1]
+    assert [steps for _, _, steps in result.groups] == [30, 4, 4, 4]
+    assert result.iterations == 42
+    assert [c[2] for c in calls] == [full, follow, follow, follow]
+    assert torch.equal(calls[0][1], z_key)
+    for (_, _, _, before), (size, start, _, _) in itertools.pairwise(calls):
+        assert torch.equal(start, before.z[-1:].expand(size, -1))
+
+
 def test_reused_latent_converges_faster_on_similar_slices(gan):
     g, d = gan
     torch.manual_seed(0)
@@ -94,3 +123,7 @@ def test_bad_arguments(gan):
         inpaint_sequence(g, d, frames, known, torch.randn(1, 8), group_size=0)
     with pytest.raises(ValueError, match=r"z_first must be \(1 or 2, latent_size\)"):
         inpaint_sequence(g, d, frames, known, torch.randn(3, 8), group_size=2)
+    with pytest.raises(ValueError, match=r"z_first must be \(1, latent_size\), got \(2, 8\)"):
+        inpaint_sequence(g, d, frames, known, torch.randn(2, 8), first_group=1)
+    with pytest.raises(ValueError, match="first_group must be >= 1, got 0"):
+        inpaint_sequence(g, d, frames, known, torch.randn(1, 8), first_group=0)

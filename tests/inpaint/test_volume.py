@@ -50,6 +50,22 @@ def test_known_voxels_are_kept_and_holes_filled(gan, volume, changes):
     )
 
 
+def test_sequence_mode_searches_a_key_slice_then_follows(gan, volume):
+    g, d = gan
+    hu, mask = volume
+    settings = dataclasses.replace(
+        FAST,
+        search=SearchSettings(iterations=8, tolerance=0),
+        follow=SearchSettings(iterations=3, tolerance=0),
+        group_size=1,
+    )
+    result = inpaint_volume(hu, mask, g, d, window=WINDOW, settings=settings)
+    # slice 0: the one-slice part (8 steps); slice 1: the key slice of the other part (8);
+    # slices 2 and 3 follow it with 3 steps each
+    assert [s.iterations for s in result.slices] == [8, 8, 3, 3]
+    assert result.to_dict()["parameters"]["settings"]["follow"]["iterations"] == 3
+
+
 def test_plain_fill_is_the_generated_hu_inside_the_window(gan, volume):
     g, d = gan
     hu, mask = volume
@@ -122,3 +138,8 @@ def test_settings_rules():
     with pytest.raises(ValueError, match="blend must be 'poisson' or 'plain', got 'alpha'"):
         InpaintSettings(blend="alpha")
     assert InpaintSettings().to_dict()["search"]["betas"] == [0.9, 0.999]
+    assert InpaintSettings().to_dict()["follow"]["iterations"] == 10
+    with pytest.raises(ValueError, match="first_group must be >= 1, got 0"):
+        InpaintSettings(first_group=0)
+    with pytest.raises(ValueError, match="match_norm must be 'l1' or 'l2', got 'l0'"):
+        InpaintSettings(match_norm="l0")
