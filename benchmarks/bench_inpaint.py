@@ -34,6 +34,7 @@ CPU cores):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -150,7 +151,7 @@ def part_a(gan, slices, pool, args) -> dict:
     truth = torch.as_tensor(hu_to_tanh(truths, gan.window), dtype=torch.float32)[:, None]
     known = torch.as_tensor(knowns, dtype=torch.float32)[:, None]
     images = truth * known
-    settings = SearchSettings(iterations=args.iterations, tolerance=0)
+    settings = SearchSettings(iterations=args.iterations, tolerance=0, warmup=args.warmup)
     z_random = torch.randn(
         len(names), gan.generator.latent_size, generator=torch.Generator().manual_seed(args.seed)
     )
@@ -176,12 +177,30 @@ def part_a(gan, slices, pool, args) -> dict:
             "seconds_random": time_r,
             "seconds_pool": time_p,
         }
+    out["levels"] = level_curve(err_r, err_p, ctx_r, ctx_p)
     out["mae_random_final"] = err_r[-1].numpy()
     out["mae_pool_final"] = err_p[-1].numpy()
     out["mae_pool_start"] = err_p[0].numpy()
     out["mae_random_start"] = err_r[0].numpy()
     out["kinds"] = [n.rsplit(" ", 1)[1] for n in names]
     return out
+
+
+def level_curve(err_r, err_p, ctx_r, ctx_p, after=(25, 50, 100, 200, 400, 700)) -> list[list]:
+    """Mean steps of each start to reach the random start's value after ``s`` steps (+5 %).
+
+    The speed-up of a better start depends on the level asked for; this lists it for
+    coarse to fine levels (the last one, after all steps, is the table's target).
+    """
+    rows = []
+    for s in [*after, len(err_r) - 1]:
+        row = [s]
+        for trace_r, trace_p in ((err_r, err_p), (ctx_r, ctx_p)):
+            target = trace_r[s] * TOLERANCE
+            steps_r, steps_p = first_reach(trace_r, target), first_reach(trace_p, target)
+            row += [steps_r.mean(), steps_p.mean(), int((steps_p >= len(trace_p)).sum())]
+        rows.append(row)
+    return rows
 
 
 def table(header: list[str], rows: list[list[str]]) -> None:
@@ -236,90 +255,134 @@ def report_a(a: dict) -> None:
         "pool never reached",
     ]
     table(header, rows)
+    print("   Speed-up (means of steps) by target level: the random start's value after s steps")
+    rows = [
+        [
+            f"{s}",
+            f"{mr:.0f} / {mp:.0f} ({ratio(mr, mp)}, {nm} never)",
+            f"{cr:.0f} / {cp:.0f} ({ratio(cr, cp)}, {nc} never)",
+        ]
+        for s, mr, mp, nm, cr, cp, nc in a["levels"]
+    ]
+    table(["s", "masked-region MAE: random / pool", "context loss: random / pool"], rows)
 
 
 # --- B: sequence vs scratch ------------------------------------------------------------------
 
 
-def part_b(gan, pancreas, pool, args) -> list[dict]:
-    from ctpipe.baselines.inpaint_classical import inpaint_classical
-    from ctpipe.inpaint.init import nearest_latents
+def tube_case(gan, volume: np.ndarray, kind: str, seed: int):
+    """One mask of ``kind``, the same on every slice, and the 64 x 64 tile around it."""
     from ctpipe.inpaint.mask_generators import generate_mask
-    from ctpipe.inpaint.search import SearchSettings
-    from ctpipe.inpaint.sequence import inpaint_sequence
     from ctpipe.inpaint.tiles import plan_tiles
     from ctpipe.transforms import hu_to_tanh
 
-    volume = pancreas[:, :, 100:132]
-    scale = (gan.window[1] - gan.window[0]) / 2
     body = body_region(volume[:, :, volume.shape[2] // 2])
+    # one connected shape that fits one 64 x 64 tile (a single, short stroke)
+    options = (
+        {"strokes": (1, 1), "vertices": (3, 4), "step": (5.0, 8.0)} if kind == "strokes" else {}
+    )
+    mask, _ = generate_mask(kind, volume.shape, seed=seed, region=body, **options)
+    (tile,) = plan_tiles(mask[:, :, 0], patch=gan.generator.image_size, margin=8)
+    assert tile.scale == 1, "part B needs masks that fit one full-resolution tile"
+    crops = np.moveaxis(volume[tile.window[0], tile.window[1], :], 2, 0)
+    hole = np.moveaxis(mask[tile.window[0], tile.window[1], :], 2, 0)
+    truth = torch.as_tensor(hu_to_tanh(crops, gan.window), dtype=torch.float32)[:, None]
+    known = torch.as_tensor(~hole, dtype=torch.float32)[:, None]
+    return crops, hole, truth, known, tile, mask
+
+
+def hole_mae(
+    generated: torch.Tensor, truth: torch.Tensor, known: torch.Tensor, gan
+) -> torch.Tensor:
+    """Per slice, the mean absolute error (HU, in the window) over the hole."""
+    scale = (gan.window[1] - gan.window[0]) / 2
+    hole = 1.0 - known
+    return ((generated - truth).abs() * hole).flatten(1).sum(1) / hole.flatten(1).sum(1) * scale
+
+
+def part_b(gan, pancreas, pool, args) -> list[dict]:
+    from ctpipe.baselines.inpaint_classical import inpaint_classical
+    from ctpipe.inpaint.init import nearest_latents
+    from ctpipe.inpaint.search import SearchSettings, latent_search
+    from ctpipe.inpaint.sequence import inpaint_sequence
+
+    first, stop = (int(v) for v in args.b_slices.split(":"))
+    volume = pancreas[:, :, first:stop]
+    search = SearchSettings(iterations=args.iterations, warmup=args.warmup)
     rows = []
     for m, kind in enumerate(KINDS):
-        # one connected shape that fits one 64 x 64 tile (a single, short stroke)
-        options = (
-            {"strokes": (1, 1), "vertices": (3, 4), "step": (5.0, 8.0)} if kind == "strokes" else {}
-        )
-        mask, _ = generate_mask(kind, volume.shape, seed=args.seed + 7 + m, region=body, **options)
-        (tile,) = plan_tiles(mask[:, :, 0], patch=gan.generator.image_size, margin=8)
-        assert tile.scale == 1, "part B needs masks that fit one full-resolution tile"
-        crops = np.moveaxis(volume[tile.window[0], tile.window[1], :], 2, 0)
-        hole = np.moveaxis(mask[tile.window[0], tile.window[1], :], 2, 0)
-        truth = torch.as_tensor(hu_to_tanh(crops, gan.window), dtype=torch.float32)[:, None]
-        known = torch.as_tensor(~hole, dtype=torch.float32)[:, None]
-        images = truth * known
-        count = truth.shape[0]
-        # scratch: every slice from random latents, all steps traced (batch of all slices)
+        crops, hole, truth, known, tile, mask = tube_case(gan, volume, kind, args.seed + 7 + m)
+        images, count = truth * known, truth.shape[0]
         z0 = torch.randn(
             count, gan.generator.latent_size, generator=torch.Generator().manual_seed(args.seed + m)
         )
+        # scratch, as a run: every slice from a random latent in one batch, the search's
+        # own stopping rule (what `ctpipe inpaint --mode independent --init random` does)
+        run = latent_search(gan.generator, gan.discriminator, images, known, z0, search)
+        # scratch, oracle: all steps traced; each slice's cost is the steps until it first
+        # reaches its target (its error after all steps, plus 5 %), which no real run knows
         err_s, _, t_s, scratch = traced_search(
-            gan, images, known, truth, z0, SearchSettings(iterations=args.iterations, tolerance=0)
+            gan, images, known, truth, z0, dataclasses.replace(search, tolerance=0)
         )
         target = err_s[-1] * TOLERANCE
-        steps_s = first_reach(err_s, target)
+        oracle_steps = first_reach(err_s, target)
         per_slice_step = t_s[-1] / (len(t_s) - 1) / count  # seconds per slice-step, batched
-        # sequence: pool start, latent reuse, group consistency, its own stopping rule
-        started = time.perf_counter()
-        first = nearest_latents(pool, images[:4], known[:4]).z
-        sequence = inpaint_sequence(
-            gan.generator,
-            gan.discriminator,
-            images,
-            known,
-            first,
-            SearchSettings(iterations=args.iterations),
-            group_size=4,
-            consistency_weight=0.5,
-        )
-        seq_seconds = time.perf_counter() - started
-        err_q = (
-            ((sequence.generated - truth).abs() * (1 - known)).flatten(1).sum(1)
-            / (1 - known).flatten(1).sum(1)
-            * scale
-        )
-        seq_steps = sum(size * steps for _, size, steps in sequence.groups)
         classical = inpaint_classical(
             volume[tile.window[0], tile.window[1], :],
             mask[tile.window[0], tile.window[1], :],
             "biharmonic",
         )
+        entries = {
+            "scratch (oracle)": {
+                "steps": int(oracle_steps.sum()),
+                "seconds": float(oracle_steps.sum() * per_slice_step),
+                "mae": err_s[-1],
+                "generated": scratch.generated,
+            },
+            "scratch (run)": {
+                "steps": run.iterations * count,
+                "seconds": run.seconds,
+                "mae": hole_mae(run.generated, truth, known, gan),
+                "generated": run.generated,
+            },
+        }
+        follows = {"groups in full": None} | {
+            f"follow {n}": SearchSettings(iterations=n, tolerance=0, lr=args.follow_lr)
+            for n in args.follow
+        }
+        for label, follow in follows.items():
+            started = time.perf_counter()
+            key = nearest_latents(pool, images[:1], known[:1]).z
+            sequence = inpaint_sequence(
+                gan.generator,
+                gan.discriminator,
+                images,
+                known,
+                key,
+                search,
+                group_size=4,
+                consistency_weight=0.5,
+                first_group=4 if follow is None else 1,
+                follow=follow,
+            )
+            entries[f"sequence, {label}"] = {
+                "steps": sum(size * steps for _, size, steps in sequence.groups),
+                "seconds": time.perf_counter() - started,
+                "mae": hole_mae(sequence.generated, truth, known, gan),
+                "generated": sequence.generated,
+                "key_steps": sequence.groups[0][2],
+            }
+        for entry in entries.values():
+            entry["within"] = int((entry["mae"] <= target).sum())
+            entry["mae"] = float(entry["mae"].mean())
+            entry["flicker"] = flicker(crops, hole, filled_hu(entry.pop("generated"), gan.window))
         rows.append(
             {
                 "kind": kind,
                 "slices": count,
                 "hole_pixels": int(hole[0].sum()),
-                "scratch_steps": int(steps_s.sum()),
-                "scratch_never": int((steps_s >= len(err_s)).sum()),
-                "scratch_seconds": float(steps_s.sum() * per_slice_step),
-                "sequence_steps": int(seq_steps),
-                "sequence_seconds": seq_seconds,
-                "group_steps": [s for _, _, s in sequence.groups],
-                "mae_scratch": float(err_s[-1].mean()),
-                "mae_sequence": float(err_q.mean()),
-                "sequence_within_target": int((err_q <= target).sum()),
+                "entries": entries,
                 "flicker_truth": flicker(crops, hole, crops),
-                "flicker_scratch": flicker(crops, hole, filled_hu(scratch.generated, gan.window)),
-                "flicker_sequence": flicker(crops, hole, filled_hu(sequence.generated, gan.window)),
                 "flicker_biharmonic": flicker(crops, hole, np.moveaxis(classical, 2, 0)),
             }
         )
@@ -339,46 +402,35 @@ def flicker(truth: np.ndarray, hole: np.ndarray, values: np.ndarray) -> float:
     return float(np.abs(clipped[1:] - clipped[:-1])[both].mean())
 
 
-def report_b(rows: list[dict]) -> None:
-    print("\nB. Slice sequence vs each slice from scratch: pancreas slices 100-131, tube masks")
-    lines = []
+def report_b(rows: list[dict], args) -> None:
+    print(
+        f"\nB. Slice sequence vs each slice from scratch: pancreas slices {args.b_slices}, "
+        "tube masks; speed-ups against the oracle count and against the run"
+    )
     for r in rows:
-        lines.append(
-            [
-                r["kind"],
-                f"{r['slices']}",
-                f"{r['hole_pixels']}",
-                f"{r['scratch_steps']} ({r['scratch_never']} never)",
-                f"{r['sequence_steps']}",
-                f"{r['scratch_steps'] / max(r['sequence_steps'], 1):.1f}x",
-                f"{r['scratch_seconds']:.1f}",
-                f"{r['sequence_seconds']:.1f}",
-                f"{r['scratch_seconds'] / max(r['sequence_seconds'], 1e-9):.1f}x",
-                f"{r['mae_scratch']:.1f} / {r['mae_sequence']:.1f}",
-                f"{r['sequence_within_target']} of {r['slices']}",
-                " / ".join(
-                    f"{r[f'flicker_{m}']:.1f}"
-                    for m in ("truth", "scratch", "sequence", "biharmonic")
-                ),
-            ]
+        print(
+            f"\n   {r['kind']}: {r['slices']} slices, {r['hole_pixels']} hole pixels; flicker "
+            f"(HU) of the truth {r['flicker_truth']:.1f}, "
+            f"of biharmonic {r['flicker_biharmonic']:.1f}"
         )
-    header = [
-        "mask",
-        "slices",
-        "hole px",
-        "scratch slice-steps to target",
-        "sequence slice-steps",
-        "speed-up steps",
-        "scratch s",
-        "sequence s",
-        "speed-up time",
-        "MAE HU scratch / sequence",
-        "sequence slices within target",
-        "flicker HU truth / scratch / sequence / biharmonic",
-    ]
-    table(header, lines)
-    for r in rows:
-        print(f"   {r['kind']}: steps per group of 4: {r['group_steps']}")
+        oracle, run = r["entries"]["scratch (oracle)"], r["entries"]["scratch (run)"]
+        lines = []
+        for label, e in r["entries"].items():
+            lines.append(
+                [
+                    label + (f" (key slice {e['key_steps']} steps)" if "key_steps" in e else ""),
+                    f"{e['steps']}",
+                    f"{e['seconds']:.1f}",
+                    f"{oracle['steps'] / e['steps']:.1f}x / {run['steps'] / e['steps']:.1f}x",
+                    f"{oracle['seconds'] / e['seconds']:.1f}x / "
+                    f"{run['seconds'] / e['seconds']:.1f}x",
+                    f"{e['mae']:.1f}",
+                    f"{e['within']} of {r['slices']}",
+                    f"{e['flicker']:.1f}",
+                ]
+            )
+        header = ["method", "slice-steps", "s", "speed-up steps", "speed-up time"]
+        table([*header, "MAE HU", "slices within target", "flicker HU"], lines)
 
 
 # --- C: quality vs classical -----------------------------------------------------------------
@@ -506,6 +558,16 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--parts", default="ABC", help="which parts to run, e.g. AB")
+    parser.add_argument(
+        "--warmup", type=int, default=50, help="learning-rate warm-up steps of every search"
+    )
+    parser.add_argument(
+        "--b-slices", default="100:132", help="pancreas slices of part B, START:STOP"
+    )
+    parser.add_argument(
+        "--follow", type=int, nargs="+", default=[5, 10, 20], help="part B: follow steps"
+    )
+    parser.add_argument("--follow-lr", type=float, default=0.03, help="part B: follow lr")
     parser.add_argument("--max-slices", type=int, default=None, help="use fewer slices (a trial)")
     args = parser.parse_args()
     if not (DATA / "pancreas_ct_series").is_dir():
@@ -527,7 +589,7 @@ def main() -> None:
     if "A" in args.parts:
         report_a(part_a(gan, slices, pool, args))
     if "B" in args.parts:
-        report_b(part_b(gan, pancreas, pool, args))
+        report_b(part_b(gan, pancreas, pool, args), args)
     if "C" in args.parts:
         report_c(part_c(gan, slices, pool, args), gan.window)
 

@@ -101,6 +101,19 @@ def add_inpaint_parser(
         "--iterations", type=int, default=1000, help="GAN: most search steps (default: 1000)"
     )
     parser.add_argument(
+        "--warmup",
+        type=int,
+        default=50,
+        help="GAN: learning-rate warm-up steps of each full search (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--follow-iterations",
+        type=int,
+        default=10,
+        help="GAN sequence mode: steps of each search that starts from the previous "
+        "slice's latent (default: %(default)s)",
+    )
+    parser.add_argument(
         "--margin", type=int, default=8, help="GAN: context pixels around each hole (default: 8)"
     )
     parser.add_argument("--seed", type=int, default=0, help="GAN seed (default: %(default)s)")
@@ -149,8 +162,13 @@ def run_inpaint(args: argparse.Namespace) -> int:
         nifti, sidecar, mask_out = output_paths(args.output)
     except ValueError as err:
         raise InputError(args.output, str(err)) from None
-    if args.iterations < 1:
-        raise InputError(args.output, f"--iterations must be >= 1, got {args.iterations}")
+    for flag, value, least in (
+        ("--iterations", args.iterations, 1),
+        ("--follow-iterations", args.follow_iterations, 1),
+        ("--warmup", args.warmup, 0),
+    ):
+        if value < least:
+            raise InputError(args.output, f"{flag} must be >= {least}, got {value}")
     image = load_ct(args.input, series_uid=args.series)
     hu = np.asarray(image, dtype=np.float32)
     if hu.ndim == 2:
@@ -235,7 +253,8 @@ def _inpaint(args: argparse.Namespace, hu, mask) -> tuple[Any, dict[str, Any]]:
     weights = args.weights or weights_path(DEFAULT_GAN)
     gan = load_gan(weights, map_location=device)
     settings = InpaintSettings(
-        search=SearchSettings(iterations=args.iterations),
+        search=SearchSettings(iterations=args.iterations, warmup=args.warmup),
+        follow=SearchSettings(iterations=args.follow_iterations, tolerance=0.0, warmup=0),
         init=args.init,
         mode=args.mode,
         blend=args.blend,

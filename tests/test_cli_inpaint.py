@@ -146,3 +146,32 @@ def test_bad_device_is_one_line(inputs, capsys):
         == 2
     )
     assert "--device must be auto, cpu, cuda or cuda:N, got 'gpu'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--iterations", "0", "--iterations must be >= 1, got 0"),
+        ("--follow-iterations", "0", "--follow-iterations must be >= 1, got 0"),
+        ("--warmup", "-1", "--warmup must be >= 0, got -1"),
+    ],
+)
+def test_bad_search_settings_are_one_line(inputs, capsys, flag, value, message):
+    folder, ct, weights, _ = inputs
+    out = folder / "s.nii.gz"
+    code = run(ct, "--mask", folder / "hole.png", "-o", out, "--weights", weights, flag, value)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err
+    assert not out.exists()
+
+
+def test_follow_and_warmup_settings_are_recorded(inputs):
+    folder, ct, weights, _ = inputs
+    out = folder / "f.nii.gz"
+    options = ("--iterations", "4", "--follow-iterations", "2", "--warmup", "3")
+    assert run(ct, "--mask", folder / "hole.png", "-o", out, "--weights", weights, *options) == 0
+    record = json.loads((folder / "f.json").read_text())
+    settings = record["parameters"]["settings"]
+    assert settings["search"]["warmup"] == 3 and settings["follow"]["iterations"] == 2
+    # the hole is on every slice: a key slice searched in full, then 2-step follows
+    assert [s["iterations"] for s in record["slices"]] == [4, 2, 2]

@@ -61,9 +61,11 @@ class SearchSettings:
         patience: Steps the ``tolerance`` rule looks back (it is first checked
             ``patience`` steps after the warm-up).
         warmup: Steps over which the learning rate rises linearly from ``lr / warmup``
-            to ``lr`` (0: none). Adam's first steps move every coordinate by about ``lr``
-            whatever its gradient; a warm-up keeps a good start (a pool match, the
-            previous slice's latent) from being thrown off its optimum.
+            to ``lr`` (0: none, as in Yeh et al.). Adam's first steps move every
+            coordinate by about ``lr`` whatever its gradient; a warm-up keeps a good start
+            (a pool match) from being thrown off its optimum. On held-out CT tiles, 50
+            steps made the pool start reach the random start's final context loss about
+            2.0x sooner instead of 1.5x (``benchmarks/RESULTS.md``).
 
     Example:
         >>> SearchSettings(iterations=0)
@@ -81,7 +83,7 @@ class SearchSettings:
     distance_scale: float = 8.0
     tolerance: float = 1e-2
     patience: int = 30
-    warmup: int = 0
+    warmup: int = 50
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))

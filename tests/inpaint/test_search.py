@@ -119,7 +119,7 @@ def test_warmup_ramps_the_learning_rate(gan):
 def test_early_stop_waits_for_the_end_of_the_warmup(gan):
     g, d = gan
     target = g(torch.randn(1, 8)).detach()
-    eager = SearchSettings(iterations=200, tolerance=0.9, patience=3)
+    eager = SearchSettings(iterations=200, tolerance=0.9, patience=3, warmup=0)
     assert latent_search(g, d, target, centre_hole(), torch.randn(1, 8), eager).iterations == 3
     warm = SearchSettings(iterations=200, tolerance=0.9, patience=3, warmup=25)
     assert latent_search(g, d, target, centre_hole(), torch.randn(1, 8), warm).iterations == 28
