@@ -109,7 +109,7 @@ def add_inpaint_parser(
     parser.add_argument(
         "--follow-iterations",
         type=int,
-        default=10,
+        default=20,
         help="GAN sequence mode: steps of each search that starts from the previous "
         "slice's latent (default: %(default)s)",
     )

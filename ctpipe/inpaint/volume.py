@@ -91,7 +91,7 @@ class InpaintSettings:
     consistency_weight: float = 0.5
     first_group: int = 1
     follow: SearchSettings = field(
-        default_factory=lambda: SearchSettings(iterations=10, tolerance=0.0, warmup=0)
+        default_factory=lambda: SearchSettings(iterations=20, tolerance=0.0, warmup=0)
     )
     blend: Literal["poisson", "plain"] = "poisson"
     margin: int = 8

@@ -138,7 +138,7 @@ def test_settings_rules():
     with pytest.raises(ValueError, match="blend must be 'poisson' or 'plain', got 'alpha'"):
         InpaintSettings(blend="alpha")
     assert InpaintSettings().to_dict()["search"]["betas"] == [0.9, 0.999]
-    assert InpaintSettings().to_dict()["follow"]["iterations"] == 10
+    assert InpaintSettings().to_dict()["follow"]["iterations"] == 20
     with pytest.raises(ValueError, match="first_group must be >= 1, got 0"):
         InpaintSettings(first_group=0)
     with pytest.raises(ValueError, match="match_norm must be 'l1' or 'l2', got 'l0'"):
