@@ -13,8 +13,10 @@ A. **Pool vs random start** (Lahiri et al.: about 5x). 64 x 64 tiles cut around 
    (pool matching time included), the same with the context loss as the criterion, and
    the steps to reach coarser and finer levels set by either start (a level curve).
 B. **Slice sequence vs each slice from scratch** (Lahiri et al.: about 80x on video).
-   Pancreas slices ``--b-slices`` (default 100-131, 3 mm apart) with one tube mask of
-   each kind. *Scratch, run*: every slice from a random latent in one batch with the
+   Pancreas slices ``--b-slices`` (default 100-131, 3 mm apart) with ``--b-masks``
+   (default 3) seeded tube masks of each kind, each the same on every slice; steps,
+   seconds and slices within target are summed over a kind's masks, errors and flicker
+   averaged. *Scratch, run*: every slice from a random latent in one batch with the
    search's own stopping rule (what ``ctpipe inpaint --mode independent --init random``
    does). *Scratch, oracle*: the same from all ``--iterations`` steps traced, each
    slice's cost taken (to its favour) as the steps until it first reaches its target
@@ -31,7 +33,7 @@ C. **Quality vs classical inpainting**: the full ``inpaint_volume`` (pool start,
    SSIM in the masked region only, in the model window [-1024, 1024] HU and in the
    soft-tissue window [-160, 240] HU.
 
-Run from the repository root with the virtual environment active (about 15 minutes on 2
+Run from the repository root with the virtual environment active (about 30 minutes on 2
 CPU cores):
 
     OMP_NUM_THREADS=1 python benchmarks/bench_inpaint.py [--iterations 1000] [--pool 2048]
@@ -297,7 +299,10 @@ def report_a(a: dict) -> None:
 
 
 def tube_case(gan, volume: np.ndarray, kind: str, seed: int):
-    """One mask of ``kind``, the same on every slice, and the 64 x 64 tile around it."""
+    """One mask of ``kind``, the same on every slice, and the 64 x 64 tile around it.
+
+    ``None`` when the mask does not fit one full-resolution tile.
+    """
     from ctpipe.inpaint.mask_generators import generate_mask
     from ctpipe.inpaint.tiles import plan_tiles
     from ctpipe.transforms import hu_to_tanh
@@ -308,8 +313,10 @@ def tube_case(gan, volume: np.ndarray, kind: str, seed: int):
         {"strokes": (1, 1), "vertices": (3, 4), "step": (5.0, 8.0)} if kind == "strokes" else {}
     )
     mask, _ = generate_mask(kind, volume.shape, seed=seed, region=body, **options)
-    (tile,) = plan_tiles(mask[:, :, 0], patch=gan.generator.image_size, margin=8)
-    assert tile.scale == 1, "part B needs masks that fit one full-resolution tile"
+    tiles = plan_tiles(mask[:, :, 0], patch=gan.generator.image_size, margin=8)
+    if len(tiles) != 1 or tiles[0].scale != 1:
+        return None  # part B needs masks that fit one full-resolution tile
+    (tile,) = tiles
     crops = np.moveaxis(volume[tile.window[0], tile.window[1], :], 2, 0)
     hole = np.moveaxis(mask[tile.window[0], tile.window[1], :], 2, 0)
     truth = torch.as_tensor(hu_to_tanh(crops, gan.window), dtype=torch.float32)[:, None]
@@ -327,92 +334,128 @@ def hole_mae(
 
 
 def part_b(gan, pancreas, pool, args) -> list[dict]:
-    from ctpipe.baselines.inpaint_classical import inpaint_classical
-    from ctpipe.inpaint.init import nearest_latents
-    from ctpipe.inpaint.search import SearchSettings, latent_search
-    from ctpipe.inpaint.sequence import inpaint_sequence
+    """Per mask kind, ``--b-masks`` tube masks (seeded), their results pooled."""
+    from ctpipe.inpaint.search import SearchSettings
 
     first, stop = (int(v) for v in args.b_slices.split(":"))
     volume = pancreas[:, :, first:stop]
     search = SearchSettings(iterations=args.iterations, warmup=args.warmup)
     rows = []
     for m, kind in enumerate(KINDS):
-        crops, hole, truth, known, tile, mask = tube_case(gan, volume, kind, args.seed + 7 + m)
-        images, count = truth * known, truth.shape[0]
-        z0 = torch.randn(
-            count, gan.generator.latent_size, generator=torch.Generator().manual_seed(args.seed + m)
-        )
-        # scratch, as a run: every slice from a random latent in one batch, the search's
-        # own stopping rule (what `ctpipe inpaint --mode independent --init random` does)
-        run = latent_search(gan.generator, gan.discriminator, images, known, z0, search)
-        # scratch, oracle: all steps traced; each slice's cost is the steps until it first
-        # reaches its target (its error after all steps, plus 5 %), which no real run knows
-        err_s, _, t_s, scratch = traced_search(
-            gan, images, known, truth, z0, dataclasses.replace(search, tolerance=0)
-        )
-        target = err_s[-1] * TOLERANCE
-        oracle_steps = first_reach(err_s, target)
-        per_slice_step = t_s[-1] / (len(t_s) - 1) / count  # seconds per slice-step, batched
-        classical = inpaint_classical(
-            volume[tile.window[0], tile.window[1], :],
-            mask[tile.window[0], tile.window[1], :],
-            "biharmonic",
-        )
-        entries = {
-            "scratch (oracle)": {
-                "steps": int(oracle_steps.sum()),
-                "seconds": float(oracle_steps.sum() * per_slice_step),
-                "mae": err_s[-1],
-                "generated": scratch.generated,
-            },
-            "scratch (run)": {
-                "steps": run.iterations * count,
-                "seconds": run.seconds,
-                "mae": hole_mae(run.generated, truth, known, gan),
-                "generated": run.generated,
-            },
-        }
-        follows = {"groups in full": None} | {
-            f"follow {n}": SearchSettings(iterations=n, tolerance=0, lr=args.follow_lr)
-            for n in args.follow
-        }
-        for label, follow in follows.items():
-            started = time.perf_counter()
-            key = nearest_latents(pool, images[:1], known[:1]).z
-            sequence = inpaint_sequence(
-                gan.generator,
-                gan.discriminator,
-                images,
-                known,
-                key,
-                search,
-                group_size=4,
-                consistency_weight=0.5,
-                first_group=4 if follow is None else 1,
-                follow=follow,
-            )
-            entries[f"sequence, {label}"] = {
-                "steps": sum(size * steps for _, size, steps in sequence.groups),
-                "seconds": time.perf_counter() - started,
-                "mae": hole_mae(sequence.generated, truth, known, gan),
-                "generated": sequence.generated,
-                "key_steps": sequence.groups[0][2],
-            }
-        for entry in entries.values():
-            entry["within"] = int((entry["mae"] <= target).sum())
-            entry["mae"] = float(entry["mae"].mean())
-            entry["flicker"] = flicker(crops, hole, filled_hu(entry.pop("generated"), gan.window))
-        rows.append(
-            {
-                "kind": kind,
-                "slices": count,
-                "hole_pixels": int(hole[0].sum()),
-                "entries": entries,
-                "flicker_truth": flicker(crops, hole, crops),
-                "flicker_biharmonic": flicker(crops, hole, np.moveaxis(classical, 2, 0)),
-            }
-        )
+        cases, seed = [], args.seed + 7 + m
+        while len(cases) < args.b_masks:
+            case = tube_case(gan, volume, kind, seed)
+            seed += 100
+            if case is not None:
+                cases.append(b_case(gan, volume, case, pool, search, args, args.seed + m))
+        rows.append(pool_cases(kind, cases))
     return rows
+
+
+def b_case(gan, volume, case, pool, search, args, seed: int) -> dict:
+    """Scratch (run and oracle) and sequences on one tube mask."""
+    from ctpipe.baselines.inpaint_classical import inpaint_classical
+    from ctpipe.inpaint.init import nearest_latents
+    from ctpipe.inpaint.search import SearchSettings, latent_search
+    from ctpipe.inpaint.sequence import inpaint_sequence
+
+    crops, hole, truth, known, tile, mask = case
+    images, count = truth * known, truth.shape[0]
+    z0 = torch.randn(
+        count, gan.generator.latent_size, generator=torch.Generator().manual_seed(seed)
+    )
+    # scratch, as a run: every slice from a random latent in one batch, the search's
+    # own stopping rule (what `ctpipe inpaint --mode independent --init random` does)
+    run = latent_search(gan.generator, gan.discriminator, images, known, z0, search)
+    # scratch, oracle: all steps traced; each slice's cost is the steps until it first
+    # reaches its target (its error after all steps, plus 5 %), which no real run knows
+    err_s, _, t_s, scratch = traced_search(
+        gan, images, known, truth, z0, dataclasses.replace(search, tolerance=0)
+    )
+    target = err_s[-1] * TOLERANCE
+    oracle_steps = first_reach(err_s, target)
+    per_slice_step = t_s[-1] / (len(t_s) - 1) / count  # seconds per slice-step, batched
+    classical = inpaint_classical(
+        volume[tile.window[0], tile.window[1], :],
+        mask[tile.window[0], tile.window[1], :],
+        "biharmonic",
+    )
+    entries = {
+        "scratch (oracle)": {
+            "steps": int(oracle_steps.sum()),
+            "seconds": float(oracle_steps.sum() * per_slice_step),
+            "mae": err_s[-1],
+            "generated": scratch.generated,
+        },
+        "scratch (run)": {
+            "steps": run.iterations * count,
+            "seconds": run.seconds,
+            "mae": hole_mae(run.generated, truth, known, gan),
+            "generated": run.generated,
+        },
+    }
+    follows = {"groups in full": None} | {
+        f"follow {n}": SearchSettings(iterations=n, tolerance=0, warmup=0, lr=args.follow_lr)
+        for n in args.follow
+    }
+    for label, follow in follows.items():
+        started = time.perf_counter()
+        key = nearest_latents(pool, images[:1], known[:1]).z
+        sequence = inpaint_sequence(
+            gan.generator,
+            gan.discriminator,
+            images,
+            known,
+            key,
+            search,
+            group_size=4,
+            consistency_weight=0.5,
+            first_group=4 if follow is None else 1,
+            follow=follow,
+        )
+        entries[f"sequence, {label}"] = {
+            "steps": sum(size * steps for _, size, steps in sequence.groups),
+            "seconds": time.perf_counter() - started,
+            "mae": hole_mae(sequence.generated, truth, known, gan),
+            "generated": sequence.generated,
+            "key_steps": sequence.groups[0][2],
+        }
+    for entry in entries.values():
+        entry["within"] = int((entry["mae"] <= target).sum())
+        entry["mae"] = float(entry["mae"].mean())
+        entry["flicker"] = flicker(crops, hole, filled_hu(entry.pop("generated"), gan.window))
+    return {
+        "slices": count,
+        "hole_pixels": int(hole[0].sum()),
+        "entries": entries,
+        "flicker_truth": flicker(crops, hole, crops),
+        "flicker_biharmonic": flicker(crops, hole, np.moveaxis(classical, 2, 0)),
+    }
+
+
+def pool_cases(kind: str, cases: list[dict]) -> dict:
+    """One row per kind: steps, seconds and slices within target summed; the rest averaged."""
+    entries = {}
+    for label in cases[0]["entries"]:
+        values = [c["entries"][label] for c in cases]
+        entries[label] = {
+            "steps": sum(v["steps"] for v in values),
+            "seconds": sum(v["seconds"] for v in values),
+            "within": sum(v["within"] for v in values),
+            "mae": float(np.mean([v["mae"] for v in values])),
+            "flicker": float(np.mean([v["flicker"] for v in values])),
+        }
+        if "key_steps" in values[0]:
+            entries[label]["key_steps"] = [v["key_steps"] for v in values]
+    return {
+        "kind": kind,
+        "masks": len(cases),
+        "slices": sum(c["slices"] for c in cases),
+        "hole_pixels": [c["hole_pixels"] for c in cases],
+        "entries": entries,
+        "flicker_truth": float(np.mean([c["flicker_truth"] for c in cases])),
+        "flicker_biharmonic": float(np.mean([c["flicker_biharmonic"] for c in cases])),
+    }
 
 
 def filled_hu(generated: torch.Tensor, window) -> np.ndarray:
@@ -435,7 +478,8 @@ def report_b(rows: list[dict], args) -> None:
     )
     for r in rows:
         print(
-            f"\n   {r['kind']}: {r['slices']} slices, {r['hole_pixels']} hole pixels; flicker "
+            f"\n   {r['kind']}: {r['masks']} masks x {r['slices'] // r['masks']} slices, "
+            f"{r['hole_pixels']} hole pixels; flicker "
             f"(HU) of the truth {r['flicker_truth']:.1f}, "
             f"of biharmonic {r['flicker_biharmonic']:.1f}"
         )
@@ -594,6 +638,7 @@ def main() -> None:
         "--follow", type=int, nargs="+", default=[5, 10, 20], help="part B: follow steps"
     )
     parser.add_argument("--follow-lr", type=float, default=0.03, help="part B: follow lr")
+    parser.add_argument("--b-masks", type=int, default=3, help="part B: masks per kind")
     parser.add_argument("--max-slices", type=int, default=None, help="use fewer slices (a trial)")
     args = parser.parse_args()
     if not (DATA / "pancreas_ct_series").is_dir():
