@@ -63,9 +63,10 @@ class SearchSettings:
         warmup: Steps over which the learning rate rises linearly from ``lr / warmup``
             to ``lr`` (0: none, as in Yeh et al.). Adam's first steps move every
             coordinate by about ``lr`` whatever its gradient; a warm-up keeps a good start
-            (a pool match) from being thrown off its optimum. On held-out CT tiles, 50
-            steps made the pool start reach the random start's final context loss about
-            2.0x sooner instead of 1.5x (``benchmarks/RESULTS.md``).
+            (a pool match) from being thrown off its optimum. On held-out CT tiles, with
+            50 steps (and squared-difference pool matching) the pool start reached the
+            random start's final context loss 2.0x sooner, against 1.5x before
+            (``benchmarks/RESULTS.md``).
 
     Example:
         >>> SearchSettings(iterations=0)
