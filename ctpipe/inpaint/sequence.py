@@ -7,9 +7,8 @@ from ``z_first``, e.g. pool matches of :mod:`ctpipe.inpaint.init`; one *key fram
 the cheapest), cuts the rest into consecutive groups of ``W`` and
 
 * **reuses latents**: every frame of a later group starts from the best latent of the
-  previous group's last frame. That start is already close to the answer, so a later
-  group runs a short *follow* search (``follow`` settings: few steps, a short patience)
-  instead of a full one;
+  previous group's last frame, and may run a short *follow* search (``follow``
+  settings, e.g. 20 steps) instead of a full one;
 * optimises the frames of a group **jointly**, adding to each frame's context and prior
   losses a **group consistency loss**: ``gamma`` times the L1 difference between its
   generated image and the previous frame's, over the pixels in either frame's hole,
