@@ -342,12 +342,14 @@ def part_b(gan, pancreas, pool, args) -> list[dict]:
     search = SearchSettings(iterations=args.iterations, warmup=args.warmup)
     rows = []
     for m, kind in enumerate(KINDS):
-        cases, seed = [], args.seed + 7 + m
-        while len(cases) < args.b_masks:
-            case = tube_case(gan, volume, kind, seed)
-            seed += 100
-            if case is not None:
-                cases.append(b_case(gan, volume, case, pool, search, args, args.seed + m))
+        seeds = [args.seed + 7 + m + 100 * n for n in range(20 * args.b_masks)]
+        fitting = (case for case in (tube_case(gan, volume, kind, s) for s in seeds) if case)
+        cases = [
+            b_case(gan, volume, case, pool, search, args, args.seed + m)
+            for _, case in zip(range(args.b_masks), fitting, strict=False)
+        ]
+        if len(cases) < args.b_masks:
+            sys.exit(f"part B: fewer than {args.b_masks} {kind} masks fit one tile")
         rows.append(pool_cases(kind, cases))
     return rows
 
