@@ -34,7 +34,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import sys
@@ -48,6 +47,7 @@ from ctpipe.engines.common import (
     attach_stats,
     seed_everything,
     time_engine,
+    torchrun_main,
     versions,
 )
 from ctpipe.engines.handlers import (
@@ -392,23 +392,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns the exit status: 0 on success, 2 on bad input (one line on stderr naming the
     file and the problem; ``--debug`` shows the traceback).
     """
-    from ctpipe.cli_train import add_denoise_arguments, run_train_denoise
-    from ctpipe.errors import CTPipeError
+    from ctpipe.cli_train import run_train_denoise
 
-    parser = argparse.ArgumentParser(
-        prog="python -m ctpipe.engines.denoise",
+    return torchrun_main(
+        argv,
+        module="ctpipe.engines.denoise",
         description="Train a denoiser from a YAML configuration (works under torchrun).",
+        run=run_train_denoise,
     )
-    add_denoise_arguments(parser)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    args = parser.parse_args(argv)
-    try:
-        return run_train_denoise(args)
-    except CTPipeError as exc:
-        if args.debug:
-            raise
-        print(f"ctpipe: error: {exc}", file=sys.stderr)
-        return 2
 
 
 # --- pieces ----------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import sys
@@ -46,6 +45,7 @@ from ctpipe.engines.common import (
     attach_stats,
     seed_everything,
     time_engine,
+    torchrun_main,
     versions,
 )
 from ctpipe.engines.denoise import BEST_NAME, CONFIG_NAME, LATEST_NAME, TrainResult
@@ -370,23 +370,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns the exit status: 0 on success, 2 on bad input (one line on stderr naming the
     file and the problem; ``--debug`` shows the traceback).
     """
-    from ctpipe.cli_train import add_denoise_arguments, run_train_segment
-    from ctpipe.errors import CTPipeError
+    from ctpipe.cli_train import run_train_segment
 
-    parser = argparse.ArgumentParser(
-        prog="python -m ctpipe.engines.segment",
+    return torchrun_main(
+        argv,
+        module="ctpipe.engines.segment",
         description="Train a segmenter from a YAML configuration (works under torchrun).",
+        run=run_train_segment,
     )
-    add_denoise_arguments(parser)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    args = parser.parse_args(argv)
-    try:
-        return run_train_segment(args)
-    except CTPipeError as exc:
-        if args.debug:
-            raise
-        print(f"ctpipe: error: {exc}", file=sys.stderr)
-        return 2
 
 
 # --- pieces ----------------------------------------------------------------------------------
