@@ -1,9 +1,10 @@
 """HTML reports: one page per study, an index page per batch; self-contained, no scripts.
 
-:func:`write_study_report` renders a study's run record (``run.json``): the input, the
-previews side by side (input, each image step's result, the difference, the label
-overlay, all in the display window), the metrics, each step's model (file and sha256),
-settings and time, the library versions and the outputs. :func:`write_batch_index`
+:func:`write_study_report` renders a study's run record (``run.json``): its warnings
+(e.g. a series that the DICOM node received incomplete), the input, the previews side by
+side (input, each image step's result, the difference, the label overlay, all in the
+display window), the metrics, each step's model (file and sha256), settings and time, the
+library versions and the outputs. :func:`write_batch_index`
 lists every series of a batch with its status, time and error, linking each report.
 Text from DICOM headers and error messages is escaped.
 
@@ -60,9 +61,12 @@ def write_study_report(record: Mapping[str, Any], path: str | PathLike[str]) -> 
         f"<h1>ctpipe report: {escape(str(name))}</h1>",
         f'<p>Status: <b class="{escape(str(record.get("status")))}">'
         f"{escape(str(record.get('status')))}</b>, {_seconds(record, 'total')}</p>",
+        *_warnings(record.get("warnings") or []),
         "<h2>Input</h2>",
         _table(record.get("input", {})),
     ]
+    if record.get("reception"):
+        parts += ["<h2>Received by the DICOM node</h2>", _table(record["reception"])]
     previews = record.get("outputs", {}).get("previews", {})
     if previews:
         parts.append("<h2>Images</h2>")
@@ -161,6 +165,13 @@ def _step_table(step: Mapping[str, Any]) -> str:
             rows[key] = value
     rows["seconds"] = step.get("seconds")
     return _table(rows)
+
+
+def _warnings(warnings: Sequence[str]) -> list[str]:
+    if not warnings:
+        return []
+    items = "".join(f"<li>{escape(str(w))}</li>" for w in warnings)
+    return ['<h2 class="failed">Warnings</h2>', f'<ul class="failed">{items}</ul>']
 
 
 def _outputs(outputs: Mapping[str, Any]) -> str:

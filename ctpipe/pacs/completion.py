@@ -10,6 +10,20 @@ DICOM has no "end of series" message, so a node infers it. A series is complete 
   series again in full, so that a partial series is not processed on its own; the instances
   already received are kept and joined by the new ones.
 
+A series that completes by the second rule may lack instances: with ``incomplete: mark`` (the
+default) it is processed and marked incomplete (the job, the run record, the report and the
+SeriesDescription of every result), with ``incomplete: skip`` it is not processed (the job
+ends ``skipped``, its instances stay in the storage folder).
+
+An instance that arrives after its series was complete (a *late instance*) never starts a
+second, partial job. Until the series' results are sent, it joins the series' job: a queued
+job waits again, a job being processed is processed again once the series is complete (the
+results of the run in progress are dropped), so the destination gets one result per series.
+Once results were sent, ``late_instances: reprocess`` (the default) processes the whole
+series again (the earlier instances and the late ones) and sends the new result marked
+``REVISED``; ``late_instances: store`` keeps the instances without processing them (the job
+ends ``skipped``).
+
 :class:`AssociationTracker` records, in memory, which series each open association has sent
 to, so that the node can update them when the association ends.
 
@@ -28,7 +42,7 @@ import threading
 import weakref
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["AssociationTracker", "CompletionPolicy"]
 
@@ -40,6 +54,11 @@ class CompletionPolicy:
     Args:
         quiet_period_s: Seconds after the last association ended normally.
         interrupted_timeout_s: Seconds after an interruption (abort, node restart).
+        incomplete: What happens to a series completed by the interrupted timeout:
+            ``mark`` (process it, marked incomplete) or ``skip`` (do not process it).
+        late_instances: What happens to instances arriving after the series' results were
+            sent: ``reprocess`` (process the whole series again, send a revised result) or
+            ``store`` (keep them, do not process them).
 
     Example:
         >>> CompletionPolicy(quiet_period_s=-1, interrupted_timeout_s=0)
@@ -50,11 +69,32 @@ class CompletionPolicy:
 
     quiet_period_s: float = 10.0
     interrupted_timeout_s: float = 3600.0
+    incomplete: Literal["mark", "skip"] = "mark"
+    late_instances: Literal["reprocess", "store"] = "reprocess"
 
     def __post_init__(self) -> None:
         for name in ("quiet_period_s", "interrupted_timeout_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}")
+        if self.incomplete not in ("mark", "skip"):
+            raise ValueError(f"incomplete must be 'mark' or 'skip', got {self.incomplete!r}")
+        if self.late_instances not in ("reprocess", "store"):
+            raise ValueError(
+                f"late_instances must be 'reprocess' or 'store', got {self.late_instances!r}"
+            )
+
+    def incomplete_reason(self) -> str:
+        """Why a series completed by the interrupted timeout may lack instances.
+
+        Example:
+            >>> CompletionPolicy(interrupted_timeout_s=60).incomplete_reason()  # doctest: +ELLIPSIS
+            'the association sending it was aborted ... within interrupted_timeout_s (60 s)'
+        """
+        return (
+            "the association sending it was aborted (or the node stopped while it was open) "
+            f"and nothing more arrived within interrupted_timeout_s "
+            f"({self.interrupted_timeout_s:g} s)"
+        )
 
     def wait_s(self, interrupted: bool) -> float:
         """The waiting time that applies."""

@@ -11,12 +11,17 @@ Sections (every key is optional unless marked required):
 * ``workflow`` or ``processor`` (exactly one): the workflow file run on each complete series,
   or a ``module:callable`` taking ``(series_folder, output_folder)`` and returning the DICOM
   files to send.
-* ``node``: the listening side: ``ae_title``, ``host``, ``port``, ``allowed_calling_aets``
-  (empty: any calling AE title is accepted), ``max_associations``.
+* ``node``: the listening side: ``ae_title``, ``host``, ``port``, ``require_called_aet``
+  (true: associations calling another AE title are rejected), ``allowed_calling_aets``
+  (empty: any calling AE title is accepted), ``max_associations``, ``strict_uids`` (true:
+  instances whose UIDs are not valid DICOM UIDs are refused; false: digits and dots, e.g.
+  leading zeros, are accepted).
 * ``completion`` (:class:`~ctpipe.pacs.completion.CompletionPolicy`): ``quiet_period_s``
   after the last association that sent to a series ends normally; ``interrupted_timeout_s``
   when it was aborted (or the node restarted while it was open), to give the sender time
-  to send the series again.
+  to send the series again; ``incomplete`` (``mark`` or ``skip``) for a series completed by
+  that timeout; ``late_instances`` (``reprocess`` or ``store``) for instances arriving
+  after the series' results were sent.
 * ``destination``: where results go: ``kind: dimse`` (C-STORE to ``ae_title`` at
   ``host:port``) or ``kind: dicomweb`` (STOW-RS to ``url``), with ``retry`` backoff. Without
   a destination the results stay in the storage folder.
@@ -160,8 +165,10 @@ class NodeConfig:
     ae_title: str = "CTPIPE"
     host: str = "127.0.0.1"
     port: int = 11112
+    require_called_aet: bool = True
     allowed_calling_aets: tuple[str, ...] = ()
     max_associations: int = 8
+    strict_uids: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ae_title", check_ae_title(self.ae_title, "ae_title"))

@@ -6,7 +6,9 @@
   before acknowledging it;
 * a processing thread moves complete series to ``queued``
   (:mod:`ctpipe.pacs.completion`), runs the processor on one job at a time into the job's
-  output folder and records the result files;
+  output folder, marks the results of an incomplete or revised series
+  (:mod:`ctpipe.pacs.reception`) and records the result files; a job that a late instance
+  reopened while it ran drops its results and waits for the series to complete again;
 * a sending thread sends each job's results (:mod:`ctpipe.pacs.send`); a failed attempt
   waits with exponential backoff (``destination.retry``) and the job stays queued, so
   results are never dropped.
@@ -39,8 +41,9 @@ from typing import Any
 
 from ctpipe.errors import CTPipeError, InputError
 from ctpipe.pacs.config import RetryConfig, ServeConfig
-from ctpipe.pacs.processor import Processor
-from ctpipe.pacs.queue import JobQueue
+from ctpipe.pacs.processor import Processor, takes_reception
+from ctpipe.pacs.queue import RECEIVING, SKIPPED, Job, JobQueue
+from ctpipe.pacs.reception import Reception, mark_results
 from ctpipe.pacs.scp import StorageSCP
 from ctpipe.pacs.send import Sender, SendError, build_sender
 
@@ -76,6 +79,7 @@ class PacsNode:
     ) -> None:
         self.config = config
         self.processor = processor
+        self._takes_reception = takes_reception(processor)
         if sender is None and config.destination is not None:
             sender = build_sender(config.destination, config.node.ae_title)
         self.sender = sender
@@ -184,31 +188,37 @@ class PacsNode:
         """Queue complete series, then process the oldest queued job; False when idle."""
         queue = self._queue()
         for job_id in queue.promote_complete(self.config.completion):
-            LOG.info("job %d: series complete, queued", job_id)
+            _log_complete(queue.get(job_id))
         job = queue.claim_next()
         if job is None:
             return False
         inputs, outputs = queue.input_folder(job.id), queue.output_folder(job.id)
         shutil.rmtree(outputs, ignore_errors=True)  # a rerun starts from a clean folder
         outputs.mkdir(parents=True)
-        count = sum(1 for _ in inputs.glob("*.dcm")) if inputs.is_dir() else 0
-        if count == 0:
-            queue.fail(job.id, "no instance was stored for this series")
-            return True
-        LOG.info("job %d: processing series %s (%d instances)", job.id, job.series_uid, count)
         started = time.perf_counter()
         try:
-            results = [Path(p) for p in self.processor(inputs, outputs)]
+            reception = self._reception(queue, job)
+            if reception is None:
+                self._fail(queue, job, "no instance was stored for this series")
+                return True
+            results = [Path(p) for p in self._run(inputs, outputs, reception)]
             _check_results(results, outputs)
+            mark_results(results, reception)
         except CTPipeError as err:
-            LOG.error("job %d failed: %s", job.id, err)
-            queue.fail(job.id, str(err))
+            self._fail(queue, job, str(err))
             return True
         except Exception as err:  # a bad series must not stop the node
             LOG.exception("job %d failed", job.id)
-            queue.fail(job.id, f"{type(err).__name__}: {err}")
+            self._fail(queue, job, f"{type(err).__name__}: {err}")
             return True
         state = queue.finish_processing(job.id, results, send=self.sender is not None)
+        if state == RECEIVING:
+            LOG.info(
+                "job %d: late instances arrived while it was processed; results dropped, "
+                "the series is processed again once complete",
+                job.id,
+            )
+            return True
         LOG.info(
             "job %d: %d result file(s) in %.1f s, %s",
             job.id,
@@ -217,6 +227,44 @@ class PacsNode:
             state,
         )
         return True
+
+    def _reception(self, queue: JobQueue, job: Job) -> Reception | None:
+        """Gather the instances of the series' earlier jobs; describe the series."""
+        inputs = queue.input_folder(job.id)
+        if job.supersedes is not None:
+            added = queue.gather_inputs(job.id)
+            LOG.info(
+                "job %d: %d instance(s) of earlier job(s) %s of the series included",
+                job.id,
+                added,
+                ", ".join(str(n) for n in queue.lineage(job.id)),
+            )
+        count = sum(1 for _ in inputs.glob("*.dcm")) if inputs.is_dir() else 0
+        if count == 0:
+            return None
+        reception = Reception.from_job(job, count)
+        LOG.info("job %d: processing series %s (%d instances)", job.id, job.series_uid, count)
+        for warning in reception.warnings():
+            LOG.warning(
+                "job %d: %s; results marked %s", job.id, warning, " ".join(reception.markers)
+            )
+        return reception
+
+    def _run(self, inputs: Path, outputs: Path, reception: Reception) -> list[Path]:
+        if self._takes_reception:
+            return list(self.processor(inputs, outputs, reception=reception))  # type: ignore[call-arg]
+        return list(self.processor(inputs, outputs))
+
+    def _fail(self, queue: JobQueue, job: Job, error: str) -> None:
+        if queue.fail(job.id, error) == RECEIVING:
+            LOG.info(
+                "job %d: late instances arrived while it was processed; the failure (%s) is "
+                "dropped, the series is processed again once complete",
+                job.id,
+                error,
+            )
+        else:
+            LOG.error("job %d failed: %s", job.id, error)
 
     def send_next(self) -> bool:
         """Send the results of the job due soonest; False when nothing is due."""
@@ -248,6 +296,17 @@ class PacsNode:
         if self.queue is None:
             raise RuntimeError("the node is not started")
         return self.queue
+
+
+def _log_complete(job: Job) -> None:
+    if job.state == SKIPPED:
+        LOG.warning("job %d: series %s complete, skipped: %s", job.id, job.series_uid, job.error)
+    elif job.incomplete:
+        LOG.warning(
+            "job %d: series %s queued, incomplete: %s", job.id, job.series_uid, job.incomplete
+        )
+    else:
+        LOG.info("job %d: series complete, queued", job.id)
 
 
 def _check_results(results: list[Path], output_folder: Path) -> None:

@@ -5,8 +5,14 @@ reads the received instances of one series from ``series_folder``, writes its re
 (derived series, DICOM-SEG, ...) under ``output_folder`` and returns the files to send to
 the destination. It raises to fail the job (the message is recorded and logged).
 
+A processor that also takes a keyword argument ``reception`` gets the
+:class:`~ctpipe.pacs.reception.Reception` of the series: whether it is incomplete or revises
+results sent earlier. Whatever the processor does with it, the node marks the
+SeriesDescription of every DICOM result it sends (:func:`~ctpipe.pacs.reception.mark_results`).
+
 * :class:`WorkflowProcessor` (a serve config's ``workflow: PATH``) runs a ctpipe workflow
-  with :func:`ctpipe.workflow.run_study` and returns its DICOM outputs.
+  with :func:`ctpipe.workflow.run_study` and returns its DICOM outputs; the reception goes
+  into the run record (``run.json``, key ``reception``) and its warnings head the report.
 * :func:`load_processor` (a serve config's ``processor: module:callable``) imports any
   other callable, e.g. a research group's own analysis.
 
@@ -23,14 +29,22 @@ Example:
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ctpipe.errors import CTPipeError, InputError
+from ctpipe.pacs.reception import Reception
 
-__all__ = ["ProcessingError", "Processor", "WorkflowProcessor", "load_processor"]
+__all__ = [
+    "ProcessingError",
+    "Processor",
+    "WorkflowProcessor",
+    "load_processor",
+    "takes_reception",
+]
 
 
 class ProcessingError(InputError):
@@ -73,18 +87,47 @@ class WorkflowProcessor:
         self.path = Path(workflow_path)
         self.workflow = load_workflow(self.path)
 
-    def __call__(self, series_folder: Path, output_folder: Path) -> list[Path]:
+    def __call__(
+        self, series_folder: Path, output_folder: Path, *, reception: Reception | None = None
+    ) -> list[Path]:
         """Run the workflow on one series; return its DICOM outputs.
+
+        Args:
+            series_folder: The received instances.
+            output_folder: The study folder the workflow writes.
+            reception: How the node received the series; recorded in ``run.json``
+                (``reception``, and ``warnings`` when incomplete or revised).
 
         Raises:
             ProcessingError: When the workflow run failed (with the runner's reason).
         """
         from ctpipe.workflow import run_study
 
-        result = run_study(self.workflow, series_folder, output_folder)
+        notes: dict[str, Any] = {}
+        if reception is not None:
+            notes = {"reception": reception.to_record(), "warnings": reception.warnings()}
+        result = run_study(self.workflow, series_folder, output_folder, notes=notes)
         if result.status != "done":
             raise ProcessingError(series_folder, f"workflow {self.path} failed: {result.error}")
         return [Path(p) for p in result.dicom_outputs]
+
+
+def takes_reception(processor: Any) -> bool:
+    """Whether a processor accepts the keyword argument ``reception``.
+
+    Example:
+        >>> def marked(series, output, *, reception=None):
+        ...     return []
+        >>> takes_reception(lambda series, output: []), takes_reception(marked)
+        (False, True)
+    """
+    try:
+        parameters = inspect.signature(processor).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    return "reception" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
 
 
 def load_processor(spec: str, *, source: str | PathLike[str] = "<config>") -> Processor:

@@ -1,15 +1,26 @@
 """The node's job queue, on disk in SQLite, so that a restart loses and repeats nothing.
 
-A job is one batch of a series: the instances of one SeriesInstanceUID received until the
-series was complete. Its state moves one way::
+A job is one series: the instances of one SeriesInstanceUID received until the series was
+complete. Its state moves forward, except that a late instance sends a job that has not
+sent results back to ``receiving``::
 
     receiving -> queued -> processing -> sending -> done
-                           processing -> failed
+        |                      +-> failed
+        +-> skipped
+    (a late instance: queued and processing go back to receiving)
 
-* ``receiving``: instances are arriving (at most one such job per series). Its received files
-  are in ``jobs/<id>/input/``. Instances of the series that arrive after the job left this
-  state start a new job.
-* ``queued``: complete, waiting for the processor.
+* ``receiving``: instances are arriving. Its received files are in ``jobs/<id>/input/``.
+  A series has at most one job in ``receiving``, ``queued`` or ``processing``; an instance
+  of the series joins that job (a ``queued`` job goes back to ``receiving``; a
+  ``processing`` job is marked ``reopened`` and goes back to ``receiving`` when its run
+  ends, its results dropped). Only when the series' last job has left these states does an
+  instance start a new job, which ``supersedes`` the last one: it is processed on the
+  instances of every earlier job of the series plus its own (:meth:`JobQueue.lineage`), and
+  it is ``revised`` when the earlier job had results to send.
+* ``queued``: complete, waiting for the processor. A job completed by the interrupted
+  timeout records why it may be ``incomplete``.
+* ``skipped``: complete but not processed, by the node's policy (``completion.incomplete:
+  skip`` or ``completion.late_instances: store``); ``error`` says why.
 * ``processing``: the processor runs; results go to ``jobs/<id>/output/``. The results and
   the move to ``sending`` are recorded in one transaction, so a job that was interrupted
   (killed) while processing goes back to ``queued`` at the next start and runs again from a
@@ -40,6 +51,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -49,19 +61,27 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ctpipe.pacs.completion import CompletionPolicy
+from ctpipe.pacs.storage import write_durably
 
 __all__ = ["JOB_STATES", "Job", "JobQueue", "Output"]
 
-RECEIVING, QUEUED, PROCESSING, SENDING, DONE, FAILED = (
+LOG = logging.getLogger("ctpipe.pacs")
+
+RECEIVING, QUEUED, PROCESSING, SENDING, DONE, FAILED, SKIPPED = (
     "receiving",
     "queued",
     "processing",
     "sending",
     "done",
     "failed",
+    "skipped",
 )
 #: Every job state, in the order a job moves through them.
-JOB_STATES = (RECEIVING, QUEUED, PROCESSING, SENDING, DONE, FAILED)
+JOB_STATES = (RECEIVING, QUEUED, PROCESSING, SENDING, DONE, FAILED, SKIPPED)
+#: States of a series' current job: a new instance of the series joins it.
+_OPEN_STATES = (RECEIVING, QUEUED, PROCESSING)
+#: States of a job whose results were (or are being) delivered.
+_DELIVERED_STATES = (SENDING, DONE)
 #: File name of the queue database inside the storage folder.
 DATABASE_NAME = "queue.sqlite"
 
@@ -80,7 +100,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     next_attempt_at REAL NOT NULL DEFAULT 0,
     error TEXT,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    incomplete TEXT,
+    supersedes INTEGER,
+    revised INTEGER NOT NULL DEFAULT 0,
+    reopened INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS one_receiving_job_per_series
     ON jobs (series_uid) WHERE state = 'receiving';
@@ -93,6 +117,13 @@ CREATE TABLE IF NOT EXISTS outputs (
     PRIMARY KEY (job_id, position)
 );
 """
+#: Columns added since the first release, added to older databases when they are opened.
+_ADDED_COLUMNS = {
+    "incomplete": "TEXT",
+    "supersedes": "INTEGER",
+    "revised": "INTEGER NOT NULL DEFAULT 0",
+    "reopened": "INTEGER NOT NULL DEFAULT 0",
+}
 
 
 @dataclass(frozen=True)
@@ -116,6 +147,13 @@ class Job:
         error: Why the job failed, or the last sending error.
         created_at: When the first instance arrived.
         updated_at: When the row last changed.
+        incomplete: Why the series may lack instances (completed by the interrupted
+            timeout), or None.
+        supersedes: The series' previous job, whose instances this job includes, or None.
+        revised: Whether a previous job of the series had results to send: this job's
+            results revise them.
+        reopened: Whether a late instance arrived while the job was being processed (its
+            results will be dropped and the job completes again).
     """
 
     id: int
@@ -132,6 +170,10 @@ class Job:
     error: str | None
     created_at: float
     updated_at: float
+    incomplete: str | None
+    supersedes: int | None
+    revised: bool
+    reopened: bool
 
 
 @dataclass(frozen=True)
@@ -166,6 +208,10 @@ class JobQueue:
         self._db.execute("PRAGMA synchronous=FULL")
         with self._lock:
             self._db.executescript(_SCHEMA)
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -182,7 +228,8 @@ class JobQueue:
 
     def _row_to_job(self, row: Sequence[object]) -> Job:
         values = dict(zip((f.name for f in fields(Job)), row, strict=True))
-        values["interrupted"] = bool(values["interrupted"])
+        for name in ("interrupted", "revised", "reopened"):
+            values[name] = bool(values[name])
         return Job(**values)  # type: ignore[arg-type]
 
     def close(self) -> None:
@@ -214,7 +261,11 @@ class JobQueue:
         calling_aet: str,
         opens_association: Callable[[int], bool] | None = None,
     ) -> int:
-        """The id of the series' job in state ``receiving``, created when there is none.
+        """The id of the series' open job, reopened or created as needed.
+
+        The series' job in ``receiving`` is used as it is; one in ``queued`` goes back to
+        ``receiving``; one in ``processing`` is marked ``reopened``. Without such a job a
+        new one is created, superseding the series' last job (see the module docstring).
 
         Args:
             series_uid: SeriesInstanceUID of the instance being received.
@@ -230,17 +281,7 @@ class JobQueue:
         """
         now = self.clock()
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT id FROM jobs WHERE series_uid = ? AND state = ?", (series_uid, RECEIVING)
-            ).fetchone()
-            if row is None:
-                cursor = db.execute(
-                    "INSERT INTO jobs (series_uid, study_uid, calling_aet, state, last_activity,"
-                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (series_uid, study_uid, calling_aet, RECEIVING, now, now, now),
-                )
-                row = (cursor.lastrowid,)
-            job_id = int(row[0])
+            job_id = self._open_job(db, series_uid, study_uid, calling_aet, now)
             if opens_association is not None and opens_association(job_id):
                 db.execute(
                     "UPDATE jobs SET open_associations = open_associations + 1,"
@@ -249,6 +290,114 @@ class JobQueue:
                 )
         self.input_folder(job_id).mkdir(parents=True, exist_ok=True)
         return job_id
+
+    def _open_job(
+        self, db: sqlite3.Connection, series_uid: str, study_uid: str, calling_aet: str, now: float
+    ) -> int:
+        placeholders = ", ".join("?" * len(_OPEN_STATES))
+        row = db.execute(
+            f"SELECT id, state, reopened FROM jobs WHERE series_uid = ? AND state IN"
+            f" ({placeholders}) ORDER BY id DESC LIMIT 1",
+            (series_uid, *_OPEN_STATES),
+        ).fetchone()
+        if row is not None:
+            job_id, state, reopened = int(row[0]), row[1], row[2]
+            if state == QUEUED:
+                db.execute(
+                    "UPDATE jobs SET state = ?, incomplete = NULL, last_activity = ?,"
+                    " updated_at = ? WHERE id = ?",
+                    (RECEIVING, now, now, job_id),
+                )
+                LOG.info("job %d: a late instance arrived while queued; receiving again", job_id)
+            elif state == PROCESSING and not reopened:
+                db.execute(
+                    "UPDATE jobs SET reopened = 1, last_activity = ?, updated_at = ? WHERE id = ?",
+                    (now, now, job_id),
+                )
+                LOG.info(
+                    "job %d: a late instance arrived while processing; its results will be "
+                    "dropped and the series processed again once complete",
+                    job_id,
+                )
+            return job_id
+        last = db.execute(
+            "SELECT id, state, revised FROM jobs WHERE series_uid = ? ORDER BY id DESC LIMIT 1",
+            (series_uid,),
+        ).fetchone()
+        supersedes = None if last is None else int(last[0])
+        revised = last is not None and (last[1] in _DELIVERED_STATES or bool(last[2]))
+        cursor = db.execute(
+            "INSERT INTO jobs (series_uid, study_uid, calling_aet, state, last_activity,"
+            " created_at, updated_at, supersedes, revised) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (series_uid, study_uid, calling_aet, RECEIVING, now, now, now, supersedes, revised),
+        )
+        job_id = int(cursor.lastrowid or 0)
+        if supersedes is not None:
+            LOG.info(
+                "job %d: instances of series %s after job %d (%s) ended; the new job includes "
+                "its instances",
+                job_id,
+                series_uid,
+                supersedes,
+                last[1],
+            )
+        return job_id
+
+    def lineage(self, job_id: int) -> list[int]:
+        """The earlier jobs of a job's series that it supersedes, newest first.
+
+        Example:
+            >>> import tempfile
+            >>> queue = JobQueue(Path(tempfile.mkdtemp()), clock=lambda: 100.0)
+            >>> first = queue.receiving_job("1.2.3", "1.2", calling_aet="PACS")
+            >>> queue.fail(first, "test")
+            'failed'
+            >>> queue.lineage(queue.receiving_job("1.2.3", "1.2", calling_aet="PACS"))
+            [1]
+        """
+        earlier: list[int] = []
+        with self._lock:
+            current: int | None = job_id
+            while current is not None:
+                row = self._db.execute(
+                    "SELECT supersedes FROM jobs WHERE id = ?", (current,)
+                ).fetchone()
+                current = None if row is None or row[0] is None else int(row[0])
+                if current is not None:
+                    if current in earlier or current == job_id:  # pragma: no cover - a cycle
+                        break
+                    earlier.append(current)
+        return earlier
+
+    def gather_inputs(self, job_id: int) -> int:
+        """Add the instances of the jobs ``job_id`` supersedes to its input folder.
+
+        Each earlier instance is hard-linked (copied where links are not supported) unless
+        the folder already holds an instance with its SOP Instance UID: the newest copy of
+        an instance wins. Safe to repeat.
+
+        Returns:
+            How many files were added.
+        """
+        target = self.input_folder(job_id)
+        target.mkdir(parents=True, exist_ok=True)
+        added = 0
+        for earlier in self.lineage(job_id):
+            folder = self.input_folder(earlier)
+            if not folder.is_dir():
+                continue
+            for source in sorted(folder.glob("*.dcm")):
+                destination = target / source.name
+                if destination.exists():
+                    continue
+                try:
+                    os.link(source, destination)
+                except FileExistsError:
+                    continue
+                except OSError:  # a file system without hard links
+                    write_durably(destination, source.read_bytes())
+                added += 1
+        return added
 
     def association_ended(self, job_ids: Iterable[int], *, aborted: bool) -> None:
         """Count the end of an association that sent to ``job_ids``.
@@ -268,27 +417,46 @@ class JobQueue:
                 )
 
     def promote_complete(self, policy: CompletionPolicy) -> list[int]:
-        """Move every complete ``receiving`` job to ``queued``; return their ids."""
+        """Move every complete ``receiving`` job on; return their ids.
+
+        A complete job goes to ``queued``; one completed by the interrupted timeout records
+        why it may be ``incomplete``. By the policy, an incomplete job (``incomplete:
+        skip``) or a revision of delivered results (``late_instances: store``) goes to
+        ``skipped`` instead, with the reason in ``error``.
+        """
         now = self.clock()
         with self._transaction() as db:
             rows = db.execute(
-                "SELECT id, open_associations, interrupted, last_activity FROM jobs"
-                " WHERE state = ? ORDER BY id",
+                "SELECT id, open_associations, interrupted, last_activity, revised, supersedes"
+                " FROM jobs WHERE state = ? ORDER BY id",
                 (RECEIVING,),
             ).fetchall()
-            ready = [
-                job_id
-                for job_id, open_count, interrupted, last in rows
-                if policy.is_complete(
+            ready = []
+            for job_id, open_count, interrupted, last, revised, supersedes in rows:
+                if not policy.is_complete(
                     open_associations=open_count,
                     interrupted=bool(interrupted),
                     last_activity=last,
                     now=now,
-                )
-            ]
-            for job_id in ready:
+                ):
+                    continue
+                ready.append(job_id)
+                incomplete = policy.incomplete_reason() if interrupted else None
+                state, error = QUEUED, None
+                if revised and policy.late_instances == "store":
+                    state = SKIPPED
+                    error = (
+                        f"instances arrived after the results of job {supersedes} were sent; "
+                        "stored, not processed (completion.late_instances: store)"
+                    )
+                elif incomplete and policy.incomplete == "skip":
+                    state = SKIPPED
+                    error = f"series incomplete: {incomplete}; not processed (completion."
+                    error += "incomplete: skip)"
                 db.execute(
-                    "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?", (QUEUED, now, job_id)
+                    "UPDATE jobs SET state = ?, incomplete = ?, error = ?, updated_at = ?"
+                    " WHERE id = ?",
+                    (state, incomplete, error, now, job_id),
                 )
         return ready
 
@@ -302,11 +470,18 @@ class JobQueue:
         * ``processing`` jobs: back to ``queued`` (their output is discarded when they run
           again), or ``failed`` once they were started ``max_process_attempts`` times.
 
+        A ``processing`` job that a late instance reopened goes back to ``receiving``.
+
         Returns:
             How many jobs were interrupted, requeued and failed.
         """
         now = self.clock()
         with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state = ?, reopened = 0, process_attempts = 0, updated_at = ?"
+                " WHERE state = ? AND reopened = 1",
+                (RECEIVING, now, PROCESSING),
+            )
             interrupted = db.execute(
                 "UPDATE jobs SET open_associations = 0, interrupted = 1, last_activity = ?,"
                 " updated_at = ? WHERE state = ? AND open_associations > 0",
@@ -357,7 +532,8 @@ class JobQueue:
             send: False when there is no destination: the job is then ``done``.
 
         Returns:
-            The job's new state.
+            The job's new state; ``receiving`` when a late instance reopened the job (the
+            results are then not recorded).
 
         Raises:
             ValueError: When an output lies outside the storage folder.
@@ -367,6 +543,8 @@ class JobQueue:
         now = self.clock()
         with self._transaction() as db:
             self._expect(db, job_id, PROCESSING)
+            if self._reopen_if_late(db, job_id, now):
+                return RECEIVING
             db.execute("DELETE FROM outputs WHERE job_id = ?", (job_id,))
             db.executemany(
                 "INSERT INTO outputs (job_id, position, path) VALUES (?, ?, ?)",
@@ -379,14 +557,32 @@ class JobQueue:
             )
         return state
 
-    def fail(self, job_id: int, error: str) -> None:
-        """Mark a job ``failed`` with the reason."""
+    def fail(self, job_id: int, error: str) -> str:
+        """Mark a job ``failed`` with the reason; return its new state.
+
+        A ``processing`` job that a late instance reopened goes back to ``receiving``
+        instead: it runs again on the whole series.
+        """
         now = self.clock()
         with self._transaction() as db:
+            if self._reopen_if_late(db, job_id, now):
+                return RECEIVING
             db.execute(
                 "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?",
                 (FAILED, error, now, job_id),
             )
+        return FAILED
+
+    @staticmethod
+    def _reopen_if_late(db: sqlite3.Connection, job_id: int, now: float) -> bool:
+        return (
+            db.execute(
+                "UPDATE jobs SET state = ?, reopened = 0, process_attempts = 0, updated_at = ?"
+                " WHERE id = ? AND state = ? AND reopened = 1",
+                (RECEIVING, now, job_id, PROCESSING),
+            ).rowcount
+            > 0
+        )
 
     # --- sending ---------------------------------------------------------------------------
 

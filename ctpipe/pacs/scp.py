@@ -4,20 +4,25 @@
 
 * **C-ECHO**: answered with success (``echoscu`` and PACS "test" buttons work).
 * **C-STORE**: the data set is decoded and checked (:func:`check_dataset`); a bad one is
-  refused with a failure status and logged, a good one is written to its job's input folder
+  refused with a failure status and logged, stored nowhere; a good one is written to its
+  job's input folder as it was received, in its own transfer syntax
   (:func:`~ctpipe.pacs.storage.write_durably`, named by its SOP Instance UID through
   :func:`~ctpipe.pacs.storage.safe_name`) and only then acknowledged with ``0x0000``. A
   second copy of an instance replaces the first.
+* **Transfer syntaxes**: every storage SOP class, in every transfer syntax the reader can
+  decode here (:mod:`ctpipe.pacs.syntaxes`: uncompressed, RLE, JPEG, JPEG-LS, JPEG 2000).
 * **Association end**: a normal release or an abort is recorded for every series the
   association sent to (:mod:`ctpipe.pacs.completion` decides when they are complete).
-* **Allow-list**: with ``allowed_calling_aets`` set, pynetdicom rejects associations from
-  other AE titles ("calling AE title not recognised"); each rejection is logged.
+* **AE titles**: with ``require_called_aet`` (the default) an association whose called AE
+  title is not the node's is rejected ("called AE title not recognised"); with
+  ``allowed_calling_aets`` set, associations from other calling AE titles are rejected
+  ("calling AE title not recognised"). Each rejection is logged with its reason.
 
 Failure statuses (PS3.4 Annex B.2.3):
 
 * ``0xA700`` out of resources: the instance could not be written to disk.
-* ``0xA900`` data set does not match SOP class: a required UID is missing or differs from
-  the C-STORE request.
+* ``0xA900`` data set does not match SOP class: a required UID is missing, is not a valid
+  DICOM UID (:func:`uid_problem`) or differs from the C-STORE request.
 * ``0xC000`` cannot understand: the data set cannot be decoded, or its pixel data is
   shorter than its image size needs.
 
@@ -33,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from collections.abc import Hashable
 from typing import Any
@@ -40,7 +46,8 @@ from typing import Any
 from ctpipe.pacs.completion import AssociationTracker
 from ctpipe.pacs.config import NodeConfig
 from ctpipe.pacs.queue import JobQueue
-from ctpipe.pacs.storage import instance_path, write_durably
+from ctpipe.pacs.storage import MAX_PLAIN_LENGTH, instance_path, write_durably
+from ctpipe.pacs.syntaxes import storage_contexts
 
 __all__ = [
     "CANNOT_UNDERSTAND",
@@ -50,6 +57,7 @@ __all__ = [
     "StorageSCP",
     "check_dataset",
     "checked_dataset",
+    "uid_problem",
 ]
 
 LOG = logging.getLogger("ctpipe.pacs")
@@ -61,21 +69,56 @@ CANNOT_UNDERSTAND = 0xC000
 
 #: UIDs every stored instance must carry (Type 1 in every storage IOD).
 REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+#: A conformant UID (PS3.5 9.1): components of digits without leading zeros, dot-separated.
+_VALID_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+#: The lenient form (``strict_uids: false``): digits and dots, as old systems write them.
+_DIGITS_AND_DOTS = re.compile(r"[0-9]+(\.[0-9]+)*")
+#: Longest UID (PS3.5 9.1).
+MAX_UID_LENGTH = 64
 #: Attributes that give the size of uncompressed pixel data.
 IMAGE_SIZE_KEYWORDS = ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "NumberOfFrames")
 
 
-def check_dataset(ds: Any, sop_class_uid: str, sop_instance_uid: str) -> tuple[int, str] | None:
+def uid_problem(value: str, *, strict: bool = True) -> str | None:
+    """Why ``value`` is not a usable UID, or None when it is.
+
+    Strict (the default): a conformant DICOM UID (PS3.5 9.1): at most 64 characters,
+    dot-separated components of digits, no leading zero in a component. Lenient: digits and
+    dots, at most 128 characters (leading zeros and long UIDs, as some old systems write
+    them).
+
+    Example:
+        >>> uid_problem("1.2.840.10008.5.1.4.1.1.2") is None
+        True
+        >>> uid_problem("1.2.840.0010")
+        'digits and dots, no leading zeros, at most 64 characters'
+        >>> uid_problem("1.2.840.0010", strict=False) is None
+        True
+    """
+    if strict:
+        if len(value) <= MAX_UID_LENGTH and _VALID_UID.fullmatch(value):
+            return None
+        return f"digits and dots, no leading zeros, at most {MAX_UID_LENGTH} characters"
+    if len(value) <= MAX_PLAIN_LENGTH and _DIGITS_AND_DOTS.fullmatch(value):
+        return None
+    return f"digits and dots, at most {MAX_PLAIN_LENGTH} characters"
+
+
+def check_dataset(
+    ds: Any, sop_class_uid: str, sop_instance_uid: str, *, strict_uids: bool = True
+) -> tuple[int, str] | None:
     """Check a received data set; return ``(failure status, problem)`` or None when usable.
 
     Every element is decoded (so a data set with undecodable values is refused now, not
-    later in the workflow), the four UIDs that file the instance must be present and match
-    the C-STORE request, and uncompressed pixel data must be as long as the image needs.
+    later in the workflow), the four UIDs that file the instance must be present, valid
+    (:func:`uid_problem`) and match the C-STORE request, and uncompressed pixel data must
+    be as long as the image needs.
 
     Args:
         ds: The decoded data set (pydicom).
         sop_class_uid: Affected SOP Class UID of the C-STORE request.
         sop_instance_uid: Affected SOP Instance UID of the C-STORE request.
+        strict_uids: Whether UIDs must conform to DICOM, or only be digits and dots.
 
     Returns:
         None, or the failure status and the problem in words.
@@ -94,8 +137,13 @@ def check_dataset(ds: Any, sop_class_uid: str, sop_instance_uid: str) -> tuple[i
     except Exception as err:  # any decoding failure refuses the data set
         return CANNOT_UNDERSTAND, f"cannot decode the data set: {type(err).__name__}: {err}"
     for keyword in REQUIRED_UIDS:
-        if not str(ds.get(keyword, "") or "").strip():
+        value = str(ds.get(keyword, "") or "")
+        if not value.strip():
             return DATASET_DOES_NOT_MATCH, f"{keyword} is missing or empty"
+        rule = uid_problem(value, strict=strict_uids)
+        if rule is not None:
+            shown = value if len(value) <= 80 else value[:77] + "..."
+            return DATASET_DOES_NOT_MATCH, f"{keyword} {shown!r} is not a valid DICOM UID ({rule})"
     if str(ds.SOPInstanceUID) != str(sop_instance_uid):
         return DATASET_DOES_NOT_MATCH, (
             f"SOPInstanceUID {ds.SOPInstanceUID} differs from the request's {sop_instance_uid}"
@@ -107,7 +155,7 @@ def check_dataset(ds: Any, sop_class_uid: str, sop_instance_uid: str) -> tuple[i
     return _check_pixel_length(ds)
 
 
-def checked_dataset(event: Any) -> tuple[Any, tuple[int, str] | None]:
+def checked_dataset(event: Any, *, strict_uids: bool = True) -> tuple[Any, tuple[int, str] | None]:
     """Decode and check the data set of a C-STORE event (:func:`check_dataset`).
 
     Returns:
@@ -118,7 +166,10 @@ def checked_dataset(event: Any) -> tuple[Any, tuple[int, str] | None]:
         ds = event.dataset
         ds.file_meta = event.file_meta
         problem = check_dataset(
-            ds, str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID)
+            ds,
+            str(request.AffectedSOPClassUID),
+            str(request.AffectedSOPInstanceUID),
+            strict_uids=strict_uids,
         )
     except Exception as err:  # any decoding failure refuses the data set
         return None, (CANNOT_UNDERSTAND, f"cannot decode the data set: {type(err).__name__}: {err}")
@@ -173,7 +224,7 @@ class StorageSCP:
         request = event.request
         calling = _calling_aet(event.assoc)
         sop = str(request.AffectedSOPInstanceUID)
-        ds, problem = checked_dataset(event)
+        ds, problem = checked_dataset(event, strict_uids=self.node.strict_uids)
         if problem is not None:
             return self._refuse(calling, sop, *problem)
         series, study = str(ds.SeriesInstanceUID), str(ds.StudyInstanceUID)
@@ -208,12 +259,12 @@ class StorageSCP:
         self._ended(event.assoc, aborted=not getattr(event.assoc, "is_released", False))
 
     def handle_rejected(self, event: Any) -> None:
-        """Log refused associations (unknown calling AE title, too many associations)."""
+        """Log a refused association with the reason (AE titles, too many associations)."""
         LOG.warning(
-            "refused an association from %s (%s): calling AE title not allowed or "
-            "too many associations",
+            "refused an association from %s (%s): %s",
             _calling_aet(event.assoc),
             _peer(event.assoc),
+            rejection_reason(event.assoc, self.node),
         )
 
     def _ended(self, assoc: Any, *, aborted: bool) -> None:
@@ -245,15 +296,16 @@ class StorageSCP:
         ]
 
     def build_ae(self) -> Any:
-        """A pynetdicom AE accepting every storage SOP class and verification."""
-        from pynetdicom import AE, AllStoragePresentationContexts
+        """A pynetdicom AE: every storage SOP class in every decodable syntax, verification."""
+        from pynetdicom import AE
         from pynetdicom.sop_class import Verification
 
         ae = AE(ae_title=self.node.ae_title)
-        ae.supported_contexts = AllStoragePresentationContexts
+        ae.supported_contexts = storage_contexts()
         ae.add_supported_context(Verification)
         ae.maximum_associations = self.node.max_associations
         ae.require_calling_aet = list(self.node.allowed_calling_aets)
+        ae.require_called_aet = self.node.require_called_aet
         return ae
 
     def start(self) -> tuple[str, int]:
@@ -274,6 +326,30 @@ class StorageSCP:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+
+
+def rejection_reason(assoc: Any, node: NodeConfig) -> str:
+    """Why the node rejected an association, in words (the checks pynetdicom made).
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> request = NS(called_ae_title="NOTCTPIPE", calling_ae_title="PACS")
+        >>> assoc = NS(requestor=NS(primitive=request, ae_title="PACS"))
+        >>> rejection_reason(assoc, NodeConfig(ae_title="CTPIPE"))
+        "called AE title 'NOTCTPIPE' is not this node's ('CTPIPE')"
+    """
+    request = getattr(getattr(assoc, "requestor", None), "primitive", None)
+    if request is None:  # pragma: no cover - pynetdicom keeps the request
+        return "association request refused"
+    called = str(getattr(request, "called_ae_title", "") or "").strip()
+    calling = str(getattr(request, "calling_ae_title", "") or "").strip()
+    reasons = []
+    if node.require_called_aet and called != node.ae_title:
+        reasons.append(f"called AE title {called!r} is not this node's ({node.ae_title!r})")
+    if node.allowed_calling_aets and calling not in node.allowed_calling_aets:
+        allowed = ", ".join(node.allowed_calling_aets)
+        reasons.append(f"calling AE title {calling!r} is not allowed (allowed: {allowed})")
+    return "; ".join(reasons) or f"too many associations (max_associations {node.max_associations})"
 
 
 def _key(assoc: Any) -> Hashable:

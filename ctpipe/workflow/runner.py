@@ -95,6 +95,7 @@ def run_study(
     *,
     models: Models | None = None,
     workflow_source: str | PathLike[str] = "<workflow>",
+    notes: dict[str, Any] | None = None,
 ) -> StudyResult:
     """Run ``workflow`` on one study and write its folder atomically.
 
@@ -110,11 +111,14 @@ def run_study(
         output_dir: The study folder to create (replaced when it exists).
         models: Models already loaded (a batch loads them once); loaded here otherwise.
         workflow_source: The workflow file, for weights paths relative to it.
+        notes: Entries added to the run record, e.g. how a DICOM node received the series
+            (``reception``); a ``warnings`` list among them heads the report.
 
     Returns:
         The :class:`StudyResult`.
     """
     run = StudyRun.start(workflow, source, output_dir, workflow_source=workflow_source)
+    run.record.update(notes or {})
     run.read()
     run.compute(models)
     return run.finish()

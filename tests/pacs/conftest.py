@@ -225,12 +225,14 @@ def pancreas_slices() -> list[Path]:
     return [s.path for s in series.slices[:PANCREAS_SLICES]]
 
 
-def write_phantom_series(folder: Path, *, seed: int = 0, slices: int = 6, **kwargs) -> list[Path]:
+def write_phantom_series(
+    folder: Path, *, seed: int = 0, slices: int = 6, grid: tuple[int, int] = (32, 24), **kwargs
+) -> list[Path]:
     """A small CT series (random HU on a 32 x 24 grid) written with write_ct_series."""
     from ctpipe.export.dicom_series import write_ct_series
 
     rng = np.random.default_rng(seed)
-    hu = rng.integers(-1000, 1500, size=(32, 24, slices)).astype(np.float32)
+    hu = rng.integers(-1000, 1500, size=(*grid, slices)).astype(np.float32)
     return write_ct_series(hu, axial_affine(), folder, patient_id=f"P{seed}", **kwargs)
 
 
@@ -290,7 +292,13 @@ def destination() -> Iterator[RecordingSCP]:
     scp.stop()
 
 
-def associate(port: int, files: Sequence[Path] = (), calling_ae: str = "SENDER", **kwargs):
+def associate(
+    port: int,
+    files: Sequence[Path] = (),
+    calling_ae: str = "SENDER",
+    called_ae: str = NODE_AET,
+    **kwargs,
+):
     """An association to a node on 127.0.0.1 with contexts for ``files`` (and CT)."""
     from pydicom import dcmread
     from pynetdicom import AE
@@ -307,7 +315,7 @@ def associate(port: int, files: Sequence[Path] = (), calling_ae: str = "SENDER",
             ae.add_requested_context(sop_class)
         else:
             ae.add_requested_context(sop_class, syntax)
-    return ae.associate("127.0.0.1", port, ae_title=NODE_AET, **kwargs)
+    return ae.associate("127.0.0.1", port, ae_title=called_ae, **kwargs)
 
 
 def send_files(port: int, files: Sequence[Path], calling_ae: str = "SENDER") -> list[int]:
@@ -318,6 +326,43 @@ def send_files(port: int, files: Sequence[Path], calling_ae: str = "SENDER") -> 
         return [int(assoc.send_c_store(Path(f)).Status) for f in files]
     finally:
         assoc.release()
+
+
+def dimse_destination(scp: RecordingSCP) -> dict:
+    """The ``destination`` section for a recording SCP, with fast retries."""
+    retry = {"initial_delay_s": 0.2, "factor": 2.0, "max_delay_s": 0.8}
+    return {"kind": "dimse", "ae_title": scp.ae_title, "port": scp.port, "retry": retry}
+
+
+class CountingProcessor:
+    """The test processor, recording the instance count of every call; the first ``hold``
+    calls wait at their start until ``release(n)`` (``started[n]`` is set when call n began).
+    """
+
+    def __init__(self, hold: int = 0) -> None:
+        from tests.pacs.processors import threshold_seg
+
+        self.inner = threshold_seg
+        self.calls: list[tuple[Path, int]] = []
+        self.lock = threading.Lock()
+        self.started = [threading.Event() for _ in range(hold)]
+        self.gates = [threading.Event() for _ in range(hold)]
+
+    def __call__(self, series: Path, output: Path) -> list[Path]:
+        with self.lock:
+            n = len(self.calls)
+            self.calls.append((series, len(list(series.glob("*.dcm")))))
+        if n < len(self.gates):
+            self.started[n].set()
+            assert self.gates[n].wait(30), f"call {n} was never released"
+        return self.inner(series, output)
+
+    def release(self, n: int) -> None:
+        self.gates[n].set()
+
+    def counts(self) -> list[int]:
+        with self.lock:
+            return [count for _, count in self.calls]
 
 
 def node_config(storage: Path, port: int, destination: dict | None, **overrides) -> dict:
@@ -360,11 +405,11 @@ def running_node(config: dict, processor=None) -> Iterator[Any]:
 
 
 def wait_finished(node, count: int, timeout: float = 30.0) -> list[Any]:
-    """Wait until ``count`` jobs are done or failed; return every job."""
+    """Wait until ``count`` jobs are done, failed or skipped; return every job."""
 
     def finished():
         jobs = node.queue.jobs()
-        ended = [j for j in jobs if j.state in ("done", "failed")]
+        ended = [j for j in jobs if j.state in ("done", "failed", "skipped")]
         return jobs if len(ended) >= count else None
 
     return wait_for(finished, timeout=timeout, what=f"{count} finished job(s)")

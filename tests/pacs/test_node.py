@@ -14,8 +14,10 @@ from pydicom.data import get_testdata_file
 from ctpipe.pacs.node import PacsNode, StorageLockedError
 from ctpipe.pacs.scp import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH, SUCCESS
 from tests.pacs.conftest import (
+    CountingProcessor,
     RecordingSCP,
     associate,
+    dimse_destination,
     free_port,
     node_config,
     running_node,
@@ -26,27 +28,6 @@ from tests.pacs.conftest import (
 )
 
 
-def _dimse(scp: RecordingSCP) -> dict:
-    retry = {"initial_delay_s": 0.2, "factor": 2.0, "max_delay_s": 0.8}
-    return {"kind": "dimse", "ae_title": scp.ae_title, "port": scp.port, "retry": retry}
-
-
-class CountingProcessor:
-    """Wraps the test processor and records every call (thread-safe)."""
-
-    def __init__(self) -> None:
-        from tests.pacs.processors import threshold_seg
-
-        self.inner = threshold_seg
-        self.calls: list[tuple[Path, int]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, series: Path, output: Path) -> list[Path]:
-        with self.lock:
-            self.calls.append((series, len(list(series.glob("*.dcm")))))
-        return self.inner(series, output)
-
-
 def _series_uid(files) -> str:
     return str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)
 
@@ -54,7 +35,9 @@ def _series_uid(files) -> str:
 def test_series_is_received_processed_and_results_sent(tmp_path, phantom_series, destination):
     port = free_port()
     processor = CountingProcessor()
-    with running_node(node_config(tmp_path / "node", port, _dimse(destination)), processor) as node:
+    with running_node(
+        node_config(tmp_path / "node", port, dimse_destination(destination)), processor
+    ) as node:
         assert send_files(port, phantom_series) == [SUCCESS] * len(phantom_series)
         (job,) = wait_finished(node, 1)
         assert job.state == "done", job.error
@@ -93,7 +76,9 @@ def test_four_concurrent_senders(tmp_path, destination):
     port = free_port()
     processor = CountingProcessor()
     statuses: list[list[int]] = []
-    with running_node(node_config(tmp_path / "node", port, _dimse(destination)), processor) as node:
+    with running_node(
+        node_config(tmp_path / "node", port, dimse_destination(destination)), processor
+    ) as node:
         threads = [
             threading.Thread(
                 target=lambda f=files, n=n: statuses.append(send_files(port, f, f"S{n}"))
@@ -227,36 +212,100 @@ def test_unknown_calling_ae_titles_are_refused(tmp_path, phantom_series, caplog)
     assert any("INTRUDER" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.filterwarnings("ignore:Invalid value for VR")
-@pytest.mark.parametrize(
-    "series_uid, sop_uid",
-    [("../../../escaped", "../../../../escaped_sop"), ("1.2.3/../../x", "/tmp/absolute")],
-)
-def test_tag_values_never_name_files_outside_the_storage(tmp_path, series_uid, sop_uid):
+def _with_uids(tmp_path: Path, **uids: str) -> Path:
+    """CT_small.dcm with some UIDs replaced (the file meta follows the SOP Instance UID)."""
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ds.SeriesInstanceUID = series_uid
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    path = tmp_path / "evil.dcm"
+    for keyword, value in uids.items():
+        setattr(ds, keyword, value)
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    path = tmp_path / f"uids{len(list(tmp_path.glob('uids*.dcm')))}.dcm"
     ds.save_as(path)
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR")
+@pytest.mark.filterwarnings("ignore:The value length")
+@pytest.mark.parametrize(
+    "uids, keyword, strict",
+    [
+        ({"SeriesInstanceUID": "../../../escaped"}, "SeriesInstanceUID", True),
+        ({"SeriesInstanceUID": "../../../escaped"}, "SeriesInstanceUID", False),
+        ({"SOPInstanceUID": "/tmp/absolute"}, "SOPInstanceUID", False),
+        ({"SeriesInstanceUID": "1.2.3."}, "SeriesInstanceUID", True),
+        ({"SeriesInstanceUID": "1.2.3 4"}, "SeriesInstanceUID", True),
+        ({"StudyInstanceUID": "STUDY-0001"}, "StudyInstanceUID", True),
+        ({"SOPInstanceUID": "1.2.3a"}, "SOPInstanceUID", True),
+        ({"SeriesInstanceUID": "1." + "2" * 70}, "SeriesInstanceUID", True),
+        ({"SeriesInstanceUID": "1." + "2" * 200}, "SeriesInstanceUID", False),
+    ],
+)
+def test_invalid_uids_are_refused_and_stored_nowhere(tmp_path, caplog, uids, keyword, strict):
+    path = _with_uids(tmp_path, **uids)
     storage = tmp_path / "sandbox" / "node"
     port = free_port()
+    config = node_config(storage, port, None, completion={"quiet_period_s": 60})
+    config["node"]["strict_uids"] = strict
     before = set(tmp_path.rglob("*"))
     absolute_existed = Path("/tmp/absolute").exists()
-    with running_node(node_config(storage, port, None, completion={"quiet_period_s": 60})) as node:
-        assert send_files(port, [path]) == [SUCCESS]
-        (job,) = node.queue.jobs()
-        (stored,) = node.queue.input_folder(job.id).iterdir()
-    assert job.series_uid == series_uid  # the value is kept in the queue, not in a path
-    assert stored.name.startswith("x-") and stored.resolve().is_relative_to(storage.resolve())
-    created = {p for p in set(tmp_path.rglob("*")) - before if not p.is_relative_to(storage)}
-    assert created == {tmp_path / "sandbox"}
+    caplog.set_level(logging.WARNING, logger="ctpipe.pacs")
+    with running_node(config) as node:
+        assert send_files(port, [path]) == [DATASET_DOES_NOT_MATCH]
+        assert node.queue.jobs() == []
+    created = {p for p in set(tmp_path.rglob("*")) - before if p.is_file()}
+    assert created == {storage / "queue.sqlite", storage / "node.lock"} | {
+        p for p in created if p.name.startswith("queue.sqlite-")
+    }
     assert Path("/tmp/absolute").exists() == absolute_existed
+    (refusal,) = [r.getMessage() for r in caplog.records if "refused instance" in r.getMessage()]
+    assert "with status 0xA900" in refusal
+    assert "is not a valid DICOM UID" in refusal and keyword in refusal
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR")
+@pytest.mark.parametrize("strict, statuses", [(True, [DATASET_DOES_NOT_MATCH]), (False, [0])])
+def test_leading_zeros_are_refused_unless_strict_uids_is_off(tmp_path, strict, statuses):
+    path = _with_uids(tmp_path, SeriesInstanceUID="1.2.840.0123.1")
+    port = free_port()
+    config = node_config(tmp_path / "node", port, None, completion={"quiet_period_s": 60})
+    config["node"]["strict_uids"] = strict
+    with running_node(config) as node:
+        assert send_files(port, [path]) == statuses
+        assert [j.series_uid for j in node.queue.jobs()] == ["1.2.840.0123.1"] * (not strict)
+
+
+def test_a_wrong_called_ae_title_is_rejected_and_logged(tmp_path, phantom_series, caplog):
+    port = free_port()
+    caplog.set_level(logging.WARNING, logger="ctpipe.pacs")
+    with running_node(node_config(tmp_path / "node", port, None)) as node:
+        refused = associate(port, phantom_series, called_ae="NOTCTPIPE")
+        assert refused.is_rejected
+        accepted = associate(port, phantom_series)
+        assert accepted.is_established
+        accepted.release()
+        assert node.queue.jobs() == []
+    (message,) = [
+        r.getMessage() for r in caplog.records if "refused an association" in r.getMessage()
+    ]
+    assert "from SENDER" in message
+    assert "called AE title 'NOTCTPIPE' is not this node's ('CTPIPE')" in message
+
+
+def test_the_called_ae_title_check_can_be_turned_off(tmp_path, phantom_series):
+    port = free_port()
+    config = node_config(tmp_path / "node", port, None, completion={"quiet_period_s": 60})
+    config["node"]["require_called_aet"] = False
+    with running_node(config) as node:
+        assoc = associate(port, phantom_series, called_ae="ANYNAME")
+        assert assoc.is_established
+        assert assoc.send_c_store(phantom_series[0]).Status == SUCCESS
+        assoc.release()
+        assert len(node.queue.jobs()) == 1
 
 
 def test_destination_down_is_retried_with_backoff_and_never_dropped(tmp_path, phantom_series):
     port, dest_port = free_port(), free_port()
     destination = RecordingSCP(dest_port)
-    with running_node(node_config(tmp_path / "node", port, _dimse(destination))) as node:
+    with running_node(node_config(tmp_path / "node", port, dimse_destination(destination))) as node:
         send_files(port, phantom_series)
         job = wait_for(
             lambda: next((j for j in node.queue.jobs() if j.send_attempts >= 3), None),

@@ -49,16 +49,19 @@ def _processed(queue, clock, series="1.2.3", outputs=1):
     return job.id, files
 
 
-def test_one_receiving_job_per_series_and_a_new_one_after_completion(queue, clock):
+def test_one_receiving_job_per_series_and_a_late_instance_reopens_a_queued_one(queue, clock):
     first = queue.receiving_job("1.2.3", "1.2", calling_aet="A")
     assert queue.receiving_job("1.2.3", "1.2", calling_aet="B") == first
     assert queue.receiving_job("1.2.4", "1.2", calling_aet="A") != first
     clock.now += 10
     assert queue.promote_complete(POLICY) == [first, first + 1]
-    later = queue.receiving_job("1.2.3", "1.2", calling_aet="A")
-    assert later not in (first, first + 1)
-    assert queue.input_folder(later).is_dir()
-    assert [j.state for j in queue.jobs()] == ["queued", "queued", "receiving"]
+    # a late instance of the queued series joins its job, which waits for completion again
+    assert queue.receiving_job("1.2.3", "1.2", calling_aet="A") == first
+    assert [j.state for j in queue.jobs()] == ["receiving", "queued"]
+    assert queue.promote_complete(POLICY) == []
+    clock.now += 10
+    assert queue.promote_complete(POLICY) == [first]
+    assert len(queue.jobs()) == 2
 
 
 def _open(queue, series="1.2.3", first=True):
@@ -202,3 +205,146 @@ def test_the_database_refuses_two_receiving_jobs_for_one_series(tmp_path, queue)
             " created_at, updated_at) VALUES ('1.2.3', '1.2', 'B', 'receiving', 0, 0, 0)"
         )
     db.close()
+
+
+def test_a_late_instance_while_processing_drops_the_run_and_reopens_the_job(queue, clock):
+    job_id = queue.receiving_job("1.2.3", "1.2", calling_aet="A")
+    clock.now += 10
+    queue.promote_complete(POLICY)
+    assert queue.claim_next().id == job_id
+    assert _open(queue) == job_id  # a late instance, in a new association
+    assert queue.get(job_id).reopened
+    output = queue.output_folder(job_id) / "seg.dcm"
+    output.parent.mkdir(parents=True)
+    output.write_bytes(b"x")
+    assert queue.finish_processing(job_id, [output], send=True) == "receiving"
+    job = queue.get(job_id)
+    assert (job.state, job.reopened, job.process_attempts) == ("receiving", False, 0)
+    assert queue.outputs(job_id) == [] and queue.next_to_send() is None
+    queue.association_ended([job_id], aborted=False)
+    clock.now += 10
+    assert queue.promote_complete(POLICY) == [job_id]
+    assert queue.claim_next().id == job_id
+    assert queue.finish_processing(job_id, [output], send=True) == "sending"
+    assert len(queue.jobs()) == 1
+
+
+def test_a_failure_of_a_reopened_job_is_dropped_too(queue, clock):
+    job_id = queue.receiving_job("1.2.3", "1.2", calling_aet="A")
+    clock.now += 10
+    queue.promote_complete(POLICY)
+    queue.claim_next()
+    queue.receiving_job("1.2.3", "1.2", calling_aet="A")
+    assert queue.fail(job_id, "a file vanished while reading") == "receiving"
+    assert queue.get(job_id).error is None
+    queue.claim_next()  # nothing: the job waits for completion
+    assert queue.get(job_id).state == "receiving"
+
+
+def test_a_reopened_job_killed_while_processing_receives_again_after_recover(tmp_path, clock):
+    queue = JobQueue(tmp_path, clock=clock)
+    job_id = queue.receiving_job("1.2.3", "1.2", calling_aet="A")
+    clock.now += 10
+    queue.promote_complete(POLICY)
+    queue.claim_next()
+    _open(queue)
+    queue.close()  # killed
+    queue = JobQueue(tmp_path, clock=clock)
+    assert queue.recover(max_process_attempts=1) == {"interrupted": 1, "requeued": 0, "failed": 0}
+    job = queue.get(job_id)
+    assert (job.state, job.reopened, job.interrupted, job.process_attempts) == (
+        "receiving",
+        False,
+        True,
+        0,
+    )
+    queue.close()
+
+
+@pytest.mark.parametrize(
+    "late_instances, state, revised", [("reprocess", "queued", True), ("store", "skipped", True)]
+)
+def test_instances_after_results_were_sent_supersede_the_job(
+    queue, clock, late_instances, state, revised
+):
+    first, _ = _processed(queue, clock)
+    (queue.input_folder(first) / "1.2.3.1.dcm").write_bytes(b"first copy")
+    (queue.input_folder(first) / "1.2.3.2.dcm").write_bytes(b"only in the first job")
+    later = queue.receiving_job("1.2.3", "1.2", calling_aet="A")
+    assert later != first
+    (queue.input_folder(later) / "1.2.3.1.dcm").write_bytes(b"sent again")
+    (queue.input_folder(later) / "1.2.3.3.dcm").write_bytes(b"late")
+    job = queue.get(later)
+    assert (job.supersedes, job.revised, queue.lineage(later)) == (first, revised, [first])
+    clock.now += 10
+    policy = CompletionPolicy(quiet_period_s=10, late_instances=late_instances)
+    assert queue.promote_complete(policy) == [later]
+    job = queue.get(later)
+    assert job.state == state
+    if state == "skipped":
+        assert f"after the results of job {first} were sent" in job.error
+        assert "late_instances: store" in job.error
+    assert queue.gather_inputs(later) == 1 and queue.gather_inputs(later) == 0
+    files = {p.name: p.read_bytes() for p in queue.input_folder(later).iterdir()}
+    assert files == {
+        "1.2.3.1.dcm": b"sent again",  # the newest copy wins
+        "1.2.3.2.dcm": b"only in the first job",
+        "1.2.3.3.dcm": b"late",
+    }
+    assert queue.get(first).state == "sending"  # the first result is not touched
+
+
+def test_a_new_job_after_a_failure_is_not_a_revision_but_keeps_the_lineage(queue, clock):
+    first = queue.receiving_job("1.2.3", "1.2", calling_aet="A")
+    queue.fail(first, "test")
+    second = queue.receiving_job("1.2.3", "1.2", calling_aet="A")
+    assert (queue.get(second).supersedes, queue.get(second).revised) == (first, False)
+    queue.fail(second, "test")
+    third = queue.receiving_job("1.2.3", "1.2", calling_aet="A")
+    assert queue.lineage(third) == [second, first]
+
+
+@pytest.mark.parametrize("incomplete, state", [("mark", "queued"), ("skip", "skipped")])
+def test_a_series_completed_by_the_interrupted_timeout_is_incomplete(
+    queue, clock, incomplete, state
+):
+    job_id = _open(queue)
+    queue.association_ended([job_id], aborted=True)
+    policy = CompletionPolicy(quiet_period_s=10, interrupted_timeout_s=100, incomplete=incomplete)
+    clock.now += 100
+    assert queue.promote_complete(policy) == [job_id]
+    job = queue.get(job_id)
+    assert job.state == state
+    assert job.incomplete.startswith("the association sending it was aborted")
+    assert "interrupted_timeout_s (100 s)" in job.incomplete
+    if state == "skipped":
+        assert job.error.startswith("series incomplete: ") and "incomplete: skip" in job.error
+    # a complete series records nothing
+    other = _open(queue, "1.2.4")
+    queue.association_ended([other], aborted=False)
+    clock.now += 10
+    queue.promote_complete(policy)
+    assert queue.get(other).incomplete is None
+
+
+def test_a_database_of_an_earlier_version_gains_the_new_columns(tmp_path, clock):
+    db = sqlite3.connect(tmp_path / "queue.sqlite")
+    db.executescript(
+        """CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, series_uid TEXT NOT NULL,
+            study_uid TEXT NOT NULL, calling_aet TEXT NOT NULL, state TEXT NOT NULL,
+            open_associations INTEGER NOT NULL DEFAULT 0,
+            interrupted INTEGER NOT NULL DEFAULT 0, last_activity REAL NOT NULL,
+            process_attempts INTEGER NOT NULL DEFAULT 0,
+            send_attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0, error TEXT,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL);
+        INSERT INTO jobs (series_uid, study_uid, calling_aet, state, last_activity,
+            created_at, updated_at) VALUES ('1.2.3', '1.2', 'A', 'done', 0, 0, 0);"""
+    )
+    db.close()
+    queue = JobQueue(tmp_path, clock=clock)
+    (job,) = queue.jobs()
+    assert (job.state, job.incomplete, job.supersedes, job.revised) == ("done", None, None, False)
+    assert queue.get(queue.receiving_job("1.2.3", "1.2", calling_aet="A")).revised
+    queue.close()
