@@ -165,12 +165,26 @@ def format_status(storage: Path) -> str:
         for job in queue.jobs():
             when = datetime.fromtimestamp(job.updated_at).strftime("%Y-%m-%d %H:%M:%S")
             line = f"{job.id:>6}  {job.state:<10}  {when}  {job.calling_aet:<16}  {job.series_uid}"
-            lines.append(line + (f"\n{'':>8}{job.error}" if job.error else ""))
+            lines.append(line + "".join(f"\n{'':>8}{note}" for note in _notes(job)))
         counts = queue.counts()
     finally:
         queue.close()
     lines.append(", ".join(f"{state}: {n}" for state, n in counts.items()))
     return "\n".join(lines)
+
+
+def _notes(job: Any) -> list[str]:
+    """The lines under a job in ``--status``: incomplete, revision, error."""
+    notes = []
+    if job.incomplete:
+        notes.append(f"INCOMPLETE: {job.incomplete}")
+    if job.revised:
+        notes.append(f"REVISED: results of job {job.supersedes} were sent before this one")
+    elif job.supersedes is not None:
+        notes.append(f"includes the instances of job {job.supersedes}")
+    if job.error:
+        notes.append(job.error)
+    return notes
 
 
 # --- pull --------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ written to a temporary name first.
 * **DICOMweb** (:class:`WebPeer`): QIDO-RS search for studies, then WADO-RS retrieval.
 
 A :class:`StudyQuery` holds the filters. Retrieved instances are checked like the node's
-(:func:`~ctpipe.pacs.scp.check_dataset`); a bad one is refused and named in the log.
+(:func:`~ctpipe.pacs.scp.check_dataset`, UIDs in the lenient form: digits and dots); a bad
+one is refused and named in the log. C-GET and C-MOVE accept every transfer syntax the
+reader decodes (:mod:`ctpipe.pacs.syntaxes`) and keep instances as they were sent.
 
 Example:
     >>> query = StudyQuery(patient_id="PAT001", study_date="20240101-20241231", modality="CT")
@@ -35,6 +37,7 @@ from typing import Any, Literal
 from ctpipe.errors import CTPipeError
 from ctpipe.pacs.config import check_ae_title
 from ctpipe.pacs.storage import instance_path, write_durably
+from ctpipe.pacs.syntaxes import accepted_transfer_syntaxes, storage_contexts
 
 __all__ = [
     "DimsePeer",
@@ -76,15 +79,6 @@ GET_STORAGE_CLASSES = (
     "Comprehensive3DSRStorage",
     "KeyObjectSelectionDocumentStorage",
     "EncapsulatedPDFStorage",
-)
-#: Transfer syntaxes accepted for retrieved instances (all readable by ctpipe).
-ACCEPTED_TRANSFER_SYNTAXES = (
-    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
-    "1.2.840.10008.1.2",  # Implicit VR Little Endian
-    "1.2.840.10008.1.2.5",  # RLE Lossless
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
-    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
 )
 
 
@@ -384,7 +378,8 @@ class _Receiver:
         from ctpipe.pacs.scp import OUT_OF_RESOURCES, checked_dataset
 
         sop = str(event.request.AffectedSOPInstanceUID)
-        ds, problem = checked_dataset(event)
+        # the user asked for these studies: UIDs need only be digits and dots (safe names)
+        ds, problem = checked_dataset(event, strict_uids=False)
         if problem is not None:
             LOG.warning("refused retrieved instance %s: %s", sop, problem[1])
             with self._lock:
@@ -407,9 +402,10 @@ def _retrieve_get(peer: DimsePeer, study_uid: str, folder: Path) -> list[Path]:
     ae = _scu(peer)
     ae.add_requested_context(sop_class.StudyRootQueryRetrieveInformationModelGet)
     roles = []
+    syntaxes = accepted_transfer_syntaxes()
     for keyword in GET_STORAGE_CLASSES:
         uid = getattr(sop_class, keyword)
-        ae.add_requested_context(uid, list(ACCEPTED_TRANSFER_SYNTAXES))
+        ae.add_requested_context(uid, syntaxes)
         roles.append(build_role(uid, scp_role=True))
     receiver = _Receiver(folder)
     assoc = _associate(ae, peer, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, receiver)])
@@ -427,11 +423,11 @@ def _retrieve_get(peer: DimsePeer, study_uid: str, folder: Path) -> list[Path]:
 
 
 def _retrieve_move(peer: DimsePeer, study_uid: str, folder: Path) -> list[Path]:
-    from pynetdicom import AE, AllStoragePresentationContexts, evt, sop_class
+    from pynetdicom import AE, evt, sop_class
 
     receiver = _Receiver(folder)
     store_ae = AE(ae_title=peer.calling_ae)
-    store_ae.supported_contexts = AllStoragePresentationContexts
+    store_ae.supported_contexts = storage_contexts()
     try:
         server = store_ae.start_server(
             (peer.move_host, peer.move_port),

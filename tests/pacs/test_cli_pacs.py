@@ -72,6 +72,35 @@ def test_status_without_a_queue(tmp_path, capsys):
     assert "no job queue here (queue.sqlite is missing)" in _error(capsys)
 
 
+def test_status_lists_incomplete_revised_and_skipped_jobs(tmp_path, capsys):
+    from ctpipe.pacs.completion import CompletionPolicy
+    from ctpipe.pacs.queue import JobQueue
+
+    now = [1000.0]
+    queue = JobQueue(tmp_path / "node", clock=lambda: now[0])
+    aborted = queue.receiving_job(
+        "1.2.1", "1.2", calling_aet="CT1", opens_association=lambda _: True
+    )
+    queue.association_ended([aborted], aborted=True)
+    sent = queue.receiving_job("1.2.2", "1.2", calling_aet="CT2")
+    now[0] += 60
+    queue.promote_complete(CompletionPolicy(quiet_period_s=1, interrupted_timeout_s=60))
+    queue.claim_next()
+    queue.claim_next()
+    queue.finish_processing(sent, [], send=False)
+    late = queue.receiving_job("1.2.2", "1.2", calling_aet="CT2")
+    now[0] += 60
+    queue.promote_complete(CompletionPolicy(quiet_period_s=1, late_instances="store"))
+    queue.close()
+    config = node_config(tmp_path / "node", free_port(), None)
+    assert main(["serve", _write(tmp_path, config), "--status"]) == 0
+    out = capsys.readouterr().out
+    assert "INCOMPLETE: the association sending it was aborted" in out
+    assert f"REVISED: results of job {sent} were sent before this one" in out
+    assert f"{late:>6}  skipped" in out and "late_instances: store" in out
+    assert out.strip().endswith("done: 1, failed: 0, skipped: 1")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -13,6 +13,11 @@ BASE = {"storage": "node", "workflow": "workflows/denoise_segment.yaml"}
 def test_the_example_config_loads():
     config = load_serve_config(REPO / "workflows" / "pacs_node.yaml")
     assert config.node.ae_title == "CTPIPE" and config.node.allowed_calling_aets == ("ORTHANC",)
+    assert config.node.require_called_aet and config.node.strict_uids
+    assert (config.completion.incomplete, config.completion.late_instances) == (
+        "mark",
+        "reprocess",
+    )
     assert config.destination.describe() == "C-STORE ORTHANC@127.0.0.1:4242"
     assert [config.destination.retry.delay(n) for n in (1, 2, 3, 8, 9)] == [5, 10, 20, 300, 300]
     assert (REPO / config.workflow).name == "denoise_segment.yaml"
@@ -48,6 +53,13 @@ def test_the_example_config_loads():
             "destination.retry: factor must be at least 1",
         ),
         ({"max_process_attempts": 0}, "max_process_attempts must be at least 1, got 0"),
+        ({"node": {"require_called_aet": "no"}}, "node.require_called_aet must be true or false"),
+        ({"node": {"strict_uids": 1}}, "node.strict_uids must be true or false"),
+        ({"completion": {"incomplete": "process"}}, "completion.incomplete must be one of mark"),
+        (
+            {"completion": {"late_instances": "merge"}},
+            "completion.late_instances must be one of reprocess, store",
+        ),
     ],
 )
 def test_bad_configs_are_refused_with_the_key(change, message):
