@@ -46,7 +46,7 @@ from typing import Any
 from ctpipe.pacs.completion import AssociationTracker
 from ctpipe.pacs.config import NodeConfig
 from ctpipe.pacs.queue import JobQueue
-from ctpipe.pacs.storage import MAX_PLAIN_LENGTH, instance_path, write_durably
+from ctpipe.pacs.storage import MAX_PLAIN_LENGTH, instance_path, safe_name, write_durably
 from ctpipe.pacs.syntaxes import storage_contexts
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "StorageSCP",
     "check_dataset",
     "checked_dataset",
+    "rejection_reason",
     "uid_problem",
 ]
 
@@ -71,8 +72,6 @@ CANNOT_UNDERSTAND = 0xC000
 REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 #: A conformant UID (PS3.5 9.1): components of digits without leading zeros, dot-separated.
 _VALID_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
-#: The lenient form (``strict_uids: false``): digits and dots, as old systems write them.
-_DIGITS_AND_DOTS = re.compile(r"[0-9]+(\.[0-9]+)*")
 #: Longest UID (PS3.5 9.1).
 MAX_UID_LENGTH = 64
 #: Attributes that give the size of uncompressed pixel data.
@@ -99,7 +98,7 @@ def uid_problem(value: str, *, strict: bool = True) -> str | None:
         if len(value) <= MAX_UID_LENGTH and _VALID_UID.fullmatch(value):
             return None
         return f"digits and dots, no leading zeros, at most {MAX_UID_LENGTH} characters"
-    if len(value) <= MAX_PLAIN_LENGTH and _DIGITS_AND_DOTS.fullmatch(value):
+    if safe_name(value) == value:  # digits and dots: used as a file name as it is
         return None
     return f"digits and dots, at most {MAX_PLAIN_LENGTH} characters"
 
