@@ -20,6 +20,7 @@ from pydicom.uid import (
     JPEG2000,
     MPEG2MPML,
     ExplicitVRLittleEndian,
+    HTJ2KLossless,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
@@ -57,6 +58,7 @@ DECODED = [
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
     JPEGLosslessSV1,
+    HTJ2KLossless,
 ]
 #: Syntaxes pydicom can write (the encoders of the installed plugins), with their options.
 ENCODED = {
