@@ -188,19 +188,23 @@ def choose_bm3d_sigma(
     *,
     profile: str = "np",
     progress: Callable[[str], None] | None = None,
+    window: Sequence[float] | None = None,
 ) -> tuple[float, list[dict[str, float]]]:
-    """Pick the BM3D sigma that maximises the mean full-range PSNR on training pairs.
+    """Pick the BM3D sigma that maximises the mean PSNR on training pairs.
 
     Every training slice is denoised with every sigma of the grid and scored against its
     normal-dose reference with :func:`ctpipe.metrics.slice_quality` (full range
-    [-1024, 3072] HU). The best mean PSNR wins; a tie goes to the smaller sigma. Use
-    training pairs only, so that the test split stays unseen.
+    [-1024, 3072] HU, or ``window``). The best mean PSNR wins; a tie goes to the smaller
+    sigma. Use training pairs only, so that the test split stays unseen.
 
     Args:
         pairs_train: ``(low_dose_hu, normal_dose_hu)`` 2D slices of the training split.
         grid: Candidate sigmas in unit scale (HU / 4096), each 0 < sigma < 1.
         profile: ``bm3d`` profile name.
         progress: Called with one line of text after each sigma (e.g. ``print``).
+        window: ``(low, high)`` HU: choose by the PSNR in this window (e.g. the display
+            window [-160, 240]) instead of the full range; the table's PSNR and SSIM
+            keys are then ``psnr_window``, ``psnr_window_std`` and ``ssim_window``.
 
     Returns:
         ``(best_sigma, table)``: the table has one row per sigma, ascending, with
@@ -224,25 +228,26 @@ def choose_bm3d_sigma(
             start = time.perf_counter()
             denoised = bm3d_denoise_slice(low, sigma, profile=profile)
             seconds += time.perf_counter() - start
-            quality = slice_quality(denoised, normal)
+            quality = slice_quality(denoised, normal, window=window)
             psnr.append(quality["psnr"])
             ssim.append(quality["ssim"])
+        scale = "window" if window is not None else "full"
         row = {
             "sigma": sigma,
             "sigma_hu": round(sigma * _HU_WIDTH, 6),
-            "psnr_full": float(np.mean(psnr)),
-            "psnr_full_std": float(np.std(psnr)),
-            "ssim_full": float(np.mean(ssim)),
+            f"psnr_{scale}": float(np.mean(psnr)),
+            f"psnr_{scale}_std": float(np.std(psnr)),
+            f"ssim_{scale}": float(np.mean(ssim)),
             "n_slices": len(pairs),
             "seconds": seconds,
         }
         table.append(row)
         if progress is not None:
             progress(
-                f"BM3D sigma {sigma:g} ({row['sigma_hu']:.1f} HU): mean PSNR "
-                f"{row['psnr_full']:.3f} dB over {len(pairs)} slice(s), {seconds:.1f} s"
+                f"BM3D sigma {sigma:g} ({row['sigma_hu']:.1f} HU): mean PSNR ({scale}) "
+                f"{row[f'psnr_{scale}']:.3f} dB over {len(pairs)} slice(s), {seconds:.1f} s"
             )
-    best = max(table, key=lambda r: (r["psnr_full"], -r["sigma"]))
+    best = max(table, key=lambda r: (r[f"psnr_{scale}"], -r["sigma"]))
     return float(best["sigma"]), table
 
 

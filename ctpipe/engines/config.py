@@ -129,22 +129,46 @@ class SimulatedPairsConfig:
         seed: Seed of the simulated noise (the same seed gives the same pairs).
         slice_step: Use every ``slice_step``-th slice of each series (the simulator takes
             seconds per slice; neighbouring slices add little variety).
+        dose_range: ``[low, high]``: each slice gets its own dose fraction, drawn uniformly
+            from this range (seeded), so the model sees a range of noise levels;
+            ``None`` uses ``dose_fraction`` for every slice.
+        kernel_matched: Choose the simulator's FBP filter from each series' reconstruction
+            kernel (``ramp`` for sharp kernels such as Siemens D45, ``hann`` for smooth
+            ones; :func:`ctpipe.engines.data.kernel_filter`); ``False`` uses ``ramp``.
+        cache_dir: Folder for the simulated pairs (``.npz`` named by a hash of the series
+            files and these settings), so a resumed or repeated run does not simulate again;
+            ``None``: no cache.
 
     Example:
         >>> SimulatedPairsConfig(["/data/ct1"], dose_fraction=0.25).series
         ('/data/ct1',)
+        >>> SimulatedPairsConfig(["/data/ct1"], dose_range=[0.3, 0.1])
+        Traceback (most recent call last):
+        ...
+        ValueError: dose_range must be [low, high] with 0 < low <= high <= 1, got (0.3, 0.1)
     """
 
     series: tuple[str, ...]
     dose_fraction: float = 0.25
     seed: int = 0
     slice_step: int = 1
+    dose_range: tuple[float, float] | None = None
+    kernel_matched: bool = False
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "series", tuple(self.series))
         require(self.slice_step >= 1, "slice_step must be 1 or more", self.slice_step)
         require(len(self.series) > 0, "series must list at least one folder", self.series)
         require(0 < self.dose_fraction <= 1, "dose_fraction must be in (0, 1]", self.dose_fraction)
+        if self.dose_range is not None:
+            low_high = tuple(float(v) for v in self.dose_range)
+            object.__setattr__(self, "dose_range", low_high)
+            require(
+                len(low_high) == 2 and 0 < low_high[0] <= low_high[1] <= 1,
+                "dose_range must be [low, high] with 0 < low <= high <= 1",
+                low_high,
+            )
 
 
 @dataclass(frozen=True)
@@ -172,6 +196,14 @@ class DataConfig:
         simulated: Extra training pairs simulated from normal-dose series.
         cache_rate: Fraction of the slices kept in memory by ``CacheDataset``.
         num_workers: Worker processes for caching and for the data loaders.
+        sampling: ``epochs``: shuffled passes over the slices (each slice once per pass).
+            ``balanced``: every batch is drawn afresh as a function of the iteration
+            (:class:`ctpipe.engines.patch_stream.PatchStream`), so a resumed run sees
+            exactly the batches of an uninterrupted one, and each group of slices
+            (``real`` or ``simulated`` pairs, by sharp or smooth kernel) takes its share.
+        shares: With ``balanced`` sampling, the relative share of each group, e.g.
+            ``{real/smooth: 2}``; a group not named weighs 1, so ``None`` gives every group
+            present an equal share.
 
     Example:
         >>> DataConfig(root="/data/aapm", train_patients=["L096"]).train_patients
@@ -189,8 +221,17 @@ class DataConfig:
     simulated: SimulatedPairsConfig | None = None
     cache_rate: float = 1.0
     num_workers: int = 0
+    sampling: Literal["epochs", "balanced"] = "epochs"
+    shares: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.shares is not None:
+            require(
+                all(v >= 0 for v in self.shares.values()) and sum(self.shares.values()) > 0,
+                "shares must be >= 0 with a positive sum",
+                self.shares,
+            )
+            require(self.sampling == "balanced", "shares need sampling: balanced", self.sampling)
         if self.train_patients is not None:
             object.__setattr__(self, "train_patients", tuple(self.train_patients))
         object.__setattr__(self, "validation_patients", tuple(self.validation_patients))
@@ -289,25 +330,32 @@ class ScheduleConfig:
     Args:
         name: ``constant``; ``cosine``: half a cosine from the optimizer's ``lr`` down to
             ``min_lr`` over the whole run; ``step``: multiply by ``gamma`` every
-            ``step_size`` iterations.
-        min_lr: The final learning rate of ``cosine``.
+            ``step_size`` iterations; ``stable_decay``: constant, then half a cosine down
+            to ``min_lr`` over the last ``decay_fraction`` of the run (a long run can be
+            extended on resume while it is still constant, with no schedule jump).
+        min_lr: The final learning rate of ``cosine`` and ``stable_decay``.
         step_size: Iterations between two decays of ``step``.
         gamma: Decay factor of ``step``.
+        decay_fraction: The decaying part of ``stable_decay``, in (0, 1].
 
     Example:
         >>> ScheduleConfig("cosine", min_lr=1e-5).name
         'cosine'
     """
 
-    name: Literal["constant", "cosine", "step"] = "constant"
+    name: Literal["constant", "cosine", "step", "stable_decay"] = "constant"
     min_lr: float = 0.0
     step_size: int = 0
     gamma: float = 0.1
+    decay_fraction: float = 0.2
 
     def __post_init__(self) -> None:
         require(self.min_lr >= 0, "min_lr must be >= 0", self.min_lr)
         require(0 < self.gamma <= 1, "gamma must be in (0, 1]", self.gamma)
         require(self.step_size >= 0, "step_size must be >= 0", self.step_size)
+        require(
+            0 < self.decay_fraction <= 1, "decay_fraction must be in (0, 1]", self.decay_fraction
+        )
         if self.name == "step":
             require(self.step_size >= 1, "step_size must be >= 1 for name 'step'", 0)
 
@@ -331,6 +379,14 @@ class TrainLoopConfig:
             ``torchrun`` on CUDA each process takes ``cuda:LOCAL_RANK``.
         seed: Seed of weights, patch sampling and augmentation.
         progress: Show a progress bar (rank 0).
+        precision: ``fp32``, or ``bf16`` autocast (CUDA, and CPUs with native bfloat16;
+            on a CPU without it bf16 is emulated and about 10x slower: see
+            ``benchmarks/RESULTS.md``).
+        channels_last: Network and batches in the ``channels_last`` memory format.
+        compile: ``torch.compile`` the network for training.
+        threads: ``torch.set_num_threads`` for the run; 0 keeps PyTorch's default.
+        key_metric: Validation metric that picks ``checkpoint_best.pt``: ``psnr`` (full
+            range [-1024, 3072] HU) or ``psnr_window`` ([-160, 240] HU).
 
     Example:
         >>> TrainLoopConfig(batch_size=16, epochs=10).loss
@@ -348,9 +404,15 @@ class TrainLoopConfig:
     device: str = "auto"
     seed: int = 0
     progress: bool = True
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    threads: int = 0
+    key_metric: Literal["psnr", "psnr_window"] = "psnr"
 
     def __post_init__(self) -> None:
         check_loop_settings(self, ("validation_interval", "checkpoint_interval", "log_interval"))
+        require(self.threads >= 0, "threads must be >= 0", self.threads)
 
 
 @dataclass(frozen=True)
@@ -390,7 +452,9 @@ class DenoiseTrainConfig:
                 f"per_slice patches), got batch_size={self.train.batch_size} and "
                 f"per_slice={self.patches.per_slice}"
             )
-        if self.schedule.name == "cosine" and self.schedule.min_lr > self.optimizer.lr:
+        if self.schedule.name in ("cosine", "stable_decay") and (
+            self.schedule.min_lr > self.optimizer.lr
+        ):
             raise ValueError(
                 f"schedule.min_lr must be <= optimizer.lr for a cosine schedule, got "
                 f"min_lr={self.schedule.min_lr} and lr={self.optimizer.lr}"

@@ -160,7 +160,60 @@ def split_pairs(data: DataConfig) -> DataSplit:
     if data.validation_holdout:
         train, held = holdout_slices(train, data.validation_holdout)
         validation = validation + held
+    simulated = drop_near_validation(simulated, validation)
     return DataSplit(train, validation, simulated, test_patients)
+
+
+#: Simulated slices of a validation patient closer than this to a validation slice are dropped.
+VALIDATION_MARGIN_MM = 10.0
+
+
+def drop_near_validation(
+    simulated: Sequence[dict[str, Any]],
+    validation: Sequence[Mapping[str, Any]],
+    margin_mm: float = VALIDATION_MARGIN_MM,
+) -> list[dict[str, Any]]:
+    """Drop simulated slices that show a validation slice's anatomy.
+
+    A normal-dose series of a training patient (e.g. the rest of L096's series) holds the
+    validation slices themselves and their neighbours. A simulated slice is dropped when
+    its patient (its PatientName or series path contains the validation entry's patient
+    name) has a validation slice within ``margin_mm`` along z.
+
+    Example:
+        >>> sim = [{"patient": "L096_FD", "series": "s", "z": z} for z in (0.0, 12.0, 30.0)]
+        >>> [e["z"] for e in drop_near_validation(sim, [{"patient": "L096", "z": 4.0}])]
+        [30.0]
+    """
+    kept = []
+    for entry in simulated:
+        where = f"{entry.get('patient', '')} {entry.get('series', '')}"
+        near = any(
+            str(v["patient"]) in where and abs(float(v["z"]) - float(entry["z"])) < margin_mm
+            for v in validation
+            if "z" in entry and "z" in v
+        )
+        if not near:
+            kept.append(entry)
+    if len(kept) < len(simulated):
+        logger.info(
+            "dropped %d simulated slices within %.0f mm of a validation slice of their patient",
+            len(simulated) - len(kept),
+            margin_mm,
+        )
+    return kept
+
+
+def sampling_group(entry: Mapping[str, Any]) -> str:
+    """The group of a training pair for balanced sampling: ``real|simulated`` / ``sharp|smooth``.
+
+    Example:
+        >>> sampling_group({"kernel": "B30"}), sampling_group({"filter": "ramp", "dose": 0.2})
+        ('real/smooth', 'simulated/sharp')
+    """
+    if "dose" in entry:  # simulated
+        return f"simulated/{'sharp' if entry.get('filter') == 'ramp' else 'smooth'}"
+    return f"real/{kernel_class(entry.get('kernel'))}"
 
 
 def holdout_slices(
@@ -200,66 +253,182 @@ def holdout_slices(
     return kept, [dict(e) for i, e in enumerate(pairs) if i in held]
 
 
+def kernel_filter(kernel: str | None) -> str:
+    """The simulator's FBP filter that matches a reconstruction kernel's noise texture.
+
+    Siemens kernels are a letter and a sharpness number (``B30f``, ``D45f``, ``B70f``): 40
+    and above are sharp. GE names its sharp kernels (``BONE``, ``LUNG``, ``EDGE``,
+    ``DETAIL``); Philips' sharp ones start with ``D``, ``E``, ``L`` or ``Y``. Sharp kernels
+    get ``ramp``, everything else (smooth, or unknown) ``hann``.
+
+    Example:
+        >>> [kernel_filter(k) for k in ("D45f", "B30f", "STANDARD", "BONE", "B", None)]
+        ['ramp', 'hann', 'hann', 'ramp', 'hann', 'hann']
+    """
+    import re
+
+    name = str(kernel or "").strip().upper()
+    siemens = re.fullmatch(r"[A-Z]{1,2}(\d{2})[A-Z]?(\\.*)?", name)
+    if siemens:
+        return "ramp" if int(siemens.group(1)) >= 40 else "hann"
+    if name in {"BONE", "BONEPLUS", "LUNG", "EDGE", "DETAIL", "SHARP"}:
+        return "ramp"
+    if len(name) <= 2 and name[:1] in {"D", "E", "L", "Y"}:
+        return "ramp"
+    return "hann"
+
+
+def kernel_class(kernel: str | None) -> str:
+    """``sharp`` or ``smooth``: the group of a kernel for balanced sampling.
+
+    Example:
+        >>> kernel_class("D45"), kernel_class("B30")
+        ('sharp', 'smooth')
+    """
+    return "sharp" if kernel_filter(kernel) == "ramp" else "smooth"
+
+
 def simulated_pairs(spec: SimulatedPairsConfig) -> list[dict[str, Any]]:
     """Pairs made by simulating low dose on every slice of normal-dose series.
 
-    Each series is read as HU (:func:`ctpipe.io.reader.load_ct`) and passed through
-    :meth:`ctpipe.simulate.LowDoseSimulator.simulate_volume` (projection-domain noise
-    insertion, the simulator's defaults apart from the dose). Series ``n`` is seeded with
-    ``SeedSequence([seed, n])``, so the pairs depend only on the seed and the order of the
-    series. The simulator takes a few seconds per 512 x 512 slice.
+    Each series is read as HU (:func:`ctpipe.io.reader.load_ct`) and each kept slice passes
+    through :meth:`ctpipe.simulate.LowDoseSimulator.simulate_slice` (projection-domain noise
+    insertion, the simulator's defaults apart from the dose and, with
+    ``spec.kernel_matched``, the FBP filter of :func:`kernel_filter`). Slice ``k`` of series
+    ``n`` draws its dose (from ``spec.dose_range``) and its noise from
+    ``SeedSequence([seed, n, k])``, so the pairs depend only on the seed and the order of
+    the series. The simulator takes a few seconds per 512 x 512 slice; with
+    ``spec.cache_dir`` the pairs of a series are kept in a ``.npz`` file named by a hash of
+    its files and the settings, and read back instead of simulated again.
 
     Args:
-        spec: The series, the dose fraction and the noise seed.
+        spec: The series, the dose, the noise seed, the kernel matching and the cache.
 
     Returns:
         One entry per slice: ``"image"`` (simulated low dose) and ``"label"`` (the
-        original), float32 HU arrays shaped ``(1, i, j)``, plus ``"patient"`` (the series
-        folder's name), ``"series"`` and ``"k"`` (the slice index).
+        original), float32 HU arrays shaped ``(1, i, j)``, plus ``"patient"`` (the series'
+        PatientName, or the folder's name), ``"series"``, ``"k"`` (the slice index),
+        ``"z"`` (the slice position, mm), ``"kernel"``, ``"filter"`` and ``"dose"``.
 
     Raises:
         ImportError: If :mod:`ctpipe.simulate` is not available.
         InputError: If a series cannot be read or is not a 3D volume.
     """
-    import numpy as np
-
     try:
-        from ctpipe.simulate import LowDoseSimulator
+        from ctpipe.simulate import LowDoseSimulator  # noqa: F401
     except ImportError as err:
         raise ImportError(
             "data.simulated needs ctpipe.simulate.LowDoseSimulator, which this ctpipe "
             f"installation lacks ({err})"
         ) from err
-    from ctpipe.io.reader import load_ct
-
-    simulator = LowDoseSimulator(dose_fraction=spec.dose_fraction)
     items: list[dict[str, Any]] = []
     for number, series in enumerate(spec.series):
-        image = load_ct(series)
-        hu = np.asarray(image, dtype=np.float32)
-        if hu.ndim != 3:
-            raise InputError(series, f"expected a 3D volume (i, j, k), got shape {hu.shape}")
-        hu = np.ascontiguousarray(hu[:, :, :: spec.slice_step])
-        spacing = np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0)
-        seed = int(np.random.SeedSequence([spec.seed, number]).generate_state(1)[0])
-        logger.info(
-            "simulating %.3g of the dose for %d slices of %s",
-            spec.dose_fraction,
-            hu.shape[2],
-            series,
-        )
-        low = simulator.simulate_volume(hu, tuple(float(s) for s in spacing), seed)
-        for k in range(hu.shape[2]):
-            items.append(
-                {
-                    "image": low[None, :, :, k].copy(),
-                    "label": hu[None, :, :, k].copy(),
-                    "patient": Path(series).name,
-                    "series": str(series),
-                    "k": k * spec.slice_step,
-                }
-            )
+        items += _simulated_series(spec, number, series)
     return items
+
+
+def _simulated_series(spec: SimulatedPairsConfig, number: int, series: str) -> list[dict]:
+    import numpy as np
+
+    from ctpipe.io.reader import load_ct
+
+    image = load_ct(series)
+    hu = np.asarray(image, dtype=np.float32)
+    if hu.ndim != 3:
+        raise InputError(series, f"expected a 3D volume (i, j, k), got shape {hu.shape}")
+    affine = np.asarray(image.affine, dtype=np.float64)
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    meta = getattr(image, "meta", {}) or {}
+    kernel = str(meta.get("ConvolutionKernel", "") or "")
+    filter_name = kernel_filter(kernel) if spec.kernel_matched else "ramp"
+    patient = str(meta.get("PatientName", "") or "") or Path(series).name
+    keep = list(range(0, hu.shape[2], spec.slice_step))
+    cache = _cache_file(spec, number, series, keep, filter_name)
+    if cache is not None and cache.exists():
+        with np.load(cache) as stored:
+            low, doses = stored["low"], stored["dose"]
+        logger.info("simulated pairs of %s read from %s", series, cache)
+    else:
+        low, doses = _simulate(spec, number, hu[:, :, keep], float(spacing[0]), filter_name)
+        if cache is not None:
+            _save_cache(cache, low, doses)
+    return [
+        {
+            "image": low[None, :, :, n].copy(),
+            "label": hu[None, :, :, k].copy(),
+            "patient": patient,
+            "series": str(series),
+            "k": k,
+            "z": float((affine @ np.array([0.0, 0.0, k, 1.0]))[2]),
+            "kernel": kernel,
+            "filter": filter_name,
+            "dose": float(doses[n]),
+        }
+        for n, k in enumerate(keep)
+    ]
+
+
+def _simulate(
+    spec: SimulatedPairsConfig, number: int, hu: Any, pixel_mm: float, filter_name: str
+) -> tuple[Any, Any]:
+    import numpy as np
+
+    from ctpipe.simulate import LowDoseSimulator
+
+    low = np.empty_like(hu)
+    doses = np.empty(hu.shape[2])
+    logger.info(
+        "simulating %s of the dose (%s filter) for %d slices of series %d",
+        spec.dose_range or spec.dose_fraction,
+        filter_name,
+        hu.shape[2],
+        number,
+    )
+    for n in range(hu.shape[2]):
+        rng = np.random.default_rng(np.random.SeedSequence([spec.seed, number, n]))
+        dose = float(rng.uniform(*spec.dose_range)) if spec.dose_range else spec.dose_fraction
+        simulator = LowDoseSimulator(dose_fraction=dose, filter_name=filter_name)
+        low[:, :, n] = simulator.simulate_slice(hu[:, :, n], pixel_mm, rng)
+        doses[n] = dose
+    return low, doses
+
+
+def _cache_file(
+    spec: SimulatedPairsConfig, number: int, series: str, keep: list[int], filter_name: str
+) -> Path | None:
+    """``cache_dir/<hash>.npz``: the hash covers the files (names, sizes, mtimes) and settings."""
+    if spec.cache_dir is None:
+        return None
+    import hashlib
+    import json
+
+    root = Path(series)
+    files = sorted(root.rglob("*")) if root.is_dir() else [root]
+    listing = [(str(f.relative_to(root.parent)), f.stat().st_size) for f in files if f.is_file()]
+    key = json.dumps(
+        {
+            "files": listing,
+            "seed": spec.seed,
+            "number": number,
+            "dose": spec.dose_range or spec.dose_fraction,
+            "keep": keep,
+            "filter": filter_name,
+            "version": 1,
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return Path(spec.cache_dir) / f"{root.name}-{digest}.npz"
+
+
+def _save_cache(path: Path, low: Any, doses: Any) -> None:
+    import numpy as np
+
+    from ctpipe.io.atomic import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, low=low, dose=doses)
 
 
 def slice_transforms(*, from_files: bool = True) -> Any:
@@ -403,6 +572,8 @@ def build_loaders(
     from ctpipe.engines.distributed import sharded_loaders
 
     split = split if split is not None else split_pairs(config.data)
+    if config.data.sampling == "balanced":
+        return balanced_loaders(config, split, rank=rank, world_size=world_size)
     train_set, val_set = build_datasets(config, split)
     slices = config.slices_per_batch
     if len(train_set) // world_size < slices:
@@ -422,6 +593,52 @@ def build_loaders(
         rank=rank,
         world_size=world_size,
     )
+
+
+def balanced_loaders(
+    config: DenoiseTrainConfig, split: DataSplit, *, rank: int = 0, world_size: int = 1
+) -> tuple[Any, DataLoader | None]:
+    """A :class:`~ctpipe.engines.patch_stream.PatchStream` of training batches, and validation.
+
+    Every process caches all slices and draws its own batches (seeded with its rank). The
+    stream starts at iteration 0; the trainer points ``stream.start`` at its own iteration
+    so that a resumed run continues the stream where it stopped.
+    """
+    from monai.data import CacheDataset
+
+    from ctpipe.engines.distributed import validation_loader
+    from ctpipe.engines.patch_stream import PatchStream, group_weights
+
+    cache = {"cache_rate": 1.0, "num_workers": config.data.num_workers or 1, "progress": False}
+    slices: list[Any] = []
+    entries = [*split.train, *split.simulated]
+    if split.train:
+        slices += list(CacheDataset(split.train, slice_transforms(), **cache))
+    if split.simulated:
+        slices += list(CacheDataset(split.simulated, slice_transforms(from_files=False), **cache))
+    if not slices:
+        raise InputError(config.data.root or "<simulated pairs>", "no training slices")
+    groups = [sampling_group(e) for e in entries]
+    try:
+        weights = group_weights(groups, config.data.shares)
+    except ValueError as err:
+        raise InputError(config.data.root or "<simulated pairs>", f"data.shares: {err}") from None
+    counts = {g: groups.count(g) for g in sorted(set(groups))}
+    logger.info("balanced sampling over groups %s", counts)
+    stream = PatchStream(
+        slices,
+        weights,
+        config.patches,
+        batch_size=config.train.batch_size,
+        seed=config.train.seed,
+        rank=rank,
+    )
+    stream.groups = counts  # type: ignore[attr-defined]
+    val_set = (
+        CacheDataset(split.validation, slice_transforms(), **cache) if split.validation else None
+    )
+    val_loader = validation_loader(val_set, 0, rank, world_size) if val_set is not None else None
+    return stream, val_loader
 
 
 def _patients(entries: Sequence[Mapping[str, Any]]) -> str:

@@ -84,7 +84,7 @@ LATEST_NAME = "checkpoint_latest.pt"
 BEST_NAME = "checkpoint_best.pt"
 #: The configuration as run, in ``output_dir``.
 CONFIG_NAME = "config.yaml"
-#: The validation metric that picks the best checkpoint.
+#: The validation metric that picks the best checkpoint by default.
 KEY_METRIC = "psnr"
 
 logger = logging.getLogger("ctpipe.train")
@@ -171,14 +171,18 @@ def build_denoise_trainer(
     context = context if context is not None else setup_distributed(config.train.device)
     device = context.device
     output_dir = Path(config.output_dir)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)
     network = _build_network(config).to(device)
-    model: torch.nn.Module = network
+    if config.train.channels_last:
+        network = network.to(memory_format=torch.channels_last)
+    model: torch.nn.Module = _with_precision(network, config.train.precision, device)
     if context.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(
-            network, device_ids=[device.index] if device.type == "cuda" else None
+            model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
     split = None
@@ -215,7 +219,11 @@ def build_denoise_trainer(
         epoch_length=epoch_length,
         amp=amp,
         decollate=False,
+        prepare_batch=_batch_preparer(config.train.channels_last),
+        compile=config.train.compile,
     )
+    if hasattr(train_loader, "start"):  # a PatchStream: batches follow the trainer's iteration
+        train_loader.start = lambda: trainer.state.iteration  # type: ignore[union-attr]
 
     meta = _run_meta(config, context, network, split, epoch_length)
     if evaluator is not None:  # on every rank: MONAI metrics gather across ranks
@@ -239,12 +247,13 @@ def build_denoise_trainer(
     }
 
     best_saver = None
+    key_metric = config.train.key_metric
     if evaluator is not None:
         history.attach_evaluator(evaluator)
         if context.is_main:
             attach_stats(evaluator, iteration_log=False)
             best_saver = attach_best_saver(
-                evaluator, save_dict, output_dir, key_metric=KEY_METRIC, filename=BEST_NAME
+                evaluator, save_dict, output_dir, key_metric=key_metric, filename=BEST_NAME
             )
 
     if config.resume is not None:
@@ -257,7 +266,7 @@ def build_denoise_trainer(
             output_dir=output_dir,
             best_saver=best_saver,
             history=history,
-            key_metric=KEY_METRIC,
+            key_metric=key_metric,
             best_filename=BEST_NAME,
         )
     attach_loop_handlers(
@@ -419,7 +428,11 @@ def _build_network(config: DenoiseTrainConfig) -> Denoiser:
 def _build_evaluator(
     network: torch.nn.Module, val_loader: Iterable, device: torch.device, amp: bool
 ) -> SupervisedEvaluator:
-    """Whole-slice validation: PSNR and SSIM with data range 1, images clipped to [0, 1]."""
+    """Whole-slice validation: PSNR and SSIM with data range 1, full range and window.
+
+    ``psnr``/``ssim``: images clipped to [0, 1] (HU [-1024, 3072]); ``psnr_window``/
+    ``ssim_window``: HU [-160, 240] mapped to [0, 1] (:data:`ctpipe.metrics` conventions).
+    """
     from monai.engines import SupervisedEvaluator
     from monai.handlers import IgniteMetricHandler, PeakSignalToNoiseRatio
     from monai.metrics import SSIMMetric
@@ -435,7 +448,12 @@ def _build_evaluator(
             "ssim": IgniteMetricHandler(
                 metric_fn=SSIMMetric(spatial_dims=2, data_range=1.0),
                 output_transform=_clipped_pair,
-            )
+            ),
+            "psnr_window": PeakSignalToNoiseRatio(max_val=1.0, output_transform=_window_pair),
+            "ssim_window": IgniteMetricHandler(
+                metric_fn=SSIMMetric(spatial_dims=2, data_range=1.0),
+                output_transform=_window_pair,
+            ),
         },
         amp=amp,
         decollate=False,
@@ -457,6 +475,55 @@ def _input_metrics(val_loader: Iterable) -> dict[str, float]:
 def _clipped_pair(output: dict[str, Any]) -> tuple[Any, Any]:
     """(prediction, target) clipped to [0, 1], the HU range [-1024, 3072] (as ctpipe.metrics)."""
     return output["pred"].float().clamp(0, 1), output["label"].float().clamp(0, 1)
+
+
+def _window_pair(output: dict[str, Any]) -> tuple[Any, Any]:
+    """(prediction, target) in the display window [-160, 240] HU, mapped to [0, 1]."""
+    from ctpipe.transforms import DISPLAY_WINDOW, hu_to_unit
+
+    low, high = (hu_to_unit(w) for w in DISPLAY_WINDOW)
+
+    def scale(x: Any) -> Any:
+        return ((x.float() - low) / (high - low)).clamp(0, 1)
+
+    return scale(output["pred"]), scale(output["label"])
+
+
+def _with_precision(network: torch.nn.Module, precision: str, device: torch.device) -> Any:
+    """The network to train: itself, or wrapped in bfloat16 autocast (output in float32)."""
+    import torch
+
+    if precision == "fp32":
+        return network
+
+    class Autocast(torch.nn.Module):
+        """Run the network under ``torch.autocast(bfloat16)``; return float32."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                return self.network(x).float()
+
+    return Autocast()
+
+
+def _batch_preparer(channels_last: bool) -> Any:
+    """MONAI's ``default_prepare_batch``, giving ``channels_last`` tensors when asked."""
+    import torch
+    from monai.engines.utils import default_prepare_batch
+
+    if not channels_last:
+        return default_prepare_batch
+
+    def prepare(batchdata: Any, device: Any = None, non_blocking: bool = False, **kwargs: Any):
+        image, label = default_prepare_batch(batchdata, device, non_blocking, **kwargs)
+        fmt = torch.channels_last
+        return image.contiguous(memory_format=fmt), label.contiguous(memory_format=fmt)
+
+    return prepare
 
 
 def _check_resume(path: Path, network: torch.nn.Module, config: DenoiseTrainConfig) -> None:

@@ -141,6 +141,20 @@ def sharded_loaders(
     )
     if val_set is None:
         return train_loader, None
+    return train_loader, validation_loader(val_set, num_workers, rank, world_size)
+
+
+def validation_loader(val_set: Any, num_workers: int, rank: int = 0, world_size: int = 1) -> Any:
+    """Validation items one at a time; each ``torchrun`` process takes its share.
+
+    With fewer items than processes, every process takes all of them.
+
+    Example:
+        >>> [int(x) for x in validation_loader([1, 2, 3], num_workers=0)]
+        [1, 2, 3]
+    """
+    from monai.data import DataLoader
+
     val_sampler = None
     if world_size > 1 and len(val_set) >= world_size:
         from monai.data import DistributedSampler as UnevenSampler
@@ -148,10 +162,9 @@ def sharded_loaders(
         val_sampler = UnevenSampler(
             val_set, even_divisible=False, num_replicas=world_size, rank=rank, shuffle=False
         )
-    val_loader = DataLoader(
+    return DataLoader(
         val_set, batch_size=1, shuffle=False, sampler=val_sampler, num_workers=num_workers
     )
-    return train_loader, val_loader
 
 
 def _sync_ignite() -> None:

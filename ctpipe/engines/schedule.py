@@ -14,6 +14,10 @@ Example:
     >>> step = lr_factor(ScheduleConfig("step", step_size=10, gamma=0.5), base_lr=1.0, total=100)
     >>> [step(i) for i in (0, 9, 10, 25)]
     [1.0, 1.0, 0.5, 0.25]
+    >>> wsd = lr_factor(ScheduleConfig("stable_decay", min_lr=0.0, decay_fraction=0.5),
+    ...                 base_lr=1.0, total=100)
+    >>> [round(wsd(i), 3) for i in (0, 50, 75, 100)]
+    [1.0, 1.0, 0.5, 0.0]
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ def lr_factor(schedule: ScheduleConfig, *, base_lr: float, total: int) -> Callab
     Returns:
         The factor; ``constant`` gives 1, ``cosine`` falls from 1 to ``min_lr / base_lr``
         over ``total`` iterations and stays there, ``step`` multiplies by ``gamma`` every
-        ``step_size`` iterations.
+        ``step_size`` iterations, ``stable_decay`` gives 1 until the last
+        ``decay_fraction`` of ``total``, then falls as ``cosine`` does.
 
     Raises:
         ValueError: If ``base_lr`` is not positive or ``total`` is below 1.
@@ -58,6 +63,16 @@ def lr_factor(schedule: ScheduleConfig, *, base_lr: float, total: int) -> Callab
             return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
         return cosine
+    if schedule.name == "stable_decay":
+        floor = schedule.min_lr / base_lr
+        decay_start = total * (1.0 - schedule.decay_fraction)
+        decay_length = total - decay_start
+
+        def stable_decay(iteration: int) -> float:
+            progress = min(max(iteration - decay_start, 0.0) / decay_length, 1.0)
+            return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+        return stable_decay
     if schedule.name == "step":
         step_size, gamma = schedule.step_size, schedule.gamma
 

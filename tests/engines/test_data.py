@@ -163,3 +163,73 @@ def test_training_slices_are_read_once_and_cached(tmp_path):
         for index in range(len(train)):
             patches = train[index]
             assert len(patches) == 2 and patches[0]["image"].shape == (1, 16, 16)
+
+
+def test_simulated_pairs_draw_doses_match_the_kernel_and_come_back_from_the_cache(
+    tmp_path, monkeypatch
+):
+    from ctpipe.engines import data as data_module
+    from ctpipe.phantom import make_phantom, write_phantom
+
+    series = write_phantom(tmp_path, make_phantom(shape=(48, 48, 3), seed=3)).dicom_folder
+    spec = SimulatedPairsConfig(
+        [str(series)],
+        dose_range=[0.1, 0.5],
+        kernel_matched=True,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    items = simulated_pairs(spec)
+    doses = [item["dose"] for item in items]
+    assert all(0.1 <= d <= 0.5 for d in doses) and len(set(doses)) == 3
+    # the phantom's kernel is not a sharp one: the smooth (hann) filter
+    assert {item["filter"] for item in items} == {"hann"}
+    # a lower dose is noisier: the noise std falls as the dose rises
+    noise = [float(np.std(i["image"] - i["label"])) for i in items]
+    order = np.argsort(doses)
+    assert noise[order[0]] > noise[order[-1]]
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulated again despite the cache")
+
+    monkeypatch.setattr(data_module, "_simulate", no_simulation)
+    again = simulated_pairs(spec)
+    assert all(np.array_equal(a["image"], b["image"]) for a, b in zip(items, again, strict=True))
+    assert [a["dose"] for a in again] == doses
+
+
+def test_patch_stream_gives_each_group_its_share():
+    from ctpipe.engines.data import sampling_group
+    from ctpipe.engines.patch_stream import PatchStream, group_weights
+
+    entries = [{"kernel": "D45"}] * 9 + [{"kernel": "B30"}] + [{"dose": 0.25, "filter": "hann"}] * 2
+    slices = [
+        {"image": torch.full((1, 8, 8), float(n)), "label": torch.zeros(1, 8, 8)}
+        for n in range(len(entries))
+    ]
+    groups = [sampling_group(e) for e in entries]
+    assert groups.count("real/sharp") == 9 and groups.count("simulated/smooth") == 2
+    stream = PatchStream(
+        slices, group_weights(groups), PatchConfig(size=(4, 4), per_slice=1), batch_size=30, seed=0
+    )
+    drawn = torch.cat([stream.batch(n)["image"][:, 0, 0, 0] for n in range(200)]).long()
+    counts = np.bincount(drawn.numpy(), minlength=len(entries))
+    by_group = {g: counts[[i for i, x in enumerate(groups) if x == g]].sum() for g in set(groups)}
+    for count in by_group.values():  # 6000 draws, a third each
+        assert abs(count / 6000 - 1 / 3) < 0.03
+    assert counts[9] > 5 * counts[0]  # the lone B30 slice is drawn 9x as often as each D45 one
+
+
+def test_simulated_slices_next_to_a_validation_slice_are_dropped():
+    from ctpipe.engines.data import drop_near_validation
+
+    simulated = [
+        {"patient": "L096_FD_3_SHARP", "series": "s", "z": -297.0},
+        {"patient": "L096_FD_3_SHARP", "series": "s", "z": -250.0},
+        {"patient": "pancreas", "series": "p", "z": -297.0},
+    ]
+    kept = drop_near_validation(simulated, [{"patient": "L096", "z": -299.0}])
+    assert [(e["patient"], e["z"]) for e in kept] == [
+        ("L096_FD_3_SHARP", -250.0),
+        ("pancreas", -297.0),
+    ]
