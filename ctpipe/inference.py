@@ -47,6 +47,8 @@ BLEND_MODES = ("constant", "gaussian")
 PAD_MODES = ("reflect", "replicate", "constant")
 #: Mixed-precision types by name.
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+#: Memory formats of the model and its input (``auto``: channels_last on the CPU).
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 #: Key of the record that :func:`denoise_volume` adds to a MetaTensor's ``meta``.
 RECORD_KEY = "denoising"
 
@@ -76,6 +78,10 @@ class SliceInferer:
         amp: Autocast to ``amp_dtype``. ``None``: on for CUDA, off otherwise.
         amp_dtype: ``"bfloat16"`` or ``"float16"``. Results come back as float32.
         progress: Show a tqdm bar over slice batches.
+        memory_format: ``"channels_last"`` or ``"contiguous"`` for the model and its
+            input; ``"auto"``: ``channels_last`` on the CPU, where oneDNN's convolutions
+            run about 1.3x faster in it with the same results (``benchmarks/
+            bench_denoise.py``), and ``contiguous`` elsewhere.
 
     Raises:
         ValueError: A setting outside its rule (named in the message).
@@ -103,6 +109,7 @@ class SliceInferer:
         amp: bool | None = None,
         amp_dtype: str = "bfloat16",
         progress: bool = False,
+        memory_format: str = "auto",
     ) -> None:
         self.roi_size = _check_roi_size(roi_size)
         if not 0 <= overlap < 1:
@@ -122,6 +129,7 @@ class SliceInferer:
         self.amp = amp
         self.amp_dtype = _check_choice("amp_dtype", amp_dtype, tuple(AMP_DTYPES))
         self.progress = bool(progress)
+        self.memory_format = _check_choice("memory_format", memory_format, MEMORY_FORMATS)
         if self.roi_size is not None and margin is not None:  # as if the slice were larger
             for size in self.roi_size:
                 _check_halo(size, size + 1, self.overlap, margin)
@@ -152,6 +160,7 @@ class SliceInferer:
             "device": str(self.device or sw_device),
             "amp": self._amp_enabled(sw_device),
             "amp_dtype": self.amp_dtype,
+            "memory_format": self._memory_format(sw_device),
         }
 
     def __call__(self, images: torch.Tensor, model: nn.Module) -> torch.Tensor:
@@ -222,6 +231,11 @@ class SliceInferer:
     def _compute_device(self, model: nn.Module) -> torch.device:
         return self.sw_device if self.sw_device is not None else model_device(model)
 
+    def _memory_format(self, device: torch.device) -> str:
+        if self.memory_format != "auto":
+            return self.memory_format
+        return "channels_last" if device.type == "cpu" else "contiguous"
+
     def _amp_enabled(self, device: torch.device) -> bool:
         return self.amp if self.amp is not None else device.type == "cuda"
 
@@ -229,10 +243,19 @@ class SliceInferer:
         self, model: nn.Module, device: torch.device
     ) -> Callable[[torch.Tensor], torch.Tensor]:
         enabled, dtype = self._amp_enabled(device), AMP_DTYPES[self.amp_dtype]
+        fmt = (
+            torch.channels_last
+            if self._memory_format(device) == "channels_last"
+            else torch.contiguous_format
+        )
+        model.to(memory_format=fmt)
 
         def predict(x: torch.Tensor) -> torch.Tensor:
+            x = x.to(device)
+            if x.ndim == 4:
+                x = x.contiguous(memory_format=fmt)
             with torch.autocast(device.type, dtype=dtype, enabled=enabled):
-                return model(x.to(device)).float()
+                return model(x).float().contiguous()
 
         return predict
 

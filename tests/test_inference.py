@@ -299,3 +299,18 @@ def test_inferer_and_settings_together_are_refused(hu: np.ndarray):
 def test_batch_must_be_four_dimensional():
     with pytest.raises(ValueError, match=r"images must be a \(batch, channel, height, width\)"):
         SliceInferer()(torch.zeros(1, 8, 8), Scale())
+
+
+def test_channels_last_on_the_cpu_gives_the_contiguous_result():
+    from ctpipe.nets import build_denoiser
+
+    torch.manual_seed(0)
+    model = build_denoiser("redcnn", filters=4)
+    images = torch.rand(2, 1, 48, 40)
+    auto = SliceInferer()
+    assert auto.settings(model)["memory_format"] == "channels_last"  # auto, on the CPU
+    plain = SliceInferer(memory_format="contiguous")
+    a, b = auto(images, model), plain(images, model)
+    assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="memory_format must be one of auto, channels_last"):
+        SliceInferer(memory_format="nhwc")
