@@ -5,7 +5,11 @@ Measures, in one run:
 * seconds per 512x512 slice for the shipped RED-CNN (32 filters), the paper's RED-CNN
   (96 filters; random weights, speed does not depend on them) and BM3D (sigma 0.02);
 * seconds for a 100-slice 512x512 volume through ``denoise_volume`` for the shipped model
-  (measured), and for the others extrapolated from their per-slice time (marked as such).
+  (measured), and for the others extrapolated from their per-slice time (marked as such);
+* the shipped model's inference paths on one slice: ``contiguous`` fp32 (the reference),
+  ``channels_last`` fp32 (the CPU default) and bf16 autocast, each with its time and its
+  PSNR against the normal-dose slice on a quarter-dose AAPM slice of a training patient
+  (L143), full range and window, next to fp32's (the rule: within 0.05 dB).
 
 Run from the repository root with the virtual environment active:
 
@@ -70,6 +74,9 @@ def main() -> None:
         "RED-CNN 32 filters (shipped)": timed(
             lambda: denoise_slice(slice_hu, shipped), args.repeats
         ),
+        "RED-CNN 32 filters, contiguous fp32": timed(
+            lambda: denoise_slice(slice_hu, shipped, memory_format="contiguous"), args.repeats
+        ),
         "RED-CNN 96 filters (paper)": timed(lambda: denoise_slice(slice_hu, paper), args.repeats),
         "BM3D sigma 0.02": timed(lambda: bm3d_denoise_slice(slice_hu, 0.02), args.repeats),
     }
@@ -88,6 +95,43 @@ def main() -> None:
             else f"{median * n:.0f} (extrapolated)"
         )
         print(f"| {name} | {median:.2f} | {median / bm3d:.3f} | {whole} |")
+    paths(shipped, args.repeats)
+
+
+def paths(model, repeats: int) -> None:
+    """Time and accuracy of the shipped model's inference paths against contiguous fp32."""
+    from ctpipe.inference import denoise_slice
+    from ctpipe.io.reader import load_ct
+    from ctpipe.metrics import slice_quality
+
+    pair = DATA / "aapm_ldct_pairs" / "L143"
+    quarter = sorted((pair / "quarter_3mm_B30").glob("*.IMA"))[0]
+    full = pair / "full_3mm_B30" / quarter.name.replace("QD", "FD")
+    full = full if full.exists() else sorted((pair / "full_3mm_B30").glob("*.IMA"))[0]
+    slice_hu = load_ct(quarter)[:, :, 0].numpy()
+    normal_hu = load_ct(full)[:, :, 0].numpy()
+
+    variants = {
+        "contiguous fp32": {"memory_format": "contiguous", "amp": False},
+        "channels_last fp32": {"memory_format": "channels_last", "amp": False},
+        "contiguous bf16 autocast": {"memory_format": "contiguous", "amp": True},
+        "channels_last bf16 autocast": {"memory_format": "channels_last", "amp": True},
+    }
+    print(f"\nquarter dose {quarter.name}, normal dose {full.name}")
+    print("| path | s per slice (median) | x contiguous fp32 | PSNR full (dB) | PSNR window (dB) |")
+    print("|---|---:|---:|---:|---:|")
+    base = None
+    for name, settings in variants.items():
+        median = statistics.median(
+            timed(lambda s=settings: denoise_slice(slice_hu, model, **s), repeats)
+        )
+        base = base or median
+        out = denoise_slice(slice_hu, model, **settings)
+        full_psnr = slice_quality(out, normal_hu)["psnr"]
+        window_psnr = slice_quality(out, normal_hu, window=(-160, 240))["psnr"]
+        print(
+            f"| {name} | {median:.2f} | {base / median:.2f} | {full_psnr:.3f} | {window_psnr:.3f} |"
+        )
 
 
 if __name__ == "__main__":
