@@ -86,6 +86,11 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="read series with missing slices or a tilted gantry (with a warning)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an output folder that holds files ctpipe did not write",
+    )
     p.set_defaults(func=_cmd_demo)
 
 
@@ -153,6 +158,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         output=args.output,
         series_uid=args.series,
         allow_irregular=args.allow_irregular,
+        overwrite=args.overwrite,
     )
     return EXIT_OK if result.study.status == "done" else EXIT_PROBLEMS
 
@@ -178,6 +184,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"ctpipe: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # a disk full or a path that cannot be written, named
+        if args.debug:
+            raise
+        where = exc.filename if exc.filename is not None else "(no path)"
+        print(f"ctpipe: error: {where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("ctpipe: interrupted", file=sys.stderr)

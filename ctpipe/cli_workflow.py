@@ -8,8 +8,12 @@ folder or file, or a NIfTI volume) and prints where the report and the record ar
 ADDRESS`` on an existing Dask cluster (``--task-resources GPU=1``: one series per GPU).
 ``WORKFLOW`` is a YAML file or the name of a shipped one (``denoise_segment``,
 ``denoise_only``, ``segment_only``). The workflow is checked before any work starts.
+Nothing the user wrote is replaced: ``--output`` may not be, hold or lie inside the input,
+and an existing folder must be empty or one ctpipe wrote (a study folder with its
+``run.json``, a batch folder with its ``batch.json``) unless ``--overwrite`` is given. A
+failed run leaves an earlier result as it was.
 Exit status: 0 when everything is done, 1 when a study failed (its error is recorded and
-printed), 2 when the workflow or the input is unusable.
+printed), 2 when the workflow, the input or the output is unusable.
 
 Example:
     >>> import argparse
@@ -41,7 +45,8 @@ def add_workflow_parsers(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="run a workflow on one study (DICOM folder/file or NIfTI)",
         description="Run WORKFLOW (a YAML file or a shipped workflow's name) on one study "
-        "and write its outputs, report and run record to DIR (replaced when it exists).",
+        "and write its outputs, report and run record to DIR. DIR must be new, empty or "
+        "the study folder of an earlier run (replaced only when the new run succeeds).",
     )
     _common(run)
     run.add_argument("--input", required=True, help="DICOM folder or file, or NIfTI volume")
@@ -88,6 +93,12 @@ def add_workflow_parsers(subparsers: argparse._SubParsersAction) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("workflow", help="workflow YAML file or shipped workflow name")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an output folder that holds files ctpipe did not write, replacing "
+        "them (never the input)",
+    )
 
 
 def resolve_workflow(name: str) -> Path:
@@ -111,13 +122,18 @@ def run_command(args: argparse.Namespace) -> int:
     _logging(args.verbose)
     path = resolve_workflow(args.workflow)
     workflow = load_workflow(path)
-    result = run_study(workflow, args.input, args.output, workflow_source=path)
+    result = run_study(
+        workflow, args.input, args.output, workflow_source=path, overwrite=args.overwrite
+    )
     print(f"{result.status}: {result.name} in {result.seconds:.1f} s")
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
-    if result.report is not None:
+    if result.kept_previous:
+        print(f"kept: the earlier result in {result.output_dir} is left as it was")
+    elif result.report is not None:
         print(f"report: {result.report}")
-    print(f"record: {result.output_dir / 'run.json'}")
+    if result.written:
+        print(f"record: {result.output_dir / 'run.json'}")
     return EXIT_OK if result.status == "done" else EXIT_PROBLEMS
 
 
@@ -148,6 +164,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
             workflow_source=path.resolve() if path.exists() else path,
             client=client,
             task_resources=resources,
+            overwrite=args.overwrite,
         )
     finally:
         if client is not None:

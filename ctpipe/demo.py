@@ -54,6 +54,7 @@ def run_demo(
     series_uid: str | None = None,
     allow_irregular: bool = False,
     quiet: bool = False,
+    overwrite: bool = False,
 ) -> DemoResult:
     """Summarise a series (a generated phantom by default) and run the default workflow.
 
@@ -63,16 +64,23 @@ def run_demo(
         series_uid: SeriesInstanceUID when the input holds several series.
         allow_irregular: Read series with gaps or a tilted gantry (with a warning).
         quiet: Print nothing.
+        overwrite: Write into an output folder that holds files the demo did not write.
 
     Returns:
         The :class:`DemoResult`.
+
+    Raises:
+        OutputError: ``output`` holds files the demo did not write (without
+            ``overwrite``), or its study folder would overlap the input.
     """
     from dataclasses import replace
 
+    from ctpipe.io.output_folder import check_output_folder
     from ctpipe.workflow import Workflow, run_study
     from ctpipe.workflow.config import InputConfig
 
     out = Path(output)
+    check_output_folder(out, overwrite=overwrite, foreign=demo_folder_problem, replaced=False)
     say = (lambda *_: None) if quiet else print
     if input_path is None:
         input_path = _make_phantom_input(out, say)
@@ -86,9 +94,31 @@ def run_demo(
     workflow = Workflow(name="denoise_segment")
     workflow = replace(workflow, input=InputConfig(series_uid, allow_irregular))
     say(f"\nRunning workflow {workflow.name}: {' -> '.join(workflow.steps)} -> export ...")
-    study = run_study(workflow, input_path, out / "study")
+    study = run_study(workflow, input_path, out / "study", overwrite=overwrite)
     say(_describe(study))
     return DemoResult(out, summary_json, summary, study)
+
+
+def demo_folder_problem(folder: str | os.PathLike[str]) -> str | None:
+    """Why ``folder`` is not a demo output folder (its ``summary.json``), or None.
+
+    Example:
+        >>> import tempfile
+        >>> demo_folder_problem(tempfile.mkdtemp())
+        'is a folder without a ctpipe demo summary (summary.json)'
+    """
+    folder = Path(folder)
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = None
+    started = isinstance(summary, dict) and {"source", "hu_min"} <= set(summary)
+    started = started or (folder / "phantom" / "phantom_labels.json").is_file()
+    names = {p.name for p in folder.iterdir()}
+    ours = {"phantom", "summary.json", "study", ".study.partial"}
+    if started and all(n in ours or n.startswith(".study.old-") for n in names):
+        return None
+    return "is a folder without a ctpipe demo summary (summary.json)"
 
 
 def _describe(study: Any) -> str:

@@ -62,3 +62,11 @@ class SeriesGeometryError(InputError):
 
 class ManifestError(InputError):
     """A data manifest is malformed."""
+
+
+class OutputError(InputError):
+    """An output path cannot be used (names the path and why).
+
+    It is, holds or lies inside an input; it holds files ctpipe did not write; or it
+    cannot be written.
+    """

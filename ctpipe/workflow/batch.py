@@ -41,6 +41,7 @@ from typing import Any
 from ctpipe.errors import InputError
 from ctpipe.io.atomic import atomic_path
 from ctpipe.io.discovery import DicomSeries, scan_dicom
+from ctpipe.io.output_folder import check_output_folder
 from ctpipe.workflow.config import Workflow
 from ctpipe.workflow.runner import StudyResult, StudyRun, read_record
 from ctpipe.workflow.steps import Models
@@ -48,6 +49,7 @@ from ctpipe.workflow.steps import Models
 __all__ = [
     "BatchResult",
     "SeriesJob",
+    "batch_folder_problem",
     "find_jobs",
     "process_job",
     "run_batch",
@@ -127,6 +129,52 @@ def study_name(series: DicomSeries) -> str:
     return f"{patient}_S{number}_{digest}"
 
 
+def batch_folder_problem(folder: str | PathLike[str]) -> str | None:
+    """Why ``folder`` is not a batch folder ctpipe wrote (its ``batch.json``), or None.
+
+    Example:
+        >>> import tempfile
+        >>> batch_folder_problem(tempfile.mkdtemp())
+        'is a folder without a ctpipe batch summary (batch.json)'
+    """
+    try:
+        summary = json.loads((Path(folder) / SUMMARY_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = None
+    if isinstance(summary, dict) and {"workflow_sha256", "series"} <= set(summary):
+        return None
+    return f"is a folder without a ctpipe batch summary ({SUMMARY_JSON})"
+
+
+def check_batch_folders(
+    tree: str | PathLike[str],
+    output_dir: str | PathLike[str],
+    *,
+    overwrite: bool = False,
+    workflow_source: str | PathLike[str] = "<workflow>",
+) -> None:
+    """Refuse a batch folder that overlaps the tree (either way) or holds foreign files.
+
+    An output inside the input tree would be scanned by the next run, its derived series
+    taken for new studies; an input inside the output could be replaced by a study.
+
+    Raises:
+        InputError: ``tree`` does not exist.
+        OutputError: The batch folder is refused (the message says why).
+    """
+    root = Path(tree)
+    if not root.exists():
+        raise InputError(root, "no such folder")
+    protected = [root, *([Path(workflow_source)] if Path(workflow_source).is_file() else [])]
+    check_output_folder(
+        output_dir,
+        inputs=protected,
+        overwrite=overwrite,
+        foreign=batch_folder_problem,
+        replaced=False,
+    )
+
+
 def find_jobs(tree: str | PathLike[str]) -> tuple[list[SeriesJob], list[tuple[Path, str]]]:
     """Every series under ``tree`` as a job, and the files that could not be read.
 
@@ -158,6 +206,7 @@ def process_job(
     models: Models | None = None,
     resume: bool = True,
     workflow_source: str | PathLike[str] = "<workflow>",
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run (or skip, when already done) one series; return its summary row.
 
@@ -167,9 +216,11 @@ def process_job(
     folder = Path(output_dir) / job.name
     if resume and _is_done(folder, workflow, job):
         return _skipped_row(job)
-    if models is None:
+    run = StudyRun.start(
+        workflow, job.series, folder, workflow_source=workflow_source, overwrite=overwrite
+    )
+    if run.refusal is None and models is None:
         models = worker_models(workflow, workflow_source)
-    run = StudyRun.start(workflow, job.series, folder, workflow_source=workflow_source)
     return _row(job, run.read().compute(models).finish())
 
 
@@ -197,6 +248,7 @@ def run_batch(
     task_resources: dict[str, float] | None = None,
     overlap: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    overwrite: bool = False,
 ) -> BatchResult:
     """Run ``workflow`` on every series under ``tree``; one study folder per series.
 
@@ -219,17 +271,22 @@ def run_batch(
             worker started with ``--resources GPU=1`` runs one series at a time.
         overlap: Overlap reading, computing and writing of successive series (local).
         on_row: Called with each series' summary row as it finishes.
+        overwrite: Write into (and replace study folders in) a folder that holds files
+            ctpipe did not write; never into the input tree.
 
     Returns:
         The :class:`BatchResult` (``exit_code`` 1 when any series failed).
 
     Raises:
         InputError: ``tree`` is missing or holds no DICOM, or the models cannot be loaded.
+        OutputError: ``output_dir`` is, holds or lies inside ``tree``, or holds files
+            ctpipe did not write (without ``overwrite``).
     """
     started = time.perf_counter()
+    check_batch_folders(tree, output_dir, overwrite=overwrite, workflow_source=workflow_source)
     output = Path(output_dir)
-    output.mkdir(parents=True, exist_ok=True)
     jobs, unreadable = find_jobs(tree)
+    output.mkdir(parents=True, exist_ok=True)
     _clear_staging(output)
     rows = [_unreadable_row(path, why) for path, why in unreadable]
     todo = []
@@ -263,11 +320,18 @@ def run_batch(
             from ctpipe.workflow.cluster import run_on_cluster
 
             run_on_cluster(
-                client, todo, workflow, output, workflow_source, task_resources or {}, emit
+                client,
+                todo,
+                workflow,
+                output,
+                workflow_source,
+                task_resources or {},
+                emit,
+                overwrite=overwrite,
             )
         elif todo:
             models = models or Models.load(workflow, source=workflow_source)
-            _run_local(todo, workflow, output, models, workflow_source, overlap, emit)
+            _run_local(todo, workflow, output, models, workflow_source, overlap, emit, overwrite)
     finally:
         if bar is not None:
             bar.close()
@@ -284,6 +348,7 @@ def _run_local(
     workflow_source: str | PathLike[str],
     overlap: bool,
     emit: Callable[[dict[str, Any]], None],
+    overwrite: bool = False,
 ) -> None:
     """Series one after another; with ``overlap``, read ahead and write behind in threads.
 
@@ -293,7 +358,11 @@ def _run_local(
 
     def start(job: SeriesJob) -> StudyRun:
         return StudyRun.start(
-            workflow, job.series, output / job.name, workflow_source=workflow_source
+            workflow,
+            job.series,
+            output / job.name,
+            workflow_source=workflow_source,
+            overwrite=overwrite,
         )
 
     if not overlap:

@@ -125,6 +125,8 @@ def run_on_cluster(
     workflow_source: str | PathLike[str],
     resources: dict[str, float],
     emit: Callable[[dict[str, Any]], None],
+    *,
+    overwrite: bool = False,
 ) -> None:
     """Submit one task per job and ``emit`` each summary row as its task finishes."""
     from distributed import as_completed
@@ -141,6 +143,7 @@ def run_on_cluster(
             str(output),
             resume=True,
             workflow_source=str(workflow_source),
+            overwrite=overwrite,
             key=f"ctpipe-{batch}-{job.name}",
             resources=resources or None,
             retries=1,

@@ -7,6 +7,12 @@ it into place. A study folder therefore either holds a complete result with
 ``run.json`` saying ``"status": "done"``, or (after a failure) only ``run.json`` with
 ``"status": "failed"``, the error and its traceback; never half of a result.
 
+Nothing ctpipe did not write is ever replaced. Before any work the destination is checked
+(:func:`ctpipe.io.output_folder.check_output_folder`): it may not be, hold or lie inside
+the input; an existing folder must be empty or a study folder of an earlier run (its
+``run.json`` lists every file it holds) unless ``overwrite`` is given. A failed run
+leaves an earlier result in place (only an earlier failure record is replaced).
+
 The run record (``run.json``) holds the input (path, series identity, shape, spacing),
 the workflow and its hash, each step's model (file, sha256), settings, timings and
 metrics, the outputs, the library versions and the total time.
@@ -27,6 +33,7 @@ import platform
 import shutil
 import time
 import traceback
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,19 +42,30 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from ctpipe.errors import CTPipeError
+from ctpipe.errors import CTPipeError, OutputError
 from ctpipe.io.atomic import atomic_path
 from ctpipe.io.discovery import DicomSeries
+from ctpipe.io.output_folder import check_output_folder, is_non_empty
 from ctpipe.workflow.config import Workflow, load_workflow
 from ctpipe.workflow.outputs import study_paths, write_outputs
 from ctpipe.workflow.steps import Models, StudyState, run_step
 
-__all__ = ["RECORD_NAME", "StudyResult", "StudyRun", "load_workflow", "read_record", "run_study"]
+__all__ = [
+    "RECORD_NAME",
+    "StudyResult",
+    "StudyRun",
+    "load_workflow",
+    "read_record",
+    "run_study",
+    "study_folder_problem",
+]
 
 logger = logging.getLogger("ctpipe.workflow")
 
 #: The run record of a study, in its folder.
 RECORD_NAME = "run.json"
+#: A file that marks a staging folder as ctpipe's (removed before it is published).
+STAGING_MARK = ".ctpipe-staging"
 
 InputSource = str | PathLike[str] | DicomSeries
 
@@ -63,6 +81,10 @@ class StudyResult:
         error: One line naming the problem when failed.
         seconds: Wall time.
         record: The run record (as written to ``run.json``).
+        kept_previous: The run failed and an earlier result in ``output_dir`` was left
+            as it was (the failure record was not written there).
+        written: Whether ``output_dir`` was written (False when the output was refused
+            or an earlier result was kept).
     """
 
     name: str
@@ -71,6 +93,8 @@ class StudyResult:
     error: str | None = None
     seconds: float = 0.0
     record: dict[str, Any] = field(default_factory=dict, repr=False)
+    kept_previous: bool = False
+    written: bool = True
 
     @property
     def report(self) -> Path | None:
@@ -96,28 +120,40 @@ def run_study(
     models: Models | None = None,
     workflow_source: str | PathLike[str] = "<workflow>",
     notes: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> StudyResult:
     """Run ``workflow`` on one study and write its folder atomically.
 
     Any error while reading or processing is caught and recorded: the study ends
-    ``failed`` with the error in ``run.json`` and the previous contents of
-    ``output_dir`` (if any) replaced by that record. ``KeyboardInterrupt`` is not
-    caught: the staging folder stays behind, hidden, and is cleared by the next run.
+    ``failed`` with the error in ``run.json``. That record replaces an earlier failure
+    record in ``output_dir``, but never an earlier result: a result stays as it was.
+    ``KeyboardInterrupt`` is not caught: the staging folder stays behind, hidden, and is
+    cleared by the next run.
 
     Args:
         workflow: The workflow (see :func:`~ctpipe.workflow.config.load_workflow`).
         source: DICOM folder or file, a :class:`~ctpipe.io.discovery.DicomSeries`, or
             a ``.nii``/``.nii.gz`` volume.
-        output_dir: The study folder to create (replaced when it exists).
+        output_dir: The study folder to create (a study folder of an earlier run is
+            replaced on success).
         models: Models already loaded (a batch loads them once); loaded here otherwise.
         workflow_source: The workflow file, for weights paths relative to it.
         notes: Entries added to the run record, e.g. how a DICOM node received the series
             (``reception``); a ``warnings`` list among them heads the report.
+        overwrite: Replace ``output_dir`` even when it holds files ctpipe did not write
+            (never when it is, holds or lies inside the input).
 
     Returns:
         The :class:`StudyResult`.
+
+    Raises:
+        OutputError: ``output_dir`` may not be written (before any work is done).
     """
-    run = StudyRun.start(workflow, source, output_dir, workflow_source=workflow_source)
+    run = StudyRun.start(
+        workflow, source, output_dir, workflow_source=workflow_source, overwrite=overwrite
+    )
+    if run.refusal is not None:
+        raise run.refusal
     run.record.update(notes or {})
     run.read()
     run.compute(models)
@@ -129,8 +165,10 @@ class StudyRun:
 
     :meth:`read` loads the input, :meth:`compute` runs the steps, :meth:`finish` writes
     the outputs, the report and the record and publishes the folder. An error in any
-    phase is recorded and the later phases skip their work, so :meth:`finish` always
-    publishes a folder: the complete result or the failure record.
+    phase is recorded and the later phases skip their work, so :meth:`finish` publishes
+    the complete result or the failure record; the failure record only where no earlier
+    result would be replaced. An output refused at the start (:attr:`refusal`) is never
+    written.
 
     Example:
         >>> run = StudyRun.start(workflow, "ct/", "out/s1")  # doctest: +SKIP
@@ -143,6 +181,7 @@ class StudyRun:
         source: InputSource,
         output_dir: Path,
         workflow_source: str | PathLike[str],
+        overwrite: bool = False,
     ) -> None:
         self.workflow = workflow
         self.source = source
@@ -152,6 +191,18 @@ class StudyRun:
         self.state: StudyState | None = None
         self.staging: Path | None = None
         self.seconds = 0.0
+        self.refusal: OutputError | None = None
+        try:
+            check_output_folder(
+                output_dir,
+                inputs=_protected(source, workflow_source),
+                overwrite=overwrite,
+                foreign=study_folder_problem,
+            )
+            _check_staging_name(output_dir)
+        except OutputError as err:
+            self.refusal = err
+            self.record.update(status="failed", error=str(err), failed_in="output")
 
     @classmethod
     def start(
@@ -161,9 +212,14 @@ class StudyRun:
         output_dir: str | PathLike[str],
         *,
         workflow_source: str | PathLike[str] = "<workflow>",
+        overwrite: bool = False,
     ) -> StudyRun:
-        """A run of ``workflow`` on ``source`` into ``output_dir`` (nothing done yet)."""
-        return cls(workflow, source, Path(output_dir), workflow_source)
+        """A run of ``workflow`` on ``source`` into ``output_dir`` (nothing done yet).
+
+        The output is checked first; a refused output is kept in :attr:`refusal` and
+        the run is failed from the start (nothing is read, computed or written).
+        """
+        return cls(workflow, source, Path(output_dir), workflow_source, overwrite)
 
     @property
     def failed(self) -> bool:
@@ -172,6 +228,8 @@ class StudyRun:
 
     def read(self) -> StudyRun:
         """Load the input volume."""
+        if self.failed:
+            return self
         with self._phase("read"):
             self.state = StudyState(_read(self.source, self.workflow))
             self.record["input"].update(_describe_volume(self.state))
@@ -191,19 +249,40 @@ class StudyRun:
 
     def finish(self) -> StudyResult:
         """Write outputs, report and record; publish the folder; free the volumes."""
-        self.staging = _staging(self.output_dir)
+        if self.refusal is not None:
+            return self._result(written=False)
+        try:
+            self.staging = _staging(self.output_dir)
+        except (OSError, OutputError) as err:  # the folder cannot be written
+            self._fail("output", err)
+            return self._result(written=False)
+        try:
+            return self._write_and_publish()
+        except KeyboardInterrupt:
+            raise  # the staging folder stays, hidden; the next run clears it
+        except BaseException:
+            _clear(self.staging)
+            raise
+        finally:
+            self.state = None
+
+    def _write_and_publish(self) -> StudyResult:
+        assert self.staging is not None
         if not self.failed:
             with self._phase("export"):
                 self.record["outputs"] = write_outputs(
                     self.state, self.workflow, self.staging, self.record["steps"]
                 )
                 self.record["status"] = "done"
-        if self.failed:
-            _clear(self.staging)
-            self.staging.mkdir(parents=True)
         record = self.record
         record["timings"]["total"] = round(sum(record["timings"].values()), 3)
         record["finished"] = _now()
+        if self.failed:
+            _clear(self.staging)
+            if _holds_a_result(self.output_dir):
+                logger.warning("%s: earlier result kept as it was", self.output_dir)
+                return self._result(written=False, kept_previous=True)
+            self.staging = _staging(self.output_dir)  # the failure record only
         if record["status"] == "done" and self.workflow.export.report:
             from ctpipe.export.report import write_study_report
 
@@ -211,15 +290,27 @@ class StudyRun:
             write_study_report(record, self.staging / "report.html")
         _write_record(record, self.staging / RECORD_NAME)
         _publish(self.staging, self.output_dir)
-        self.state = None
+        return self._result()
+
+    def _result(self, *, written: bool = True, kept_previous: bool = False) -> StudyResult:
+        record = self.record
         return StudyResult(
             name=self.output_dir.name,
             status=record["status"],
             output_dir=self.output_dir,
             error=record.get("error"),
-            seconds=record["timings"]["total"],
+            seconds=record["timings"].get("total", 0.0),
             record=record,
+            kept_previous=kept_previous,
+            written=written,
         )
+
+    def _fail(self, phase: str, err: BaseException) -> None:
+        self.record["status"] = "failed"
+        self.record["error"] = _one_line(err)
+        self.record["traceback"] = traceback.format_exc()
+        self.record["failed_in"] = phase
+        logger.warning("%s: failed: %s", self.output_dir.name, self.record["error"])
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -227,11 +318,7 @@ class StudyRun:
         try:
             yield
         except Exception as err:  # one study's failure is recorded, never raised
-            self.record["status"] = "failed"
-            self.record["error"] = _one_line(err)
-            self.record["traceback"] = traceback.format_exc()
-            self.record["failed_in"] = name
-            logger.warning("%s: failed: %s", self.output_dir.name, self.record["error"])
+            self._fail(name, err)
         finally:
             self.record["timings"][name] = round(time.perf_counter() - started, 3)
 
@@ -240,9 +327,78 @@ def read_record(folder: str | PathLike[str]) -> dict[str, Any] | None:
     """A study folder's run record, or ``None`` when it has none (or it is unreadable)."""
     path = Path(folder) / RECORD_NAME
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    if not isinstance(record, dict) or not {"status", "workflow_sha256"} <= set(record):
+        return None
+    return record
+
+
+def study_folder_problem(folder: str | PathLike[str]) -> str | None:
+    """Why ``folder`` is not a study folder ctpipe wrote, or None when it is one.
+
+    A study folder holds a ctpipe run record (``run.json``) and only the files that
+    record lists (a failure record lists none), so replacing it loses nothing of the
+    user's.
+
+    Example:
+        >>> import tempfile
+        >>> study_folder_problem(tempfile.mkdtemp())
+        'is a folder without a ctpipe run record (run.json)'
+    """
+    folder = Path(folder)
+    record = read_record(folder)
+    if record is None:
+        return f"is a folder without a ctpipe run record ({RECORD_NAME})"
+    listed = {RECORD_NAME, *_listed_files(record.get("outputs", {}))}
+    foreign = sorted(
+        str(path.relative_to(folder))
+        for path in folder.rglob("*")
+        if not path.is_dir() and str(path.relative_to(folder)) not in listed
+    )
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        shown = ", ".join(foreign[:3]) + more
+        return f"holds {len(foreign)} file(s) that ctpipe did not write ({shown})"
+    return None
+
+
+def _listed_files(outputs: Any) -> Iterator[str]:
+    """Every relative path named in a record's ``outputs`` (lists, mappings, strings)."""
+    if isinstance(outputs, str):
+        yield str(Path(outputs))
+    elif isinstance(outputs, dict):
+        for value in outputs.values():
+            yield from _listed_files(value)
+    elif isinstance(outputs, list):
+        for value in outputs:
+            yield from _listed_files(value)
+
+
+def _holds_a_result(folder: Path) -> bool:
+    """True when ``folder`` holds anything but an earlier failure record."""
+    if not folder.is_dir() or not is_non_empty(folder):
+        return False
+    record = read_record(folder)
+    failure_only = (
+        record is not None
+        and record.get("status") == "failed"
+        and [p.name for p in folder.iterdir()] == [RECORD_NAME]
+    )
+    return not failure_only
+
+
+def _protected(source: InputSource, workflow_source: str | PathLike[str]) -> list[Path]:
+    """The paths a study's output may not overlap: the input and the workflow file."""
+    if isinstance(source, DicomSeries):
+        paths = {s.path.parent for s in source.slices}
+    else:
+        paths = {Path(source)}
+    workflow_file = Path(workflow_source)
+    if workflow_file.is_file():
+        paths.add(workflow_file)
+    return sorted(paths)
 
 
 def _read(source: InputSource, workflow: Workflow):
@@ -316,20 +472,44 @@ def _versions(*packages: str) -> dict[str, str]:
     return found
 
 
+def _staging_path(output_dir: Path) -> Path:
+    return output_dir.parent / f".{output_dir.name}.partial"
+
+
+def _check_staging_name(output_dir: Path) -> None:
+    staging = _staging_path(output_dir)
+    if (staging.exists() or staging.is_symlink()) and not _is_staging(staging):
+        raise OutputError(staging, "exists and was not made by ctpipe; move it away")
+
+
 def _staging(output_dir: Path) -> Path:
-    staging = output_dir.parent / f".{output_dir.name}.partial"
-    _clear(staging)
+    """A fresh hidden staging folder beside ``output_dir``, marked as ctpipe's."""
+    _check_staging_name(output_dir)
+    staging = _staging_path(output_dir)
+    if staging.exists():
+        _clear(staging)
     staging.mkdir(parents=True)
+    (staging / STAGING_MARK).touch()
     return staging
 
 
+def _is_staging(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and (path / STAGING_MARK).is_file()
+
+
 def _publish(staging: Path, output_dir: Path) -> None:
-    """Rename the staging folder into place, replacing an older result."""
-    old = output_dir.parent / f".{output_dir.name}.old"
-    _clear(old)
-    if output_dir.exists():
-        os.replace(output_dir, old)
-    os.replace(staging, output_dir)
+    """Rename the staging folder into place, replacing an older result only once done."""
+    (staging / STAGING_MARK).unlink()
+    if not (output_dir.exists() or output_dir.is_symlink()):
+        os.replace(staging, output_dir)
+        return
+    old = output_dir.parent / f".{output_dir.name}.old-{uuid.uuid4().hex[:12]}"
+    os.replace(output_dir, old)
+    try:
+        os.replace(staging, output_dir)
+    except BaseException:
+        os.replace(old, output_dir)  # put the earlier result back
+        raise
     _clear(old)
 
 

@@ -42,6 +42,7 @@ def test_study_folder_holds_every_output(done_study):
         assert (folder / name).is_file(), name
     assert len(list((folder / "dicom" / "derived").glob("*.dcm"))) == 6
     assert not list(folder.parent.glob(".*"))  # no staging left
+    assert runner_module.study_folder_problem(folder) is None  # the record lists every file
 
 
 def test_run_record_names_models_settings_and_timings(done_study):
@@ -201,6 +202,7 @@ def test_anomaly_step_writes_map_overlay_and_scores(tmp_path, phantom_series, wo
     assert (result.output_dir / "previews" / "anomaly.png").is_file()
     assert 'src="previews/anomaly.png"' in (result.output_dir / "report.html").read_text()
     assert 0 <= max(record["metrics"]["top_slices"]) < 6
+    assert runner_module.study_folder_problem(result.output_dir) is None
 
 
 @pytest.fixture
@@ -244,6 +246,7 @@ def test_inpaint_step_fills_only_the_hole(tmp_path, phantom_72, workflow_file, m
     assert record["metrics"]["hole_voxels"] == int(hole.sum())
     assert record["settings"]["mask"]["source"] == mask
     assert len(list((folder / "dicom" / "derived").glob("*.dcm"))) == 6
+    assert runner_module.study_folder_problem(folder) is None
 
 
 def test_inpaint_labels_needs_segment_first(workflow_file):
