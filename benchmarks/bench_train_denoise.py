@@ -10,6 +10,11 @@ on the values). Each recipe varies one or more of:
 * ``compile``: ``torch.compile`` of the network (default inductor backend);
 * ``threads`` (``torch.set_num_threads``), ``patch`` size and ``batch`` size.
 
+Each row also gives the arithmetic rate reached, from the network's multiply-adds per patch
+(counted layer by layer; a training step costs about three forward passes), next to a
+float32 matrix product (``torch.mm`` 2048 x 2048) timed in the same run on the same
+threads: how close the recipe is to what this CPU's cores can do at all.
+
 Recipes are timed round-robin (``--rounds`` rounds of ``--steps`` steps each, after a
 warm-up), so a load that comes and goes on a shared machine hits them all alike; the
 figure is the median round. Ratios are against the first recipe, today's recipe
@@ -64,6 +69,15 @@ REFERENCE = Recipe()
 
 def recipes(filters: int) -> list[Recipe]:
     base = replace(REFERENCE, filters=filters)
+    if filters > 32:  # 9x the work per patch: the main settings only
+        return [
+            base,
+            replace(base, threads=1),
+            replace(base, channels_last=True),
+            replace(base, channels_last=True, batch=64),
+            replace(base, channels_last=True, batch=64, compile=True),
+            replace(base, precision="bf16"),
+        ]
     return [
         base,
         replace(base, threads=1),
@@ -116,6 +130,43 @@ class Step:
         return time.perf_counter() - started
 
 
+def macs_per_patch(filters: int, patch: int) -> int:
+    """Multiply-adds of one RED-CNN forward pass on a ``patch`` x ``patch`` input."""
+    from ctpipe.nets.redcnn import REDCNN
+
+    net = REDCNN(filters=filters)
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        kernel = module.weight[0, 0].numel()
+        if isinstance(module, torch.nn.ConvTranspose2d):  # every input pixel spreads a kernel
+            pixels = inputs[0].shape[-2] * inputs[0].shape[-1]
+            total += module.in_channels * module.out_channels * kernel * pixels
+        else:
+            pixels = output.shape[-2] * output.shape[-1]
+            total += module.in_channels * module.out_channels * kernel * pixels
+
+    for layer in [*net.encoder, *net.decoder]:
+        layer.register_forward_hook(count)
+    with torch.no_grad():
+        net(torch.zeros(1, 1, patch, patch))
+    return total
+
+
+def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """float32 ``torch.mm`` rate on ``threads`` threads, GFLOP/s (the median of repeats)."""
+    torch.set_num_threads(threads)
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -137,17 +188,26 @@ def main() -> None:
             for step in steps:
                 times[step.recipe].append(step(args.steps) / args.steps)
         print(f"\n## RED-CNN {filters} filters ({args.rounds} rounds x {args.steps} steps)")
-        print("| recipe | s/step | patches/s | Mpixel/s | x reference (patches) | x (pixels) |")
-        print("|---|---:|---:|---:|---:|---:|")
+        peak = {t: matmul_gflops(t) for t in (1, 2)}
+        print(
+            f"torch.mm float32 2048 x 2048: {peak[1]:.0f} GFLOP/s on 1 thread, {peak[2]:.0f} on 2"
+        )
+        print(
+            "| recipe | s/step | patches/s | Mpixel/s | x reference (patches) | x (pixels) "
+            "| GFLOP/s | of torch.mm |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         ref = None
         for recipe in candidates:
             per_step = statistics.median(times[recipe])
             patches = recipe.batch / per_step
             pixels = patches * recipe.patch**2
             ref = ref or (patches, pixels)
+            gflops = 3 * 2 * macs_per_patch(filters, recipe.patch) * patches / 1e9
             print(
                 f"| {recipe.label()} | {per_step:.3f} | {patches:.1f} | {pixels / 1e6:.2f} "
-                f"| {patches / ref[0]:.2f} | {pixels / ref[1]:.2f} |"
+                f"| {patches / ref[0]:.2f} | {pixels / ref[1]:.2f} | {gflops:.0f} "
+                f"| {gflops / peak[recipe.threads]:.0%} |"
             )
 
 
