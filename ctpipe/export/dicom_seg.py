@@ -2,12 +2,17 @@
 
 :func:`write_dicom_seg` turns integer labels on a source series' grid (``(i, j, k)``,
 label ``v`` is the class ``class_map`` names with ``v``) into a BINARY Segmentation
-instance: one segment per class, numbered by its label value, with SNOMED CT property
-codes for the organs ctpipe knows (:data:`ORGAN_CODES`; other names are coded as
-"Tissue"), ``AUTOMATIC`` algorithm type and the algorithm's name and version. The
-Segmentation joins the source's patient, study and frame of reference and references
-each source instance, so PACS viewers overlay it on the source series. Empty frames are
-omitted (highdicom's default); :func:`read_dicom_seg_labels` rebuilds the label volume.
+instance: one segment per class present in the labels, with SNOMED CT property codes
+from ctpipe's table (:mod:`ctpipe.export.terminology`: category, type and laterality
+modifier; names the table lacks are coded as "Tissue" with the name as the segment's
+description), ``AUTOMATIC`` algorithm type and the algorithm's name and version.
+DICOM numbers the segments of a BINARY Segmentation 1, 2, ... without gaps, so the
+present classes are numbered in the order of their label values
+(:func:`segment_numbers`); each segment's label is its class name. The Segmentation
+joins the source's patient, study and frame of reference and references each source
+instance, so PACS viewers overlay it on the source series. Empty frames are omitted
+(highdicom's default); :func:`read_dicom_seg_labels` rebuilds the label volume (with
+the original label values when given the class map).
 
 Example:
     >>> import numpy as np, tempfile
@@ -18,7 +23,7 @@ Example:
     >>> labels = np.zeros((8, 6, 3), np.uint8)
     >>> labels[2:5, 1:4, 1] = 1
     >>> path = write_dicom_seg(labels, {"liver": 1}, sources, folder + "/seg.dcm")
-    >>> bool((read_dicom_seg_labels(path, sources) == labels).all())
+    >>> bool((read_dicom_seg_labels(path, sources, {"liver": 1}) == labels).all())
     True
 """
 
@@ -36,49 +41,26 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from ctpipe import __version__
+from ctpipe.export.terminology import segment_code
 from ctpipe.io.atomic import atomic_path
 
-__all__ = ["ORGAN_CODES", "organ_code", "read_dicom_seg_labels", "write_dicom_seg"]
-
-#: SNOMED CT property types of class names (laterality stays in the segment label).
-ORGAN_CODES = {
-    "liver": codes.SCT.Liver,
-    "spleen": codes.SCT.Spleen,
-    "kidney": codes.SCT.Kidney,
-    "lung": codes.SCT.Lung,
-    "spine": codes.SCT.Spine,
-    "vertebra": codes.SCT.Vertebra,
-    "pancreas": codes.SCT.Pancreas,
-    "gallbladder": codes.SCT.Gallbladder,
-    "stomach": codes.SCT.Stomach,
-    "heart": codes.SCT.Heart,
-    "aorta": codes.SCT.Aorta,
-    "esophagus": codes.SCT.Esophagus,
-    "duodenum": codes.SCT.Duodenum,
-    "colon": codes.SCT.Colon,
-    "bladder": codes.SCT.Bladder,
-    "adrenal_gland": codes.SCT.AdrenalGland,
-    "lesion": codes.SCT.Lesion,
-}
-
+__all__ = ["organ_code", "read_dicom_seg_labels", "segment_numbers", "write_dicom_seg"]
 
 def organ_code(name: str) -> tuple[object, object]:
     """(category, property type) codes of a class name such as ``kidney_right``.
 
+    The codes come from :func:`ctpipe.export.terminology.segment_code`, which also gives
+    the laterality modifier.
+
     Example:
         >>> category, kind = organ_code("kidney_left")
         >>> category.meaning, kind.meaning
-        ('Organ', 'Kidney')
+        ('Anatomical Structure', 'Kidney')
         >>> organ_code("tumour_core")[1].meaning
         'Tissue'
     """
-    key = re.sub(r"_(right|left)$", "", name.lower())
-    if key in ORGAN_CODES:
-        category = (
-            codes.SCT.MorphologicallyAbnormalStructure if key == "lesion" else codes.SCT.Organ
-        )
-        return category, ORGAN_CODES[key]
-    return codes.SCT.Tissue, codes.SCT.Tissue
+    code = segment_code(name)
+    return code.category, code.type
 
 
 def write_dicom_seg(
@@ -116,25 +98,20 @@ def write_dicom_seg(
 
     sources = [_clean(ds) for ds in source_images]
     frames = _frames(labels, sources)
-    values = sorted(int(v) for v in np.unique(frames) if v != 0)
-    unknown = sorted(set(values) - set(class_map.values()))
-    if unknown:
-        raise ValueError(f"labels hold values {unknown} that class_map {dict(class_map)} lacks")
+    numbers = segment_numbers(np.unique(frames), class_map)
+    names = {value: name for name, value in class_map.items()}
+    lookup = np.zeros(max(numbers, default=0) + 1, np.uint16)
+    for value, number in numbers.items():
+        lookup[value] = number
+    frames = lookup[frames] if numbers else frames
     algorithm = hd.AlgorithmIdentificationSequence(
         name=algorithm_name,
         version=str(algorithm_version),
         family=codes.DCM.ArtificialIntelligence,
     )
+    described = numbers or {value: value for value in sorted(class_map.values())}
     descriptions = [
-        hd.seg.SegmentDescription(
-            segment_number=int(value),
-            segment_label=name[:64],
-            segmented_property_category=organ_code(name)[0],
-            segmented_property_type=organ_code(name)[1],
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=algorithm,
-        )
-        for name, value in sorted(class_map.items(), key=lambda item: item[1])
+        _description(number, names[value], algorithm) for value, number in described.items()
     ]
     with warnings.catch_warnings():  # highdicom's notes on the source's own attributes
         warnings.simplefilter("ignore", UserWarning)
@@ -158,13 +135,62 @@ def write_dicom_seg(
     return Path(path)
 
 
+def segment_numbers(values: Sequence[int], class_map: Mapping[str, int]) -> dict[int, int]:
+    """Segment number of each present label value: 1, 2, ... in the order of the values.
+
+    Args:
+        values: The label values present (0, the background, is skipped).
+        class_map: Class name -> label value.
+
+    Raises:
+        ValueError: A value that ``class_map`` does not name.
+
+    Example:
+        >>> segment_numbers([0, 2, 5], {"liver": 2, "spleen": 5, "kidney": 7})
+        {2: 1, 5: 2}
+    """
+    present = sorted({int(v) for v in values} - {0})
+    unknown = sorted(set(present) - {int(v) for v in class_map.values()})
+    if unknown:
+        raise ValueError(f"labels hold values {unknown} that class_map {dict(class_map)} lacks")
+    return {value: number for number, value in enumerate(present, start=1)}
+
+
+def _description(number: int, name: str, algorithm: object) -> Dataset:
+    """A segment's description: label, codes (with laterality), algorithm."""
+    import highdicom as hd
+
+    code = segment_code(name)
+    description = hd.seg.SegmentDescription(
+        segment_number=int(number),
+        segment_label=name[:64],
+        segmented_property_category=code.category,
+        segmented_property_type=code.type,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algorithm,
+    )
+    if code.modifier is not None:
+        modifier = hd.sr.CodedConcept(
+            code.modifier.value, code.modifier.scheme_designator, code.modifier.meaning
+        )
+        description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+            modifier
+        ]
+    description.SegmentDescription = name[:64]
+    return description
+
+
 def read_dicom_seg_labels(
-    path: str | PathLike[str], source_images: Sequence[Dataset]
+    path: str | PathLike[str],
+    source_images: Sequence[Dataset],
+    class_map: Mapping[str, int] | None = None,
 ) -> np.ndarray:
     """Rebuild the ``(i, j, k)`` label volume of a Segmentation on its source grid.
 
     Each frame is looked up by the source instance it references, so the check is
     frame by frame against the source series, not by the order of frames in the file.
+    Voxels hold segment numbers, or with ``class_map`` the label value of the class
+    each segment's label names.
 
     Raises:
         ValueError: The Segmentation references instances outside ``source_images``.
@@ -186,7 +212,16 @@ def read_dicom_seg_labels(
             combine_segments=True,
             assert_missing_frames_are_empty=True,
         )
-    return np.ascontiguousarray(np.transpose(frames, (2, 1, 0)))
+    volume = np.ascontiguousarray(np.transpose(frames, (2, 1, 0)))
+    if class_map is None:
+        return volume
+    lookup = np.zeros(max(seg.segment_numbers, default=0) + 1, np.uint16)
+    for number in seg.segment_numbers:
+        label = seg.get_segment_description(number).segment_label
+        if label not in class_map:
+            raise ValueError(f"{path}: segment {number} {label!r} is not a class of class_map")
+        lookup[number] = class_map[label]
+    return lookup[volume]
 
 
 def _frames(labels: np.ndarray, sources: Sequence[Dataset]) -> np.ndarray:

@@ -90,7 +90,7 @@ def test_dicom_seg_matches_labels_frame_by_frame(done_study):
     labels = np.asarray(nib.load(result.output_dir / "nifti" / "labels.nii.gz").dataobj)
     sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in sorted(phantom.dicom_files)]
     seg_path = result.output_dir / "dicom" / "segmentation.dcm"
-    np.testing.assert_array_equal(read_dicom_seg_labels(seg_path, sources), labels)
+    np.testing.assert_array_equal(read_dicom_seg_labels(seg_path, sources, _class_map(result)), labels)
     seg = pydicom.dcmread(seg_path)
     assert seg.StudyInstanceUID == sources[0].StudyInstanceUID
     assert seg.FrameOfReferenceUID == sources[0].FrameOfReferenceUID
@@ -132,7 +132,7 @@ def test_nifti_input_gets_new_study_and_seg(tmp_path, phantom_series, workflow_f
     sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     labels = np.asarray(nib.load(result.output_dir / "nifti" / "labels.nii.gz").dataobj)
     seg = result.output_dir / "dicom" / "segmentation.dcm"
-    np.testing.assert_array_equal(read_dicom_seg_labels(seg, sources), labels)
+    np.testing.assert_array_equal(read_dicom_seg_labels(seg, sources, _class_map(result)), labels)
 
 
 def test_failure_is_recorded_and_replaces_nothing_half_written(tmp_path, workflow_file):
@@ -256,3 +256,7 @@ def test_inpaint_labels_needs_segment_first(workflow_file):
         load_workflow(
             workflow_file(steps=["inpaint"], inpaint={"mask": "labels", "mask_classes": ["liver"]})
         )
+
+
+def _class_map(result) -> dict[str, int]:
+    return result.record["steps"]["segment"]["class_map"]

@@ -75,7 +75,7 @@ def test_segmentation_round_trips_through_dicom_seg(study):
     sources = [pydicom.dcmread(s.path, stop_before_pixels=True) for s in volume.series.slices]
     labels = np.asarray(nib.load(result.output_dir / "nifti" / "labels.nii.gz").dataobj)
     seg = result.output_dir / "dicom" / "segmentation.dcm"
-    np.testing.assert_array_equal(read_dicom_seg_labels(seg, sources), labels)
+    np.testing.assert_array_equal(read_dicom_seg_labels(seg, sources, _class_map(result)), labels)
     assert labels.shape == volume.hu.shape and labels.max() > 0
 
 
@@ -96,3 +96,7 @@ def test_report_shows_previews_models_and_timings(study):
         assert key in html and (result.output_dir / key).is_file()
     for step in ("denoise", "segment"):
         assert result.record["steps"][step]["model"]["sha256"] in html
+
+
+def _class_map(result) -> dict[str, int]:
+    return result.record["steps"]["segment"]["class_map"]
