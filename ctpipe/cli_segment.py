@@ -7,11 +7,15 @@ input's shape and affine exactly, written atomically). It prints each class's vo
 and volume in millilitres.
 
 The segmenter is the shipped default (:func:`ctpipe.weights.load_default_segmenter`)
-unless ``--weights`` names a checkpoint of ``ctpipe train segment``. The preprocessing and
-window settings the model was trained with come from its checkpoint; ``--roi-size``,
-``--overlap``, ``--blend`` and ``--sw-batch-size`` override the window. ``--sw-device``
-is where the network runs and ``--device`` where the windows are stitched: ``--sw-device
-cuda --device cpu`` keeps only the windows on the GPU, for large volumes on small GPUs.
+unless ``--weights`` names a checkpoint of ``ctpipe train segment``, or ``--bundle``
+names a local MONAI bundle folder (:mod:`ctpipe.bundle`: the bundle's own network,
+preprocessing, inferer and postprocessing; class names from its ``metadata.json``).
+The preprocessing and window settings the model was trained with come from its
+checkpoint (or bundle); ``--roi-size``, ``--overlap``, ``--blend`` and ``--sw-batch-size``
+override the window. ``--sw-device`` is where the network runs and ``--device`` where
+the windows are stitched: ``--sw-device cuda --device cpu`` keeps only the windows on
+the GPU, for large volumes on small GPUs. ``--statistics FILE.csv`` writes each class's
+voxels, volume (mL) and mean/median/std HU (:mod:`ctpipe.organ_statistics`).
 
 Heavy modules are imported inside the handler so that ``ctpipe --help`` stays fast.
 Exit status: 0 on success, 2 when the input or the settings cannot be used.
@@ -39,6 +43,8 @@ __all__ = ["add_segment_parser", "format_volumes", "run_segment"]
 
 #: Below this many HU nothing in a CT volume is air; a volume without it is not HU.
 AIR_HU = -500.0
+#: Windows per forward pass of the shipped model unless ``--sw-batch-size`` says otherwise.
+SW_BATCH_SIZE = 4
 
 
 def add_segment_parser(
@@ -71,6 +77,21 @@ def add_segment_parser(
         help="segmenter checkpoint of `ctpipe train segment` (default: the shipped model)",
     )
     p.add_argument(
+        "--bundle",
+        metavar="DIR",
+        help="a local MONAI bundle folder (configs/, models/) to segment with instead",
+    )
+    p.add_argument(
+        "--bundle-model",
+        choices=("model.pt", "model.ts"),
+        help="the bundle's weights to use (default: model.pt when present, else model.ts)",
+    )
+    p.add_argument(
+        "--statistics",
+        metavar="CSV",
+        help="also write each class's voxels, volume (mL) and mean/median/std HU as CSV",
+    )
+    p.add_argument(
         "--device",
         default="cpu",
         help="device the windows are stitched on and labels made (default: %(default)s)",
@@ -95,8 +116,7 @@ def add_segment_parser(
     p.add_argument(
         "--sw-batch-size",
         type=_positive_int,
-        default=4,
-        help="windows per forward pass (default: %(default)s)",
+        help=f"windows per forward pass (default: {SW_BATCH_SIZE}, or the bundle's)",
     )
     p.add_argument("--series", help="SeriesInstanceUID when the input holds several series")
     p.add_argument(
@@ -128,7 +148,7 @@ def run_segment(args: argparse.Namespace) -> int:
 
     from ctpipe.errors import CTPipeError, InputError
     from ctpipe.io.nifti import NIFTI_SUFFIXES, write_nifti
-    from ctpipe.segment import segment_volume
+    from ctpipe.segment import class_volumes
 
     output = Path(args.output)
     if not output.name.endswith(NIFTI_SUFFIXES):
@@ -138,37 +158,69 @@ def run_segment(args: argparse.Namespace) -> int:
         if value is not None and str(value).startswith("cuda") and not torch.cuda.is_available():
             flag = "--" + name.replace("_", "-")
             raise CTPipeError(f"{flag} {value}: CUDA is not available on this machine")
+    if args.bundle is not None and args.weights is not None:
+        raise CTPipeError("--bundle and --weights exclude each other: a bundle brings its weights")
+    if args.statistics is not None and not str(args.statistics).endswith(".csv"):
+        raise InputError(args.statistics, "the statistics must be written as CSV (.csv)")
+    window = {"roi_size": args.roi_size, "overlap": args.overlap, "mode": args.blend}
+    if args.bundle is not None:
+        segment, class_names, description = _bundle_segmenter(args, window)
+    else:
+        segment, class_names, description = _model_segmenter(args, window)
     image = read_ct_input(args.input, series_uid=args.series, allow_irregular=args.allow_irregular)
-    model, config = _load_model(args.weights)
-    settings = dict(model.checkpoint_record.get("inference", {}))
-    overrides = {"roi_size": args.roi_size, "overlap": args.overlap, "mode": args.blend}
-    settings.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        labels = segment_volume(
-            image,
-            model,
-            config=config,
-            sw_batch_size=args.sw_batch_size,
-            sw_device=args.sw_device or args.device,
-            device=args.device,
-            **settings,
-        )
+        labels = segment(image)
     except ValueError as err:  # a setting outside its rule (named in the message)
         raise CTPipeError(f"cannot segment {args.input}: {err}") from None
     values = labels.numpy()
     affine = labels.affine.numpy()
-    write_nifti(
-        values,
-        affine,
-        output,
-        intent="label",
-        description=f"ctpipe segment: {', '.join(config.class_names[1:])}",
-    )
+    write_nifti(values, affine, output, intent="label", description=description)
     print(f"labels: {output} {tuple(values.shape)}")
-    from ctpipe.segment import class_volumes
+    print(format_volumes(class_volumes(values, affine, class_names)))
+    if args.statistics is not None:
+        from ctpipe.organ_statistics import organ_statistics, write_statistics_csv
 
-    print(format_volumes(class_volumes(values, affine, config.class_names)))
+        class_map = {name: value for value, name in enumerate(class_names) if value > 0}
+        rows = organ_statistics(values, image.numpy(), affine, class_map)
+        print(f"statistics: {write_statistics_csv(rows, args.statistics)}")
     return EXIT_OK
+
+
+def _model_segmenter(args: argparse.Namespace, window: dict[str, Any]):
+    """The shipped or given ctpipe segmenter as ``image -> labels``, names, description."""
+    from ctpipe.segment import segment_volume
+
+    model, config = _load_model(args.weights)
+    settings = dict(model.checkpoint_record.get("inference", {}))
+    settings.update({k: v for k, v in window.items() if v is not None})
+
+    def segment(image):
+        return segment_volume(
+            image,
+            model,
+            config=config,
+            sw_batch_size=args.sw_batch_size or SW_BATCH_SIZE,
+            sw_device=args.sw_device or args.device,
+            device=args.device,
+            **settings,
+        )
+
+    description = f"ctpipe segment: {', '.join(config.class_names[1:])}"
+    return segment, config.class_names, description
+
+
+def _bundle_segmenter(args: argparse.Namespace, window: dict[str, Any]):
+    """A MONAI bundle as ``image -> labels``, its class names, a description."""
+    from ctpipe.bundle import BundleSegmenter, find_bundle
+
+    bundle = find_bundle(args.bundle, model=args.bundle_model)
+    segmenter = BundleSegmenter(
+        bundle,
+        device=args.device,
+        sw_device=args.sw_device or args.device,
+        window={**window, "sw_batch_size": args.sw_batch_size},
+    )
+    return segmenter, bundle.class_names, f"ctpipe segment: bundle {bundle.name} {bundle.version}"
 
 
 def read_ct_input(path: str, *, series_uid: str | None = None, allow_irregular: bool = False):
