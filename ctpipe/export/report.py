@@ -73,6 +73,8 @@ def write_study_report(record: Mapping[str, Any], path: str | PathLike[str]) -> 
         parts += [_figure(key, src) for key, src in previews.items()]
     for step, step_record in record.get("steps", {}).items():
         parts += [f"<h2>Step: {escape(step)}</h2>", _step_table(step_record)]
+        if step_record.get("statistics"):
+            parts += ["<h3>Organ statistics</h3>", _statistics_table(step_record["statistics"])]
     if record.get("error"):
         parts += ["<h2>Error</h2>", f"<pre>{escape(str(record['error']))}</pre>"]
     parts += [
@@ -156,7 +158,11 @@ def _step_table(step: Mapping[str, Any]) -> str:
         rows["weights"] = model.get("path")
         rows["weights sha256"] = model.get("sha256")
     for key, value in step.get("settings", {}).items():
-        rows[f"setting: {key}"] = value
+        if isinstance(value, Mapping):
+            for sub, item in value.items():
+                rows[f"setting: {key}.{sub}"] = item
+        else:
+            rows[f"setting: {key}"] = value
     for key, value in step.get("metrics", {}).items():
         if isinstance(value, Mapping):
             for sub, number in value.items():
@@ -172,6 +178,21 @@ def _warnings(warnings: Sequence[str]) -> list[str]:
         return []
     items = "".join(f"<li>{escape(str(w))}</li>" for w in warnings)
     return ['<h2 class="failed">Warnings</h2>', f'<ul class="failed">{items}</ul>']
+
+
+def _statistics_table(statistics: Mapping[str, Any]) -> str:
+    """The classes present: voxels, volume and HU of the image the record names."""
+    columns = ("name", "label", "voxels", "volume_ml", "mean_hu", "median_hu", "std_hu")
+    header = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    rows = [
+        "<tr>" + "".join(f"<td>{escape(_number(row.get(c)))}</td>" for c in columns) + "</tr>"
+        for row in statistics.get("classes", [])
+        if row.get("voxels")
+    ]
+    absent = sum(1 for row in statistics.get("classes", []) if not row.get("voxels"))
+    note = f"<p>HU of the {escape(str(statistics.get('hu_of', 'input')))} image"
+    note += f"; {absent} classes absent.</p>" if absent else ".</p>"
+    return f"<table><tr>{header}</tr>{''.join(rows)}</table>{note}"
 
 
 def _outputs(outputs: Mapping[str, Any]) -> str:

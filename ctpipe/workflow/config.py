@@ -16,15 +16,19 @@ Keys (all optional except ``name``):
   ``allow_irregular`` (read series with gaps or a tilted gantry, with a warning).
 * ``denoise``: ``weights`` (``default``: the shipped RED-CNN; or a checkpoint path),
   ``device``, ``batch_size``, ``amp``.
-* ``segment``: ``weights`` (``default``: the shipped segmenter), ``device``, ``sw_device``,
-  ``roi_size``, ``overlap``, ``blend``, ``sw_batch_size``.
+* ``segment``: ``weights`` (``default``: the shipped segmenter) or ``bundle`` (a local
+  MONAI bundle folder, relative to the workflow file like ``weights``; ``bundle_model``
+  picks ``model.pt`` or ``model.ts``), ``device``, ``sw_device``, ``amp``, ``roi_size``,
+  ``overlap``, ``blend``, ``sw_batch_size`` (a bundle keeps its own window settings).
 * ``anomaly``: ``weights`` (``default``: the shipped VAE), ``device``, ``samples``,
   ``seed``, ``smooth_mm``, ``batch_size``.
 * ``inpaint``: ``weights`` (``default``: the shipped DCGAN), ``device``, the mask source
   (``mask``: ``generated``, ``file`` or ``labels``, with ``mask_kind``, ``mask_path``,
   ``mask_classes``, ``mask_slices``, ``seed``) and the search ``settings``.
 * ``export``: ``nifti``, ``dicom`` (a derived CT series of the final image), ``seg``
-  (DICOM-SEG of the labels), ``previews``, ``report`` (HTML), ``series_description``.
+  (DICOM-SEG of the labels), ``rtstruct`` (the labels as an RT Structure Set),
+  ``statistics`` (``statistics.csv``: each class's volume and HU), ``previews``,
+  ``report`` (HTML), ``series_description``.
 
 Example:
     >>> wf = Workflow.from_dict({"name": "demo", "steps": ["denoise"]})
@@ -54,6 +58,8 @@ from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclas
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "bundle_folder",
+    "check_bundle",
     "AnomalyStep",
     "DenoiseStep",
     "ExportConfig",
@@ -124,12 +130,17 @@ class DenoiseStep:
 
 @dataclass(frozen=True)
 class SegmentStep:
-    """Settings of the ``segment`` step (:func:`ctpipe.segment.segment_volume`).
+    """Settings of the ``segment`` step (:func:`ctpipe.segment.segment_volume`, or a bundle).
 
     Args:
         weights: ``default`` (the shipped segmenter) or a ctpipe segmenter checkpoint.
-        device: Device the labels are assembled on (``auto``: as ``sw_device``).
+        bundle: A local MONAI bundle folder to segment with instead (its own network,
+            transforms and window settings; :mod:`ctpipe.bundle`).
+        bundle_model: The bundle's weights, ``model.pt`` or ``model.ts`` (``None``:
+            ``model.pt`` when present).
+        device: Device the labels are assembled on (``auto``: the CPU).
         sw_device: Device the network runs on (``auto``: CUDA when available).
+        amp: Mixed precision for a bundle's network on CUDA (ignored on the CPU).
         roi_size: Sliding-window size in voxels ``(i, j, k)``; ``None``: the model's.
         overlap: Fraction shared by neighbouring windows, in [0, 1).
         blend: ``gaussian`` or ``constant`` weighting of overlapping windows.
@@ -140,19 +151,32 @@ class SegmentStep:
         Traceback (most recent call last):
         ...
         ValueError: overlap must be >= 0 and < 1, got 1.0
+        >>> SegmentStep(weights="mine.pt", bundle="bundles/spleen_ct_segmentation")
+        Traceback (most recent call last):
+        ...
+        ValueError: give weights or bundle, not both (a bundle brings its own weights)
     """
 
     weights: str = DEFAULT_WEIGHTS
+    bundle: str | None = None
+    bundle_model: Literal["model.pt", "model.ts"] | None = None
     device: str = "auto"
     sw_device: str = "auto"
     roi_size: tuple[int, ...] | None = None
     overlap: float = 0.25
     blend: Literal["gaussian", "constant"] = "gaussian"
     sw_batch_size: int = 2
+    amp: bool = True
 
     def __post_init__(self) -> None:
         check_device_setting("device", self.device)
         check_device_setting("sw_device", self.sw_device)
+        if self.bundle is not None and self.weights != DEFAULT_WEIGHTS:
+            raise ValueError("give weights or bundle, not both (a bundle brings its own weights)")
+        if self.bundle is not None and not self.bundle.strip():
+            raise ValueError("bundle must name a bundle folder, got an empty string")
+        if self.bundle_model is not None and self.bundle is None:
+            raise ValueError("bundle_model needs a bundle")
         if not 0 <= self.overlap < 1:
             raise ValueError(f"overlap must be >= 0 and < 1, got {self.overlap}")
         if self.sw_batch_size < 1:
@@ -252,6 +276,10 @@ class ExportConfig:
         dicom: The final (e.g. denoised) image as a derived CT series in the input's
             patient and study (DICOM inputs; NIfTI inputs get a new study).
         seg: The labels as a DICOM Segmentation referencing the source series.
+        rtstruct: The labels as a DICOM RT Structure Set referencing the source series
+            (read by treatment-planning systems and viewers that do not read SEG).
+        statistics: ``statistics.csv``: each class's voxels, volume (mL) and
+            mean/median/std HU of the input (also in ``run.json`` and the report).
         previews: PNG previews (input, result, labels) in the display window.
         report: An HTML report of the study.
         series_description: SeriesDescription of the derived CT series.
@@ -266,6 +294,8 @@ class ExportConfig:
     nifti: bool = True
     dicom: bool = True
     seg: bool = True
+    rtstruct: bool = False
+    statistics: bool = True
     previews: bool = True
     report: bool = True
     series_description: str = "ctpipe denoised"
@@ -319,8 +349,9 @@ class Workflow:
             steps = list(self.steps)
             if "segment" not in steps or steps.index("segment") > steps.index("inpaint"):
                 raise ValueError("inpaint.mask 'labels' needs a segment step before inpaint")
-        if self.export.seg and "segment" not in self.steps:
-            object.__setattr__(self, "export", _replace(self.export, seg=False))
+        if "segment" not in self.steps:
+            labels_exports = {"seg": False, "rtstruct": False, "statistics": False}
+            object.__setattr__(self, "export", _replace(self.export, **labels_exports))
 
     @classmethod
     def from_dict(cls, data: object, *, source: str | PathLike[str] = "<workflow>") -> Workflow:
@@ -374,8 +405,41 @@ def load_workflow(path: str | PathLike[str], *, check_weights: bool = True) -> W
     workflow = load_yaml_dataclass(Workflow, path, error=WorkflowError, what="workflow")
     if check_weights:
         for step in workflow.steps:
-            weights_file(workflow, step, source=path)
+            if step == "segment" and workflow.segment.bundle is not None:
+                check_bundle(workflow, source=path)
+            else:
+                weights_file(workflow, step, source=path)
     return workflow
+
+
+def bundle_folder(workflow: Workflow, *, source: str | PathLike[str]) -> Path:
+    """The segment step's bundle folder: relative to the workflow file, else the working
+    directory; a path that exists nowhere is returned as given (for the bundle's own
+    message, which says how to download a bundle named by its name)."""
+    name = str(workflow.segment.bundle)
+    if Path(name).is_absolute():
+        return Path(name)
+    for candidate in (Path(source).parent / name, Path(name)):
+        if candidate.is_dir():
+            return candidate.resolve()
+    return Path(name)
+
+
+def check_bundle(workflow: Workflow, *, source: str | PathLike[str]) -> Path:
+    """Check the segment step's bundle folder before any work starts; return it.
+
+    Raises:
+        WorkflowError: The bundle is missing or not a usable segmentation bundle (the
+            bundle's own one-line problem, under ``segment.bundle``).
+    """
+    from ctpipe.bundle import find_bundle
+
+    folder = bundle_folder(workflow, source=source)
+    try:
+        find_bundle(folder, model=workflow.segment.bundle_model)
+    except InputError as err:
+        raise WorkflowError(source, f"segment.bundle: {err}") from None
+    return folder
 
 
 def weights_file(workflow: Workflow, step: str, *, source: str | PathLike[str]) -> Path:

@@ -4,6 +4,7 @@ Layout of a study folder::
 
     run.json                   the run record (written last by the runner)
     report.html                the study report
+    statistics.csv             each class's voxels, volume (mL), mean/median/std HU
     nifti/image.nii.gz         the input image (HU)
     nifti/denoised.nii.gz      each image step's result (HU)
     nifti/labels.nii.gz        the labels
@@ -11,6 +12,7 @@ Layout of a study folder::
     nifti/inpaint_mask.nii.gz  the hole the inpaint step filled
     dicom/derived/IM0001.dcm   the final image as a derived CT series
     dicom/segmentation.dcm     the labels as a DICOM Segmentation
+    dicom/rtstruct.dcm         the labels as an RT Structure Set (``export.rtstruct``)
     previews/*.png             input, result, difference, label and anomaly overlays
 
 Example:
@@ -48,6 +50,8 @@ def study_paths(folder: str | PathLike[str]) -> dict[str, Path]:
         "labels_nifti": root / "nifti" / "labels.nii.gz",
         "dicom_series": root / "dicom" / "derived",
         "dicom_seg": root / "dicom" / "segmentation.dcm",
+        "dicom_rtstruct": root / "dicom" / "rtstruct.dcm",
+        "statistics": root / "statistics.csv",
         "previews": root / "previews",
     }
 
@@ -55,7 +59,8 @@ def study_paths(folder: str | PathLike[str]) -> dict[str, Path]:
 def write_outputs(
     state: StudyState, workflow: Workflow, folder: Path, records: dict[str, Any]
 ) -> dict[str, Any]:
-    """Write NIfTI, DICOM, DICOM-SEG and previews; return what was written (relative paths).
+    """Write NIfTI, DICOM, DICOM-SEG, RTSTRUCT, statistics and previews; return what was
+    written (relative paths).
 
     Args:
         state: The finished study.
@@ -64,8 +69,8 @@ def write_outputs(
         records: The step records (used in descriptions).
 
     Returns:
-        ``{"nifti": [...], "dicom_series": [...], "dicom_seg": ..., "previews": {...}}``
-        with paths relative to ``folder``.
+        ``{"nifti": [...], "dicom_series": [...], "dicom_seg": ..., "dicom_rtstruct": ...,
+        "statistics": ..., "previews": {...}}`` with paths relative to ``folder``.
     """
     paths = study_paths(folder)
     export = workflow.export
@@ -76,6 +81,14 @@ def write_outputs(
         written["dicom_series"] = _write_dicom(state, workflow, paths, records)
     if export.seg and state.labels is not None:
         written["dicom_seg"] = _write_seg(state, workflow, paths, records, written)
+    if export.rtstruct and state.labels is not None:
+        written["dicom_rtstruct"] = _write_rtstruct(state, workflow, paths, records, written)
+    if export.statistics and "statistics" in state.analyses:
+        from ctpipe.organ_statistics import write_statistics_csv
+
+        written["statistics"] = write_statistics_csv(
+            state.analyses["statistics"], paths["statistics"]
+        )
     if export.previews:
         written["previews"] = _write_previews(state, paths["previews"])
     return _relative(written, folder)
@@ -133,34 +146,62 @@ def _write_seg(
     written: dict[str, Any],
 ) -> Path:
     """DICOM-SEG referencing the source series (or the derived series of a NIfTI input)."""
-    import pydicom
-
     from ctpipe import __version__
-    from ctpipe.export.derived import source_datasets, write_derived_series
     from ctpipe.export.dicom_seg import write_dicom_seg
 
-    if state.volume.series is not None:
-        sources = source_datasets(state.volume)
-    else:
-        files = written.get("dicom_series") or write_derived_series(
-            state.image,
-            state.volume,
-            paths["dicom_series"],
-            derivation_description=f"ctpipe workflow {workflow.name}: image of a NIfTI input",
-            series_description=workflow.export.series_description,
-        )
-        written["dicom_series"] = files
-        sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     record = records["segment"]
     return write_dicom_seg(
         state.labels,
         record["class_map"],
-        sources,
+        _label_sources(state, workflow, paths, written),
         paths["dicom_seg"],
         series_description=f"ctpipe {workflow.name} segmentation",
         algorithm_name=f"ctpipe {record['model']['name']}",
         algorithm_version=__version__,
     )
+
+
+def _write_rtstruct(
+    state: StudyState,
+    workflow: Workflow,
+    paths: dict[str, Path],
+    records: dict[str, Any],
+    written: dict[str, Any],
+) -> Path:
+    """RT Structure Set referencing the source series (or the derived series of a NIfTI)."""
+    from ctpipe.export.rtstruct import write_rtstruct
+
+    record = records["segment"]
+    return write_rtstruct(
+        state.labels,
+        record["class_map"],
+        _label_sources(state, workflow, paths, written),
+        paths["dicom_rtstruct"],
+        series_description=f"ctpipe {workflow.name} structures",
+        algorithm_name=f"ctpipe {record['model']['name']}",
+    )
+
+
+def _label_sources(
+    state: StudyState, workflow: Workflow, paths: dict[str, Path], written: dict[str, Any]
+) -> list[Any]:
+    """The datasets labels refer to: the source series, or for a NIfTI input the derived
+    series (written here when the export did not write it already)."""
+    import pydicom
+
+    from ctpipe.export.derived import source_datasets, write_derived_series
+
+    if state.volume.series is not None:
+        return source_datasets(state.volume)
+    files = written.get("dicom_series") or write_derived_series(
+        state.image,
+        state.volume,
+        paths["dicom_series"],
+        derivation_description=f"ctpipe workflow {workflow.name}: image of a NIfTI input",
+        series_description=workflow.export.series_description,
+    )
+    written["dicom_series"] = files
+    return [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
 
 
 def _write_previews(state: StudyState, folder: Path) -> dict[str, Path]:

@@ -104,11 +104,12 @@ class StudyResult:
 
     @property
     def dicom_outputs(self) -> list[Path]:
-        """DICOM files written (derived series, then the Segmentation), absolute paths."""
+        """DICOM files written (derived series, Segmentation, RT Structure Set), absolute."""
         outputs = self.record.get("outputs", {})
         files = list(outputs.get("dicom_series", []))
-        if outputs.get("dicom_seg"):
-            files.append(outputs["dicom_seg"])
+        for key in ("dicom_seg", "dicom_rtstruct"):
+            if outputs.get(key):
+                files.append(outputs[key])
         return [self.output_dir / f for f in files]
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ctpipe.io.dicom_volume import CTVolume
+from ctpipe.organ_statistics import organ_statistics
 from ctpipe.workflow.config import Workflow, weights_file
 
 __all__ = ["PADDING_BELOW_HU", "STEPS", "LoadedModel", "Models", "StudyState", "run_step"]
@@ -120,7 +121,9 @@ class Models:
         """Load the model of every step of ``workflow`` (weights found as in the file)."""
         loaded = {}
         for step in workflow.steps:
-            if step in LOADERS:
+            if step == "segment" and workflow.segment.bundle is not None:
+                loaded[step] = _load_bundle(workflow, source)
+            elif step in LOADERS:
                 path = weights_file(workflow, step, source=source)
                 loaded[step] = LOADERS[step](path)
         return cls(loaded)
@@ -159,6 +162,23 @@ def _load_segmenter(path: Path) -> LoadedModel:
     return LoadedModel(
         model, config.architecture, file_sha256(path), path, config=config, settings=settings
     )
+
+
+def _load_bundle(workflow: Workflow, source: str | PathLike[str]) -> LoadedModel:
+    """The segment step's MONAI bundle, built for the step's devices."""
+    from ctpipe.bundle import BundleSegmenter, find_bundle
+    from ctpipe.workflow.config import check_bundle
+
+    settings = workflow.segment
+    bundle = find_bundle(check_bundle(workflow, source=source), model=settings.bundle_model)
+    segmenter = BundleSegmenter(
+        bundle,
+        device="cpu" if settings.device == "auto" else settings.device,
+        sw_device=_device(settings.sw_device),
+        amp=settings.amp,
+    )
+    name = f"bundle {bundle.name} {bundle.version}".strip()
+    return LoadedModel(segmenter, name, segmenter.weights_sha256, bundle.model_file, config=bundle)
 
 
 def _load_vae(path: Path) -> LoadedModel:
@@ -237,12 +257,49 @@ def _segment(state: StudyState, workflow: Workflow, models: Models) -> dict[str,
     import torch
     from monai.data import MetaTensor
 
-    from ctpipe.segment import class_volumes, segment_volume
+    from ctpipe.segment import class_volumes
+
+    model = models["segment"]
+    image = MetaTensor(
+        torch.from_numpy(np.ascontiguousarray(state.image, dtype=np.float32)),
+        affine=torch.from_numpy(state.volume.affine_ras),
+    )
+    if _is_bundle(model):
+        labels = model.module(image)
+        class_map = model.config.class_map
+        settings = model.module.record()
+    else:
+        labels, settings = _segment_with_model(image, workflow, model)
+        class_map = dict(model.config.class_map)
+    state.labels = np.asarray(labels.cpu().numpy())
+    state.analyses["class_map"] = dict(class_map)
+    names = ("background", *sorted(class_map, key=class_map.get))
+    rows = class_volumes(state.labels, state.volume.affine_lps, names)
+    volumes = {name: round(millilitres, 2) for name, _, millilitres in rows}
+    statistics = organ_statistics(state.labels, state.volume.hu, state.volume.affine_lps, class_map)
+    state.analyses["statistics"] = statistics
+    return {
+        "model": model.describe(),
+        "settings": settings,
+        "class_map": dict(class_map),
+        "metrics": {"volume_ml": volumes},
+        "statistics": {"hu_of": "input", "classes": [row.to_dict() for row in statistics]},
+    }
+
+
+def _is_bundle(model: LoadedModel) -> bool:
+    from ctpipe.bundle import SegmentationBundle
+
+    return isinstance(model.config, SegmentationBundle)
+
+
+def _segment_with_model(
+    image: Any, workflow: Workflow, model: LoadedModel
+) -> tuple[Any, dict[str, Any]]:
+    """Labels of a ctpipe segmenter checkpoint, and the settings used."""
+    from ctpipe.segment import segment_volume
 
     settings = workflow.segment
-    model = models["segment"]
-    sw_device = _device(settings.sw_device)
-    device = "cpu" if settings.device == "auto" else settings.device
     options = dict(model.settings)
     if settings.roi_size is not None:
         options["roi_size"] = settings.roi_size
@@ -250,24 +307,11 @@ def _segment(state: StudyState, workflow: Workflow, models: Models) -> dict[str,
         overlap=settings.overlap,
         mode=settings.blend,
         sw_batch_size=settings.sw_batch_size,
-        sw_device=sw_device,
-        device=device,
-    )
-    image = MetaTensor(
-        torch.from_numpy(np.ascontiguousarray(state.image, dtype=np.float32)),
-        affine=torch.from_numpy(state.volume.affine_ras),
+        sw_device=_device(settings.sw_device),
+        device="cpu" if settings.device == "auto" else settings.device,
     )
     labels = segment_volume(image, model.module, config=model.config, **options)
-    state.labels = np.asarray(labels.cpu().numpy(), dtype=np.uint8)
-    state.analyses["class_map"] = dict(model.config.class_map)
-    rows = class_volumes(state.labels, state.volume.affine_lps, model.config.class_names)
-    volumes = {name: round(millilitres, 2) for name, _, millilitres in rows}
-    return {
-        "model": model.describe(),
-        "settings": {k: _plain(v) for k, v in options.items()},
-        "class_map": dict(model.config.class_map),
-        "metrics": {"volume_ml": volumes},
-    }
+    return labels, {k: _plain(v) for k, v in options.items()}
 
 
 def _anomaly(state: StudyState, workflow: Workflow, models: Models) -> dict[str, Any]:
