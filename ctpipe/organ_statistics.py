@@ -18,7 +18,7 @@ Example:
     >>> hu = np.arange(32, dtype=np.float32).reshape(4, 4, 2)
     >>> row = organ_statistics(labels, hu, np.diag([2.0, 2.0, 2.5, 1.0]),
     ...                        {"liver": 1, "spleen": 2})[0]
-    >>> row.name, row.voxels, row.volume_ml, row.mean_hu, row.median_hu
+    >>> row.name, row.voxels, round(row.volume_ml, 6), row.mean_hu, row.median_hu
     ('liver', 4, 0.04, 5.0, 5.0)
 """
 
@@ -71,9 +71,7 @@ class OrganStatistics:
             >>> OrganStatistics(1, "liver", 2, 0.0123456, 60.0, 60.0, 0.0).to_dict(2)["volume_ml"]
             0.01
         """
-        return {
-            k: round(v, digits) if isinstance(v, float) else v for k, v in asdict(self).items()
-        }
+        return {k: round(v, digits) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 def organ_statistics(

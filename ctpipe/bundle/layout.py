@@ -117,9 +117,7 @@ class SegmentationBundle:
         }
 
 
-def find_bundle(
-    path: str | PathLike[str], *, model: str | None = None
-) -> SegmentationBundle:
+def find_bundle(path: str | PathLike[str], *, model: str | None = None) -> SegmentationBundle:
     """Check a bundle folder and read its metadata.
 
     Args:

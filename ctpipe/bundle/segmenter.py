@@ -226,7 +226,9 @@ class BundleSegmenter:
             inferer.device = self.device
             for name, value in self.window.items():
                 if name not in WINDOW_SETTINGS:
-                    raise ValueError(f"window settings are {', '.join(WINDOW_SETTINGS)}, got {name!r}")
+                    raise ValueError(
+                        f"window settings are {', '.join(WINDOW_SETTINGS)}, got {name!r}"
+                    )
                 setattr(inferer, name, tuple(value) if name == "roi_size" else value)
         elif self.window:
             raise BundleError(

@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from os import PathLike
@@ -45,6 +44,7 @@ from ctpipe.export.terminology import segment_code
 from ctpipe.io.atomic import atomic_path
 
 __all__ = ["organ_code", "read_dicom_seg_labels", "segment_numbers", "write_dicom_seg"]
+
 
 def organ_code(name: str) -> tuple[object, object]:
     """(category, property type) codes of a class name such as ``kidney_right``.
@@ -173,9 +173,9 @@ def _description(number: int, name: str, algorithm: object) -> Dataset:
         modifier = hd.sr.CodedConcept(
             code.modifier.value, code.modifier.scheme_designator, code.modifier.meaning
         )
-        description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
-            modifier
-        ]
+        description.SegmentedPropertyTypeCodeSequence[
+            0
+        ].SegmentedPropertyTypeModifierCodeSequence = [modifier]
     description.SegmentDescription = name[:64]
     return description
 

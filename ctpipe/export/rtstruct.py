@@ -180,9 +180,7 @@ def _check_regular(sources: Sequence[Dataset]) -> None:
         )
 
 
-def _describe(
-    ds: Dataset, source: Dataset, description: str, number: int, label: str
-) -> None:
+def _describe(ds: Dataset, source: Dataset, description: str, number: int, label: str) -> None:
     """Replace rt-utils' placeholders with ctpipe's identity and the source's study."""
     ds.Manufacturer = "ctpipe"
     ds.ManufacturerModelName = "ctpipe"
@@ -252,7 +250,7 @@ def read_rtstruct_masks(
         for contour in roi_contour.get("ContourSequence", []):
             points = np.asarray(contour.ContourData, dtype=np.float64).reshape(-1, 3)
             voxels = (to_voxel[:3, :3] @ points.T).T + to_voxel[:3, 3]
-            k = int(round(float(voxels[:, 2].mean())))
+            k = round(float(voxels[:, 2].mean()))
             if not 0 <= k < shape[2] or np.abs(voxels[:, 2] - k).max() > 0.01:
                 raise ValueError(f"{path}: a contour of {name!r} lies off the grid's slices")
             polygons.setdefault(k, []).append(voxels[:, :2])
@@ -264,8 +262,11 @@ def read_rtstruct_masks(
 
 
 def _fill_slice(outlines: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-    """Fill a slice's outlines: even nesting depth adds its area, odd depth removes the
-    inside of its outline (the outline itself, through boundary voxels, stays)."""
+    """Fill a slice's outlines, holes by nesting depth.
+
+    An outline at even depth adds its area; one at odd depth (a hole) removes the inside
+    of its outline (the outline itself, through boundary voxels, stays).
+    """
     from skimage.draw import polygon, polygon_perimeter
 
     inside, filled = [], []
@@ -274,8 +275,10 @@ def _fill_slice(outlines: list[np.ndarray], shape: tuple[int, int]) -> np.ndarra
         area[polygon(outline[:, 0], outline[:, 1], shape)] = True
         edge = np.zeros(shape, bool)
         edge[polygon_perimeter(outline[:, 0], outline[:, 1], shape)] = True
-        edge[np.clip(np.rint(outline[:, 0]).astype(int), 0, shape[0] - 1),
-             np.clip(np.rint(outline[:, 1]).astype(int), 0, shape[1] - 1)] = True
+        edge[
+            np.clip(np.rint(outline[:, 0]).astype(int), 0, shape[0] - 1),
+            np.clip(np.rint(outline[:, 1]).astype(int), 0, shape[1] - 1),
+        ] = True
         inside.append(area & ~edge)
         filled.append(area | edge)
     depths = []

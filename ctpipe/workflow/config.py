@@ -58,8 +58,6 @@ from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclas
 
 __all__ = [
     "DEFAULT_WEIGHTS",
-    "bundle_folder",
-    "check_bundle",
     "AnomalyStep",
     "DenoiseStep",
     "ExportConfig",
@@ -68,6 +66,8 @@ __all__ = [
     "SegmentStep",
     "Workflow",
     "WorkflowError",
+    "bundle_folder",
+    "check_bundle",
     "load_workflow",
 ]
 
@@ -413,9 +413,11 @@ def load_workflow(path: str | PathLike[str], *, check_weights: bool = True) -> W
 
 
 def bundle_folder(workflow: Workflow, *, source: str | PathLike[str]) -> Path:
-    """The segment step's bundle folder: relative to the workflow file, else the working
-    directory; a path that exists nowhere is returned as given (for the bundle's own
-    message, which says how to download a bundle named by its name)."""
+    """The segment step's bundle folder, relative to the workflow file or the working folder.
+
+    A path that exists nowhere is returned as given, for the bundle's own message (which
+    says how to download a bundle given by its name).
+    """
     name = str(workflow.segment.bundle)
     if Path(name).is_absolute():
         return Path(name)

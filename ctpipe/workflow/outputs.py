@@ -59,8 +59,7 @@ def study_paths(folder: str | PathLike[str]) -> dict[str, Path]:
 def write_outputs(
     state: StudyState, workflow: Workflow, folder: Path, records: dict[str, Any]
 ) -> dict[str, Any]:
-    """Write NIfTI, DICOM, DICOM-SEG, RTSTRUCT, statistics and previews; return what was
-    written (relative paths).
+    """Write NIfTI, DICOM, DICOM-SEG, RTSTRUCT, statistics and previews; return them.
 
     Args:
         state: The finished study.
@@ -185,8 +184,10 @@ def _write_rtstruct(
 def _label_sources(
     state: StudyState, workflow: Workflow, paths: dict[str, Path], written: dict[str, Any]
 ) -> list[Any]:
-    """The datasets labels refer to: the source series, or for a NIfTI input the derived
-    series (written here when the export did not write it already)."""
+    """The datasets the labels refer to: the source series, or a NIfTI's derived series.
+
+    The derived series of a NIfTI input is written here when the export has not already.
+    """
     import pydicom
 
     from ctpipe.export.derived import source_datasets, write_derived_series

@@ -212,8 +212,15 @@ def phantom_files(tmp_path_factory):
 def trained_weights(phantom_files) -> dict[str, torch.Tensor]:
     """The UNet trained for a few seconds on the phantom, through the bundle's transforms."""
     from monai.losses import DiceCELoss
-    from monai.transforms import Compose, DivisiblePadd, EnsureChannelFirstd, LoadImaged
-    from monai.transforms import Orientationd, ScaleIntensityRanged, Spacingd
+    from monai.transforms import (
+        Compose,
+        DivisiblePadd,
+        EnsureChannelFirstd,
+        LoadImaged,
+        Orientationd,
+        ScaleIntensityRanged,
+        Spacingd,
+    )
 
     _, files = phantom_files
     prepare = Compose(
@@ -243,7 +250,12 @@ def trained_weights(phantom_files) -> dict[str, torch.Tensor]:
             int(torch.randint(0, n - size + 1, (1,), generator=crops))
             for n, size in zip(image.shape[2:], ROI_SIZE, strict=True)
         )
-        window = (..., slice(i, i + ROI_SIZE[0]), slice(j, j + ROI_SIZE[1]), slice(k, k + ROI_SIZE[2]))
+        window = (
+            ...,
+            slice(i, i + ROI_SIZE[0]),
+            slice(j, j + ROI_SIZE[1]),
+            slice(k, k + ROI_SIZE[2]),
+        )
         optimiser.zero_grad()
         value = loss(network(image[window]), label[window])
         value.backward()

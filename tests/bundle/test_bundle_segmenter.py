@@ -50,13 +50,15 @@ def monai_run(bundle, image, output_dir, *, torchscript: bool = False) -> nib.Ni
 
 @pytest.mark.parametrize("model", ["model.pt", "model.ts"])
 def test_ctpipe_equals_monai_running_the_bundle(tmp_path, capsys, bundle_dir, phantom_files, model):
-    phantom, files = phantom_files
+    _, files = phantom_files
     output = tmp_path / "labels.nii.gz"
     code, out, err = run_cli(
         capsys, files.ct_nifti, "--bundle", bundle_dir, "--bundle-model", model, "--output", output
     )
     assert code == 0, err
-    reference = monai_run(bundle_dir, files.ct_nifti, tmp_path / "monai", torchscript=model == "model.ts")
+    reference = monai_run(
+        bundle_dir, files.ct_nifti, tmp_path / "monai", torchscript=model == "model.ts"
+    )
     labels = nib.load(output)
     values = np.asarray(labels.dataobj)
     np.testing.assert_array_equal(values, np.asarray(reference.dataobj))
@@ -108,8 +110,14 @@ def test_statistics_csv_matches_the_labels_and_hu(tmp_path, capsys, bundle_dir, 
     phantom, files = phantom_files
     output, table = tmp_path / "labels.nii.gz", tmp_path / "statistics.csv"
     code, out, err = run_cli(
-        capsys, files.dicom_folder, "--bundle", bundle_dir, "--output", output,
-        "--statistics", table,
+        capsys,
+        files.dicom_folder,
+        "--bundle",
+        bundle_dir,
+        "--output",
+        output,
+        "--statistics",
+        table,
     )
     assert code == 0, err
     assert f"statistics: {table}" in out
@@ -135,7 +143,11 @@ def test_devices_and_window_reach_the_bundle_inferer(bundle_dir):
     )
     inferer = segmenter.inferer
     assert (inferer.sw_device, inferer.device) == (torch.device("cpu"), torch.device("cpu"))
-    assert (inferer.sw_batch_size, inferer.overlap, tuple(inferer.roi_size)) == (3, 0.5, (32, 32, 8))
+    assert (inferer.sw_batch_size, inferer.overlap, tuple(inferer.roi_size)) == (
+        3,
+        0.5,
+        (32, 32, 8),
+    )
     record = segmenter.record()
     assert record["amp"] is False  # mixed precision only on CUDA
     assert record["bundle"]["weights"] == "models/model.pt"
@@ -198,17 +210,68 @@ def _config(**changes):
 
 
 BAD_BUNDLES = {
-    "name": (lambda tmp, w: "spleen_ct_segmentation", "python -m monai.bundle download --name spleen_ct_segmentation"),
-    "no-metadata": (lambda tmp, w: _without(tmp, w, "configs/metadata.json"), "configs/metadata.json is missing"),
+    "name": (
+        lambda tmp, w: "spleen_ct_segmentation",
+        "python -m monai.bundle download --name spleen_ct_segmentation",
+    ),
+    "no-metadata": (
+        lambda tmp, w: _without(tmp, w, "configs/metadata.json"),
+        "configs/metadata.json is missing",
+    ),
     "no-config": (lambda tmp, w: _without(tmp, w, "configs/inference.json"), "no inference config"),
-    "no-weights": (lambda tmp, w: _without(tmp, w, "models"), "no weights: models/model.pt or models/model.ts"),
-    "classification": (lambda tmp, w: _make(tmp, w, metadata=_bad_metadata(format="classification")), "not a segmentation bundle"),
-    "unnamed-channel": (lambda tmp, w: _make(tmp, w, metadata=_bad_metadata(channel_def={"0": "background", "1": "liver"})), "cannot map the labels to classes"),
-    "more-names": (lambda tmp, w: _make(tmp, w, metadata=_bad_metadata(num_channels=4, channel_def={"0": "background", "1": "liver", "2": "spleen", "3": "kidney"})), "the network gives 3 channels but channel_def names 4"),
+    "no-weights": (
+        lambda tmp, w: _without(tmp, w, "models"),
+        "no weights: models/model.pt or models/model.ts",
+    ),
+    "classification": (
+        lambda tmp, w: _make(tmp, w, metadata=_bad_metadata(format="classification")),
+        "not a segmentation bundle",
+    ),
+    "unnamed-channel": (
+        lambda tmp, w: _make(
+            tmp, w, metadata=_bad_metadata(channel_def={"0": "background", "1": "liver"})
+        ),
+        "cannot map the labels to classes",
+    ),
+    "more-names": (
+        lambda tmp, w: _make(
+            tmp,
+            w,
+            metadata=_bad_metadata(
+                num_channels=4,
+                channel_def={"0": "background", "1": "liver", "2": "spleen", "3": "kidney"},
+            ),
+        ),
+        "the network gives 3 channels but channel_def names 4",
+    ),
     "other-network": (_other_weights, "does not fit the bundle's network_def"),
     "broken-ts": (_broken_ts, "cannot be loaded as TorchScript"),
-    "no-argmax": (lambda tmp, w: _make(tmp, w, inference=_config(postprocessing={"_target_": "Compose", "transforms": [{"_target_": "Activationsd", "keys": "pred", "softmax": True}]})), "postprocessing must give one label map"),
-    "bad-target": (lambda tmp, w: _make(tmp, w, inference=_config(preprocessing={"_target_": "Compose", "transforms": [{"_target_": "NoSuchTransformd", "keys": "image"}]})), "cannot build preprocessing"),
+    "no-argmax": (
+        lambda tmp, w: _make(
+            tmp,
+            w,
+            inference=_config(
+                postprocessing={
+                    "_target_": "Compose",
+                    "transforms": [{"_target_": "Activationsd", "keys": "pred", "softmax": True}],
+                }
+            ),
+        ),
+        "postprocessing must give one label map",
+    ),
+    "bad-target": (
+        lambda tmp, w: _make(
+            tmp,
+            w,
+            inference=_config(
+                preprocessing={
+                    "_target_": "Compose",
+                    "transforms": [{"_target_": "NoSuchTransformd", "keys": "image"}],
+                }
+            ),
+        ),
+        "cannot build preprocessing",
+    ),
 }
 
 
@@ -235,8 +298,14 @@ def test_find_bundle_names_a_missing_model_choice(tmp_path, trained_weights):
 def test_bundle_and_weights_exclude_each_other(tmp_path, capsys, bundle_dir, phantom_files):
     _, files = phantom_files
     code, _, err = run_cli(
-        capsys, files.ct_nifti, "--bundle", bundle_dir, "--weights", "x.pt",
-        "--output", tmp_path / "l.nii.gz",
+        capsys,
+        files.ct_nifti,
+        "--bundle",
+        bundle_dir,
+        "--weights",
+        "x.pt",
+        "--output",
+        tmp_path / "l.nii.gz",
     )
     assert code == 2 and "--bundle and --weights exclude each other" in err
 

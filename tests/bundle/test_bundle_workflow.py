@@ -40,7 +40,9 @@ def bundle_study(tmp_path_factory, bundle_dir, phantom_files):
     folder = tmp_path_factory.mktemp("wf")
     shutil.copytree(bundle_dir, folder / "bundles" / "phantom")
     path = write_workflow(folder, bundle="bundles/phantom")  # relative to the workflow file
-    result = run_study(load_workflow(path), files.dicom_folder, folder / "out", workflow_source=path)
+    result = run_study(
+        load_workflow(path), files.dicom_folder, folder / "out", workflow_source=path
+    )
     assert result.status == "done", result.error
     return result
 
@@ -105,7 +107,7 @@ def test_statistics_in_csv_record_and_report(bundle_study, phantom_files):
 
 
 def test_shipped_model_labels_get_statistics_too(tmp_path, phantom_files):
-    phantom, files = phantom_files
+    _, files = phantom_files
     path = write_workflow(tmp_path)
     result = run_study(load_workflow(path), files.ct_nifti, tmp_path / "out", workflow_source=path)
     assert result.status == "done", result.error
@@ -121,6 +123,9 @@ def test_shipped_model_labels_get_statistics_too(tmp_path, phantom_files):
 
 def test_a_bundle_name_that_is_no_folder_is_refused_before_work(tmp_path):
     path = write_workflow(tmp_path, bundle="wholeBody_ct_segmentation")
-    with pytest.raises(WorkflowError, match=r"segment.bundle: .*python -m monai.bundle download "
-                       r"--name wholeBody_ct_segmentation"):
+    with pytest.raises(
+        WorkflowError,
+        match=r"segment.bundle: .*python -m monai.bundle download "
+        r"--name wholeBody_ct_segmentation",
+    ):
         load_workflow(path)

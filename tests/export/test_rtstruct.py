@@ -149,8 +149,9 @@ def test_bad_inputs_are_refused(tmp_path):
         write_rtstruct(labels, {"liver": 1}, sources, tmp_path / "a.dcm")
     with pytest.raises(ValueError, match=r"source grid's shape"):
         write_rtstruct(labels[:, :, :2], {"liver": 2}, sources, tmp_path / "b.dcm")
-    sources[2].ImagePositionPatient = [float(v) + d for v, d in zip(
-        sources[2].ImagePositionPatient, (0.0, 3.0, 0.0), strict=True)]
+    sources[2].ImagePositionPatient = [
+        float(v) + d for v, d in zip(sources[2].ImagePositionPatient, (0.0, 3.0, 0.0), strict=True)
+    ]
     with pytest.raises(ValueError, match="evenly spaced, untilted"):
         write_rtstruct(labels, {"liver": 2}, sources, tmp_path / "c.dcm")
     assert not list(tmp_path.glob("*.dcm"))

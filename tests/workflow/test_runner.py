@@ -90,7 +90,9 @@ def test_dicom_seg_matches_labels_frame_by_frame(done_study):
     labels = np.asarray(nib.load(result.output_dir / "nifti" / "labels.nii.gz").dataobj)
     sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in sorted(phantom.dicom_files)]
     seg_path = result.output_dir / "dicom" / "segmentation.dcm"
-    np.testing.assert_array_equal(read_dicom_seg_labels(seg_path, sources, _class_map(result)), labels)
+    np.testing.assert_array_equal(
+        read_dicom_seg_labels(seg_path, sources, _class_map(result)), labels
+    )
     seg = pydicom.dcmread(seg_path)
     assert seg.StudyInstanceUID == sources[0].StudyInstanceUID
     assert seg.FrameOfReferenceUID == sources[0].FrameOfReferenceUID
