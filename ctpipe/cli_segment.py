@@ -79,7 +79,8 @@ def add_segment_parser(
     p.add_argument(
         "--bundle",
         metavar="DIR",
-        help="a local MONAI bundle folder (configs/, models/) to segment with instead",
+        help="a local MONAI bundle folder (configs/, models/) to segment with instead; its "
+        "configs can run Python: use bundles you trust",
     )
     p.add_argument(
         "--bundle-model",
