@@ -94,7 +94,7 @@ class BundleSegmenter:
         self.weights_sha256 = _sha256(bundle.model_file)
 
     def __call__(self, image: MetaTensor) -> MetaTensor:
-        """Labels of ``image`` (HU, ``(i, j, k)``, RAS affine) on its grid, uint8 or uint16.
+        """Labels of ``image`` (HU, ``(i, j, k)``, RAS affine) on its grid (uint8; int16 past 256).
 
         Raises:
             BundleError: The network's channels or the postprocessed labels do not match

@@ -267,18 +267,19 @@ def _fill_slice(outlines: list[np.ndarray], shape: tuple[int, int]) -> np.ndarra
     An outline at even depth adds its area; one at odd depth (a hole) removes the inside
     of its outline (the outline itself, through boundary voxels, stays).
     """
-    from skimage.draw import polygon, polygon_perimeter
+    from skimage.draw import line, polygon
 
     inside, filled = [], []
     for outline in outlines:
         area = np.zeros(shape, bool)
-        area[polygon(outline[:, 0], outline[:, 1], shape)] = True
+        if len(outline) >= 3:
+            area[polygon(outline[:, 0], outline[:, 1], shape)] = True
         edge = np.zeros(shape, bool)
-        edge[polygon_perimeter(outline[:, 0], outline[:, 1], shape)] = True
-        edge[
-            np.clip(np.rint(outline[:, 0]).astype(int), 0, shape[0] - 1),
-            np.clip(np.rint(outline[:, 1]).astype(int), 0, shape[1] - 1),
-        ] = True
+        corners = np.rint(outline).astype(int)
+        for (i0, j0), (i1, j1) in zip(corners, np.roll(corners, -1, axis=0), strict=True):
+            i, j = line(i0, j0, i1, j1)  # through the boundary voxels' centres
+            keep = (i >= 0) & (i < shape[0]) & (j >= 0) & (j < shape[1])
+            edge[i[keep], j[keep]] = True
         inside.append(area & ~edge)
         filled.append(area | edge)
     depths = []

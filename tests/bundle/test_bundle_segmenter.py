@@ -317,3 +317,25 @@ def test_network_is_built_from_the_bundle_config(bundle_dir, trained_weights):
     assert type(segmenter.network) is type(reference)
     for name, value in reference.state_dict().items():
         torch.testing.assert_close(segmenter.network.state_dict()[name], value)
+
+
+def test_labels_off_the_input_grid_are_resampled_onto_it(bundle_dir):
+    from monai.data import MetaTensor
+
+    segmenter = BundleSegmenter(find_bundle(bundle_dir))
+    coarse = np.random.default_rng(0).integers(0, 3, size=(8, 6, 4))
+    coarse_affine = np.diag([-2.0, -2.0, 3.0, 1.0])
+    coarse_affine[:3, 3] = (10.0, 6.0, -4.0)
+    pred = MetaTensor(
+        torch.from_numpy(coarse)[None].float(), affine=torch.from_numpy(coarse_affine)
+    )
+    fine_affine = np.diag([-1.0, -1.0, 3.0, 1.0])
+    fine_affine[:3, 3] = (10.5, 6.5, -4.0)
+    image = MetaTensor(torch.zeros(16, 12, 4), affine=torch.from_numpy(fine_affine))
+    labels = segmenter._on_grid(pred, image).numpy()
+    # independent reference: each fine voxel centre read from the coarse voxel it falls in
+    to_coarse = np.linalg.inv(coarse_affine) @ fine_affine
+    index = np.indices((16, 12, 4)).reshape(3, -1)
+    source = np.rint(to_coarse[:3, :3] @ index + to_coarse[:3, 3:]).astype(int)
+    expected = coarse[source[0], source[1], source[2]].reshape(16, 12, 4)
+    np.testing.assert_array_equal(labels, expected)

@@ -155,3 +155,19 @@ def test_bad_inputs_are_refused(tmp_path):
     with pytest.raises(ValueError, match="evenly spaced, untilted"):
         write_rtstruct(labels, {"liver": 2}, sources, tmp_path / "c.dcm")
     assert not list(tmp_path.glob("*.dcm"))
+
+
+def test_single_voxels_and_thin_lines_round_trip(tmp_path):
+    affine = axial_affine(spacing=(0.7, 0.7, 2.5))
+    files = write_ct_series(np.zeros((24, 24, 2), np.float32), affine, tmp_path / "ct")
+    sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    labels = np.zeros((24, 24, 2), np.uint8)
+    labels[3, 4, 0] = 1  # one voxel: a one-point contour
+    labels[10:20, 7, 0] = 2  # a line one voxel wide: a two-point contour
+    labels[5:15, 15, 1] = 3  # an L one voxel wide
+    labels[14, 15:22, 1] = 3
+    names = {"liver": 1, "spleen": 2, "spine": 3}
+    path = write_rtstruct(labels, names, sources, tmp_path / "rt.dcm")
+    masks = read_rtstruct_masks(path, labels.shape, affine)
+    for name, value in names.items():
+        np.testing.assert_array_equal(masks[name], labels == value, err_msg=name)
