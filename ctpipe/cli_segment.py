@@ -163,6 +163,11 @@ def run_segment(args: argparse.Namespace) -> int:
         raise CTPipeError("--bundle and --weights exclude each other: a bundle brings its weights")
     if args.statistics is not None and not str(args.statistics).endswith(".csv"):
         raise InputError(args.statistics, "the statistics must be written as CSV (.csv)")
+    from ctpipe.io.output_folder import check_output_file
+
+    check_output_file(output, inputs=[args.input])
+    if args.statistics is not None:
+        check_output_file(args.statistics, inputs=[args.input, output])
     window = {"roi_size": args.roi_size, "overlap": args.overlap, "mode": args.blend}
     if args.bundle is not None:
         segment, class_names, description = _bundle_segmenter(args, window)

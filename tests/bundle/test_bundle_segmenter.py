@@ -339,3 +339,30 @@ def test_labels_off_the_input_grid_are_resampled_onto_it(bundle_dir):
     source = np.rint(to_coarse[:3, :3] @ index + to_coarse[:3, 3:]).astype(int)
     expected = coarse[source[0], source[1], source[2]].reshape(16, 12, 4)
     np.testing.assert_array_equal(labels, expected)
+
+
+def test_outputs_never_replace_the_input(tmp_path, capsys, bundle_dir, phantom_files):
+    _, files = phantom_files
+    output = tmp_path / "labels.nii.gz"
+    code, _, err = run_cli(
+        capsys,
+        files.dicom_folder,
+        "--bundle",
+        bundle_dir,
+        "--output",
+        output,
+        "--statistics",
+        files.dicom_folder / "statistics.csv",
+    )
+    assert code == 2 and "write the result somewhere else" in err
+    assert not output.exists()
+    code, _, err = run_cli(
+        capsys,
+        files.ct_nifti,
+        "--bundle",
+        bundle_dir,
+        "--output",
+        files.ct_nifti,
+    )
+    assert code == 2 and "write the result somewhere else" in err
+    assert nib.load(files.ct_nifti).shape == (96, 96, 12)
