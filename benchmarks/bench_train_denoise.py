@@ -76,7 +76,6 @@ def recipes(filters: int) -> list[Recipe]:
             replace(base, channels_last=True),
             replace(base, channels_last=True, batch=64),
             replace(base, channels_last=True, batch=64, compile=True),
-            replace(base, precision="bf16"),
         ]
     return [
         base,
