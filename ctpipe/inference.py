@@ -315,7 +315,9 @@ def denoise_volume(
         hu: HU volume: numpy array, tensor or MONAI ``MetaTensor``.
         model: A :class:`ctpipe.nets.Denoiser` (any ``(B, 1, H, W)`` to same-shape module).
         inferer: The inferer to use; give either this or ``settings``.
-        **settings: Keyword arguments of :class:`SliceInferer`.
+        **settings: Keyword arguments of :class:`SliceInferer`. ``amp`` defaults to
+            ``False`` here: bfloat16 cost the shipped RED-CNN 0.5-0.7 dB PSNR
+            (``benchmarks/RESULTS.md``), beyond the 0.05 dB a faster path may cost.
 
     Returns:
         Float32 HU of the same shape and type: a numpy array, a tensor on ``hu``'s
@@ -335,6 +337,8 @@ def denoise_volume(
         >>> out.affine.diagonal().tolist(), out.meta["denoising"]["model"]
         ([0.75, 0.75, 2.5, 1.0], 'torch.nn.modules.linear.Identity')
     """
+    if inferer is None:
+        settings.setdefault("amp", False)
     return _denoise(hu, model, _resolve_inferer(inferer, settings), ndim=3)
 
 
@@ -353,6 +357,8 @@ def denoise_slice(
         >>> bool((denoise_slice(hu, torch.nn.Identity()) == hu).all())
         True
     """
+    if inferer is None:
+        settings.setdefault("amp", False)  # as denoise_volume
     return _denoise(hu, model, _resolve_inferer(inferer, settings), ndim=2)
 
 

@@ -108,7 +108,8 @@ class DenoiseStep:
         weights: ``default`` (the shipped RED-CNN) or a ctpipe checkpoint path.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: Slices per forward pass.
-        amp: Mixed precision on CUDA (ignored on CPU).
+        amp: bfloat16 autocast on CUDA (ignored on CPU). Off by default: it cost the
+            shipped RED-CNN 0.5-0.7 dB PSNR (``benchmarks/RESULTS.md``).
 
     Example:
         >>> DenoiseStep(batch_size=0)
@@ -120,7 +121,7 @@ class DenoiseStep:
     weights: str = DEFAULT_WEIGHTS
     device: str = "auto"
     batch_size: int = 4
-    amp: bool = True
+    amp: bool = False
 
     def __post_init__(self) -> None:
         check_device_setting("device", self.device)
