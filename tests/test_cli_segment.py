@@ -159,7 +159,7 @@ def test_bad_output_weights_and_device(tmp_path, capsys, phantom, weights):
 
 def test_train_segment_task_parses_and_reports_bad_configs(tmp_path, capsys):
     from ctpipe.cli import build_parser
-    from ctpipe.cli_train import run_train_segment
+    from ctpipe.cli.train import run_train_segment
 
     args = build_parser().parse_args(
         ["train", "segment", "c.yaml", "--resume", "r/checkpoint_latest.pt", "--output", "o"]

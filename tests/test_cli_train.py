@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from ctpipe.cli_train import add_train_parser, run_train_denoise
+from ctpipe.cli.train import add_train_parser, run_train_denoise
 from ctpipe.engines.config import TrainConfigError
 
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from ctpipe.cli_evaluate import add_evaluate_parser, load_weight_methods
+from ctpipe.cli.evaluate import add_evaluate_parser, load_weight_methods
 from ctpipe.evaluate import (
     BM3D,
     LDCT_INPUT,

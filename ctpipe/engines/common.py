@@ -168,7 +168,7 @@ def torchrun_main(
     """``python -m MODULE CONFIG [--resume CKPT] [--output DIR] [--debug]``.
 
     Parses the arguments of ``ctpipe train`` and calls ``run`` (e.g.
-    :func:`ctpipe.cli_train.run_train_denoise`), so that ``torchrun ... -m MODULE`` trains
+    :func:`ctpipe.cli.train.run_train_denoise`), so that ``torchrun ... -m MODULE`` trains
     as the CLI does. Returns the exit status: ``run``'s, or 2 on bad input with one line
     on stderr naming the file and the problem (``--debug`` shows the traceback).
 
@@ -179,7 +179,7 @@ def torchrun_main(
         >>> torchrun_main(["train.yaml"], module="m", description="d", run=run)
         2
     """
-    from ctpipe.cli_train import add_denoise_arguments
+    from ctpipe.cli.train import add_denoise_arguments
     from ctpipe.errors import CTPipeError
 
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)

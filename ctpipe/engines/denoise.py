@@ -401,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns the exit status: 0 on success, 2 on bad input (one line on stderr naming the
     file and the problem; ``--debug`` shows the traceback).
     """
-    from ctpipe.cli_train import run_train_denoise
+    from ctpipe.cli.train import run_train_denoise
 
     return torchrun_main(
         argv,

@@ -30,7 +30,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ctpipe.cli_common import EXIT_OK, add_command_group
+from ctpipe.cli.common import EXIT_OK, add_command_group
 
 __all__ = [
     "add_denoise_arguments",
@@ -99,7 +99,7 @@ def add_train_parser(
     )
     add_denoise_arguments(gan)
     gan.set_defaults(func=run_train_gan)
-    from ctpipe.cli_vae import add_train_vae_parser
+    from ctpipe.cli.vae import add_train_vae_parser
 
     add_train_vae_parser(tasks)
     return train

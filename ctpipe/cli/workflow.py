@@ -31,12 +31,12 @@ import logging
 import sys
 from pathlib import Path
 
-from ctpipe.cli_common import EXIT_OK, EXIT_PROBLEMS
+from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS
 
 __all__ = ["add_workflow_parsers", "resolve_workflow", "run_batch_command", "run_command"]
 
 #: Folder of the workflow files shipped with ctpipe (in a source checkout).
-WORKFLOWS_DIR = Path(__file__).resolve().parent.parent / "workflows"
+WORKFLOWS_DIR = Path(__file__).resolve().parents[2] / "workflows"
 
 
 def add_workflow_parsers(subparsers: argparse._SubParsersAction) -> None:

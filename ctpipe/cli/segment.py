@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli_common import EXIT_OK
+from ctpipe.cli.common import EXIT_OK
 
 __all__ = ["add_segment_parser", "format_volumes", "run_segment"]
 

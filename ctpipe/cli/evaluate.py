@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli_common import EXIT_ERROR, EXIT_OK, add_command_group
+from ctpipe.cli.common import EXIT_ERROR, EXIT_OK, add_command_group
 
 __all__ = ["add_evaluate_parser", "load_weight_methods", "run_denoise"]
 

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli_common import EXIT_OK, EXIT_PROBLEMS
+from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS
 
 __all__ = ["add_pacs_parsers", "parse_dimse_address", "run_pull", "run_serve"]
 

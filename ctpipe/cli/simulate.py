@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli_common import EXIT_ERROR, EXIT_OK
+from ctpipe.cli.common import EXIT_ERROR, EXIT_OK
 
 __all__ = ["add_simulate_parser", "output_paths", "run_simulate"]
 

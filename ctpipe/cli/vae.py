@@ -29,7 +29,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from ctpipe.cli_common import EXIT_OK, add_command_group
+from ctpipe.cli.common import EXIT_OK, add_command_group
 
 __all__ = [
     "add_train_vae_parser",
@@ -43,7 +43,7 @@ __all__ = [
 
 def add_train_vae_parser(tasks: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``vae`` task to ``ctpipe train``'s tasks."""
-    from ctpipe.cli_train import add_denoise_arguments
+    from ctpipe.cli.train import add_denoise_arguments
 
     vae = tasks.add_parser(
         "vae",
@@ -61,7 +61,7 @@ def add_train_vae_parser(tasks: argparse._SubParsersAction) -> argparse.Argument
 
 def run_train_vae(args: argparse.Namespace) -> int:
     """Handler of ``ctpipe train vae``: load the config, apply overrides, train."""
-    from ctpipe.cli_train import configure_logging, print_result, with_overrides
+    from ctpipe.cli.train import configure_logging, print_result, with_overrides
     from ctpipe.engines.vae import train_vae
     from ctpipe.engines.vae_config import load_vae_config
 

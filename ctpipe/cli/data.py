@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ctpipe.io.manifest import Manifest, Progress
 
-from ctpipe.cli_common import EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, add_command_group
+from ctpipe.cli.common import EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, add_command_group
 
 __all__ = ["add_data_parser", "run_create", "run_verify"]
 

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli_common import EXIT_OK
+from ctpipe.cli.common import EXIT_OK
 
 __all__ = ["add_inpaint_parser", "output_paths", "run_inpaint"]
 

@@ -76,7 +76,7 @@ def run_anomaly(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ctpipe.anomaly import anomaly_volume, write_anomaly_overlay, write_anomaly_record
-    from ctpipe.cli_vae import _model
+    from ctpipe.cli.vae import _model
     from ctpipe.engines.vae_data import load_volume
     from ctpipe.errors import InputError
 

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Sequence
 
 from ctpipe import __version__
-from ctpipe.cli_common import EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS
+from ctpipe.cli.common import EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,16 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_info(sub)
     _add_demo(sub)
-    from ctpipe.cli_anomaly import add_anomaly_parser
-    from ctpipe.cli_data import add_data_parser
-    from ctpipe.cli_evaluate import add_evaluate_parser
-    from ctpipe.cli_inpaint import add_inpaint_parser
-    from ctpipe.cli_pacs import add_pacs_parsers
-    from ctpipe.cli_segment import add_segment_parser
-    from ctpipe.cli_simulate import add_simulate_parser
-    from ctpipe.cli_train import add_train_parser
-    from ctpipe.cli_vae import add_vae_parser
-    from ctpipe.cli_workflow import add_workflow_parsers
+    from ctpipe.cli.anomaly import add_anomaly_parser
+    from ctpipe.cli.data import add_data_parser
+    from ctpipe.cli.evaluate import add_evaluate_parser
+    from ctpipe.cli.inpaint import add_inpaint_parser
+    from ctpipe.cli.pacs import add_pacs_parsers
+    from ctpipe.cli.segment import add_segment_parser
+    from ctpipe.cli.simulate import add_simulate_parser
+    from ctpipe.cli.train import add_train_parser
+    from ctpipe.cli.vae import add_vae_parser
+    from ctpipe.cli.workflow import add_workflow_parsers
 
     add_workflow_parsers(sub)
     add_data_parser(sub)
