@@ -7,11 +7,11 @@ folder or file, or a NIfTI volume) and prints where the report and the record ar
 ``--workers N`` runs the series on a local Dask cluster of N processes, ``--scheduler
 ADDRESS`` on an existing Dask cluster (``--task-resources GPU=1``: one series per GPU).
 ``WORKFLOW`` is a YAML file or the name of a shipped one (``denoise_segment``,
-``denoise_only``, ``segment_only``). The workflow is checked before any work starts.
-Nothing the user wrote is replaced: ``--output`` may not be, hold or lie inside the input,
-and an existing folder must be empty or one ctpipe wrote (a study folder with its
-``run.json``, a batch folder with its ``batch.json``) unless ``--overwrite`` is given. A
-failed run leaves an earlier result as it was.
+``denoise_only``, ``segment_only``, ...: :mod:`ctpipe.workflow.shipped`). The workflow
+is checked before any work starts. Nothing the user wrote is replaced: ``--output`` may
+not be, hold or lie inside the input, and an existing folder must be empty or one ctpipe
+wrote (a study folder with its ``run.json``, a batch folder with its ``batch.json``)
+unless ``--overwrite`` is given. A failed run leaves an earlier result as it was.
 Exit status: 0 when everything is done, 1 when a study failed (its error is recorded and
 printed), 2 when the workflow, the input or the output is unusable.
 
@@ -32,11 +32,12 @@ import sys
 from pathlib import Path
 
 from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS
+from ctpipe.workflow.shipped import resolve_workflow, shipped_dir
 
 __all__ = ["add_workflow_parsers", "resolve_workflow", "run_batch_command", "run_command"]
 
-#: Folder of the workflow files shipped with ctpipe (in a source checkout).
-WORKFLOWS_DIR = Path(__file__).resolve().parents[2] / "workflows"
+#: Folder of the workflow files shipped with ctpipe (in the package or the checkout).
+WORKFLOWS_DIR = shipped_dir()
 
 
 def add_workflow_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -99,20 +100,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="write into an output folder that holds files ctpipe did not write, replacing "
         "them (never the input)",
     )
-
-
-def resolve_workflow(name: str) -> Path:
-    """A workflow file: ``name`` itself when it exists, else a shipped workflow by name.
-
-    Example:
-        >>> resolve_workflow("denoise_only").name
-        'denoise_only.yaml'
-    """
-    path = Path(name)
-    if path.exists() or path.suffix in (".yaml", ".yml"):
-        return path
-    shipped = WORKFLOWS_DIR / f"{name}.yaml"
-    return shipped if shipped.is_file() else path
 
 
 def run_command(args: argparse.Namespace) -> int:
