@@ -8,7 +8,7 @@ the volume, 2-D configs on its axial slices) under :func:`torch.inference_mode`,
 arg-max, and resamples the label map back onto the input grid with nearest-neighbour
 interpolation (axis by axis, as reorienting and respacing keep the axes; MONAI
 ``SpatialResample`` otherwise). The result has the input's shape and affine exactly.
-Training (:mod:`ctpipe.engines.segment`) uses the same steps and the same inferer, so a
+Training (:mod:`ctpipe.training.segment.trainer`) uses the same steps and the same inferer, so a
 model sees at inference what it saw in training.
 
 Orientation. Volumes are indexed ``(i, j, k)``; ``roi_size`` is given in that order.

@@ -211,8 +211,8 @@ def grid_slice(
         InputError: The file cannot be read or has no such slice (the count is named).
     """
     from ctpipe.body_mask import body_bbox_centre, body_mask
-    from ctpipe.engines.vae_data import read_series
     from ctpipe.errors import InputError
+    from ctpipe.training.vae.data import read_series
 
     hu, spacing = read_series(path, allow_irregular=allow_irregular)
     count = hu.shape[2]

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+from ctpipe.checkpoints.file import save_checkpoint
 from ctpipe.cli import main
-from ctpipe.engines.checkpoint import save_checkpoint
 from ctpipe.io.nifti import read_nifti, write_nifti
 from ctpipe.nets.vae import VAE, VAE_FORMAT
 from ctpipe.phantom import make_phantom

@@ -77,8 +77,8 @@ def run_anomaly(args: argparse.Namespace) -> int:
 
     from ctpipe.anomaly import anomaly_volume, write_anomaly_overlay, write_anomaly_record
     from ctpipe.cli.vae import _model
-    from ctpipe.engines.vae_data import load_volume
     from ctpipe.errors import InputError
+    from ctpipe.training.vae.data import load_volume
 
     if args.samples < 1:
         raise InputError(args.input, f"--samples must be at least 1, got {args.samples}")

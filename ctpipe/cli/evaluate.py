@@ -264,23 +264,23 @@ def _load_pairs(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[st
 def load_weight_methods(
     paths: Sequence[Path], device: str = "cpu"
 ) -> dict[str, Callable[[Any], Any]]:
-    """Load each checkpoint with ``ctpipe.engines.checkpoint.load_denoiser`` as a method.
+    """Load each checkpoint with ``ctpipe.checkpoints.file.load_denoiser`` as a method.
 
     ``load_denoiser(path)`` must return a :class:`ctpipe.nets.Denoiser` (a torch module on
     unit-normalised ``(B, 1, H, W)``) or a tuple whose first item is one. Each becomes a
     method ``hu_2d -> hu_2d`` named ``"<class> (<file name>)"``.
 
     Raises:
-        ImportError: If ``ctpipe.engines.checkpoint.load_denoiser`` is not available.
+        ImportError: If ``ctpipe.checkpoints.file.load_denoiser`` is not available.
         TypeError: If ``load_denoiser`` returns something other than a torch module.
     """
     if not paths:
         return {}
     try:
-        from ctpipe.engines.checkpoint import load_denoiser
+        from ctpipe.checkpoints.file import load_denoiser
     except ImportError as error:
         raise ImportError(
-            f"--weights needs ctpipe.engines.checkpoint.load_denoiser, which this ctpipe "
+            f"--weights needs ctpipe.checkpoints.file.load_denoiser, which this ctpipe "
             f"lacks ({error}); evaluate without --weights, or install a ctpipe that has "
             f"the training module"
         ) from error

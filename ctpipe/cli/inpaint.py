@@ -237,11 +237,11 @@ def _inpaint(args: argparse.Namespace, hu, mask) -> tuple[Any, dict[str, Any]]:
         return filled, {"tool": tool, "method": args.method, "seconds": seconds}
     import re
 
-    from ctpipe.engines.distributed import setup_distributed
-    from ctpipe.engines.gan_checkpoint import load_gan
+    from ctpipe.checkpoints.gan import load_gan
     from ctpipe.errors import CTPipeError
     from ctpipe.inpaint.search import SearchSettings
     from ctpipe.inpaint.volume import InpaintSettings, inpaint_volume
+    from ctpipe.training.distributed import setup_distributed
     from ctpipe.weights import DEFAULT_GAN, weights_path
 
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", args.device):

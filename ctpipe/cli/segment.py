@@ -287,7 +287,7 @@ def _load_model(weights: str | None) -> tuple[Any, Any]:
         from ctpipe.weights import load_default_segmenter
 
         return load_default_segmenter()
-    from ctpipe.engines.segment_checkpoint import load_segmenter
+    from ctpipe.checkpoints.segmenter import load_segmenter
 
     return load_segmenter(weights)
 

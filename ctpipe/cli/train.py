@@ -1,13 +1,13 @@
 """The ``ctpipe train`` command group: train models from YAML configurations.
 
 ``ctpipe train denoise CONFIG [--resume CHECKPOINT] [--output DIR]`` trains a denoiser
-(:func:`ctpipe.engines.denoise.train_denoiser`) and prints where the checkpoints, the log
+(:func:`ctpipe.training.denoise.trainer.train_denoiser`) and prints where the checkpoints, the log
 and the loss curve are; ``ctpipe train segment CONFIG`` does the same for a segmenter
-(:func:`ctpipe.engines.segment.train_segmenter`). Several processes train together under
+(:func:`ctpipe.training.segment.trainer.train_segmenter`). Several processes train together under
 ``torchrun``::
 
     torchrun --nproc_per_node 2 -m ctpipe train denoise CONFIG
-    torchrun --nproc_per_node 2 -m ctpipe.engines.denoise CONFIG
+    torchrun --nproc_per_node 2 -m ctpipe.training.denoise.trainer CONFIG
 
 Log lines go to stderr, tagged with the process's rank. Heavy modules (torch, MONAI) are
 imported inside the handler so that ``ctpipe --help`` stays fast.
@@ -125,8 +125,8 @@ def run_train_denoise(args: argparse.Namespace) -> int:
         0 when training finished. Bad input raises ``CTPipeError`` (the ``ctpipe`` command
         prints it as one line and exits with 2).
     """
-    from ctpipe.engines.config import load_train_config
-    from ctpipe.engines.denoise import train_denoiser
+    from ctpipe.training.denoise.config import load_train_config
+    from ctpipe.training.denoise.trainer import train_denoiser
 
     configure_logging()
     config = with_overrides(load_train_config(args.config), args)
@@ -142,8 +142,8 @@ def run_train_segment(args: argparse.Namespace) -> int:
     Returns:
         0 when training finished. Bad input raises ``CTPipeError``.
     """
-    from ctpipe.engines.segment import train_segmenter
-    from ctpipe.engines.segment_config import load_segment_config
+    from ctpipe.training.segment.config import load_segment_config
+    from ctpipe.training.segment.trainer import train_segmenter
 
     configure_logging()
     config = with_overrides(load_segment_config(args.config), args)
@@ -159,8 +159,8 @@ def run_train_gan(args: argparse.Namespace) -> int:
     Returns:
         0 when training finished. Bad input raises ``CTPipeError``.
     """
-    from ctpipe.engines.gan import train_gan
-    from ctpipe.engines.gan_config import load_gan_config
+    from ctpipe.training.gan.config import load_gan_config
+    from ctpipe.training.gan.trainer import train_gan
 
     configure_logging()
     result = train_gan(with_overrides(load_gan_config(args.config), args))
@@ -174,7 +174,7 @@ def with_overrides(config: Any, args: argparse.Namespace) -> Any:
 
     Example:
         >>> from types import SimpleNamespace
-        >>> from ctpipe.engines.config import OptimizerConfig
+        >>> from ctpipe.training.denoise.config import OptimizerConfig
         >>> with_overrides(OptimizerConfig(), SimpleNamespace(output=None, resume=None)).lr
         0.0001
     """

@@ -1,7 +1,7 @@
 """The ``ctpipe vae`` command group and ``ctpipe train vae``.
 
 * ``ctpipe train vae CONFIG [--resume CHECKPOINT] [--output DIR]`` trains a VAE
-  (:func:`ctpipe.engines.vae.train_vae`).
+  (:func:`ctpipe.training.vae.trainer.train_vae`).
 * ``ctpipe vae sample --output PNG [-n N] [--seed S] [--temperature T]`` decodes draws from
   the prior.
 * ``ctpipe vae interpolate A B --output PNG [--slices KA KB] [--steps N] [--slerp]`` decodes
@@ -62,8 +62,8 @@ def add_train_vae_parser(tasks: argparse._SubParsersAction) -> argparse.Argument
 def run_train_vae(args: argparse.Namespace) -> int:
     """Handler of ``ctpipe train vae``: load the config, apply overrides, train."""
     from ctpipe.cli.train import configure_logging, print_result, with_overrides
-    from ctpipe.engines.vae import train_vae
-    from ctpipe.engines.vae_config import load_vae_config
+    from ctpipe.training.vae.config import load_vae_config
+    from ctpipe.training.vae.trainer import train_vae
 
     configure_logging()
     result = train_vae(with_overrides(load_vae_config(args.config), args))

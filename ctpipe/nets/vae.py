@@ -41,7 +41,7 @@ from ctpipe.elbo import RECONSTRUCTIONS, reparameterize
 
 __all__ = ["NORMS", "VAE", "VAE_FORMAT", "VAEOutput", "load_vae"]
 
-#: ``record["format"]`` of VAE checkpoints (see :mod:`ctpipe.engines.checkpoint`).
+#: ``record["format"]`` of VAE checkpoints (see :mod:`ctpipe.checkpoints.file`).
 VAE_FORMAT = "ctpipe.vae"
 #: Normalisation layers the encoder and decoder may use.
 NORMS = ("batch", "instance", "none")
@@ -262,7 +262,7 @@ def load_vae(path: str | PathLike[str], map_location: str | torch.device | None 
         >>> vae.checkpoint_record["grid"]["pixel_mm"]  # doctest: +SKIP
         3.0
     """
-    from ctpipe.engines.checkpoint import read_checkpoint
+    from ctpipe.checkpoints.file import read_checkpoint
     from ctpipe.errors import InputError
 
     checkpoint = read_checkpoint(path, map_location, checkpoint_format=VAE_FORMAT)

@@ -54,7 +54,7 @@ def model_card(name: str = DEFAULT_DENOISER) -> str:
 
 def load_default_denoiser(map_location: str = "cpu"):
     """Load the default denoiser (RED-CNN, 32 filters, trained on CPU), in eval mode."""
-    from ctpipe.engines.checkpoint import load_denoiser
+    from ctpipe.checkpoints.file import load_denoiser
 
     return load_denoiser(weights_path(), map_location=map_location)
 
@@ -72,7 +72,7 @@ def load_default_segmenter(map_location: str = "cpu"):
         >>> config.class_names[1], model.checkpoint_record["inference"]["axcodes"]  # doctest: +SKIP
         ('liver', 'LPS')
     """
-    from ctpipe.engines.segment_checkpoint import load_segmenter
+    from ctpipe.checkpoints.segmenter import load_segmenter
 
     return load_segmenter(weights_path(DEFAULT_SEGMENTER), map_location=map_location)
 
@@ -97,7 +97,7 @@ def load_default_gan(map_location: str = "cpu"):
     """Load the default DCGAN (64 x 64 CT patches, trained on CPU) for inpainting.
 
     Returns:
-        :class:`~ctpipe.engines.gan_checkpoint.GanModels`: generator and discriminator in
+        :class:`~ctpipe.checkpoints.gan.GanModels`: generator and discriminator in
         eval mode and the HU window they work in, for :func:`ctpipe.inpaint.inpaint_volume`.
 
     Example:
@@ -105,6 +105,6 @@ def load_default_gan(map_location: str = "cpu"):
         >>> gan.window, gan.generator.image_size  # doctest: +SKIP
         ((-1024.0, 1024.0), 64)
     """
-    from ctpipe.engines.gan_checkpoint import load_gan
+    from ctpipe.checkpoints.gan import load_gan
 
     return load_gan(weights_path(DEFAULT_GAN), map_location=map_location)

@@ -51,10 +51,10 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
-from ctpipe.engines.config import check_device_setting
 from ctpipe.errors import InputError
 from ctpipe.inpaint.volume import InpaintSettings
 from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclass
+from ctpipe.training.denoise.config import check_device_setting
 
 __all__ = [
     "DEFAULT_WEIGHTS",

@@ -425,7 +425,7 @@ def _read(source: InputSource, workflow: Workflow):
 
 
 def _record_start(workflow: Workflow, source: InputSource) -> dict[str, Any]:
-    from ctpipe.engines.common import versions
+    from ctpipe.training.common import versions
 
     described = (
         {"path": str(source.folder), "series_key": str(source.key)}

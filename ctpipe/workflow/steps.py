@@ -139,7 +139,7 @@ def file_sha256(path: str | PathLike[str]) -> str:
 
 
 def _load_denoiser(path: Path) -> LoadedModel:
-    from ctpipe.engines.checkpoint import load_denoiser
+    from ctpipe.checkpoints.file import load_denoiser
 
     model = load_denoiser(path)
     name = type(model).__name__.lower()
@@ -150,7 +150,7 @@ def _load_segmenter(path: Path) -> LoadedModel:
     """A segmenter checkpoint, with the inference settings it was validated with."""
     import inspect
 
-    from ctpipe.engines.segment_checkpoint import load_segmenter
+    from ctpipe.checkpoints.segmenter import load_segmenter
     from ctpipe.segment import segment_volume
 
     model, config = load_segmenter(path)
@@ -189,7 +189,7 @@ def _load_vae(path: Path) -> LoadedModel:
 
 
 def _load_gan(path: Path) -> LoadedModel:
-    from ctpipe.engines.gan_checkpoint import load_gan
+    from ctpipe.checkpoints.gan import load_gan
 
     gan = load_gan(path)
     return LoadedModel(gan, "dcgan", file_sha256(path), path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ctpipe.engines.checkpoint import save_checkpoint
+from ctpipe.checkpoints.file import save_checkpoint
 from ctpipe.errors import InputError
 from ctpipe.nets.vae import VAE, VAE_FORMAT, load_vae
 

@@ -1,0 +1,593 @@
+"""Typed configuration of denoiser training, loaded from YAML.
+
+A training run is described by one YAML file (see ``workflows/training/``) that loads into
+:class:`DenoiseTrainConfig`, a tree of frozen dataclasses. The dataclass annotations are the
+schema: :func:`load_train_config` (through the generic :mod:`ctpipe.schema`) refuses
+unknown keys (naming the key path, the allowed keys and the closest spelling), missing
+required keys and values of the wrong type, and each dataclass checks its own value rules
+when built, so a built config is valid.
+
+Relative paths in a config (``data.root``, ``data.manifest``, ``output_dir``, ...) are taken
+from the working directory, like every ``ctpipe`` command's paths: run from the repository
+root, ``../shared/data/aapm_ldct_pairs`` is the project's shared data.
+
+Sections (every key is optional unless marked required):
+
+* ``model`` (required): ``name`` (``redcnn``, ``rednet``) and ``kwargs`` for
+  :func:`ctpipe.nets.build_denoiser`.
+* ``data`` (required): the AAPM ``root``, an optional data ``manifest`` (its ``train`` and
+  ``test`` splits; ``verify`` checks every file's sha256 against it), ``thickness`` and
+  ``kernel`` filters, ``train_patients``, validation by whole ``validation_patients`` or by
+  ``validation_holdout`` slices held out of each training patient, optional ``simulated``
+  pairs, and the ``CacheDataset`` settings.
+* ``patches``: ``size`` (55 x 55 in the RED-CNN paper), ``per_slice`` random patches drawn
+  from each cached slice, ``flip`` and ``rot90`` augmentation.
+* ``optimizer``: Adam ``lr`` (1e-4 in the paper), ``betas``, ``weight_decay``.
+* ``schedule``: ``constant``, ``cosine`` (to ``min_lr``) or ``step`` (``gamma`` every
+  ``step_size`` iterations).
+* ``train``: ``batch_size`` (patches), ``epochs``, ``iterations_per_epoch``, ``loss``,
+  the validation, checkpoint and log intervals, ``amp`` (CUDA only), ``device``, ``seed``.
+* ``output_dir`` (required) and ``resume`` (a checkpoint to continue from).
+
+Example:
+    >>> config = DenoiseTrainConfig.from_dict({
+    ...     "model": {"name": "redcnn", "kwargs": {"filters": 8}},
+    ...     "data": {"root": "/data/aapm", "train_patients": ["L096"], "validation_holdout": 1},
+    ...     "train": {"batch_size": 8, "epochs": 2},
+    ...     "output_dir": "runs/demo",
+    ... })
+    >>> config.patches.size, config.train.batch_size // config.patches.per_slice
+    ((55, 55), 1)
+    >>> DenoiseTrainConfig.from_dict({"model": {}, "data": {}, "output_dir": "o", "trian": {}})
+    Traceback (most recent call last):
+    ...
+    ctpipe.training.denoise.config.TrainConfigError: <config>: unknown key 'trian'; allowed keys \
+at the top level: model, data, output_dir, patches, optimizer, schedule, train, resume; did you \
+mean 'train'?
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import Any, Literal
+
+from ctpipe.errors import InputError
+from ctpipe.schema import dataclass_to_dict, did_you_mean, load_yaml_dataclass, parse_dataclass
+
+__all__ = [
+    "DataConfig",
+    "DenoiseTrainConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "PatchConfig",
+    "ScheduleConfig",
+    "SimulatedPairsConfig",
+    "TrainConfigError",
+    "TrainLoopConfig",
+    "check_device_setting",
+    "check_loop_settings",
+    "config_to_dict",
+    "load_train_config",
+    "require",
+]
+
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+_THICKNESS = re.compile(r"\d+(\.\d+)?mm")
+
+
+class TrainConfigError(InputError):
+    """A training configuration file is malformed (the message names the key path)."""
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network to train.
+
+    Args:
+        name: A denoiser of :data:`ctpipe.nets.DENOISERS` (``redcnn``, ``rednet``).
+        kwargs: Keyword arguments of that network, e.g. ``{"filters": 96}``; they are
+            checked against its signature when the network is built.
+
+    Example:
+        >>> ModelConfig("redcnn", {"filters": 96}).kwargs["filters"]
+        96
+    """
+
+    name: str = "redcnn"
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from ctpipe.nets import DENOISERS
+
+        require(isinstance(self.name, str), "name must be a string", self.name)
+        if self.name.lower() not in DENOISERS:
+            raise ValueError(
+                f"name must be one of {', '.join(sorted(DENOISERS))}, got {self.name!r}"
+                + did_you_mean(self.name.lower(), sorted(DENOISERS))
+            )
+        require(isinstance(self.kwargs, Mapping), "kwargs must be a mapping", self.kwargs)
+        object.__setattr__(self, "kwargs", dict(self.kwargs))
+
+
+@dataclass(frozen=True)
+class SimulatedPairsConfig:
+    """Training pairs made by simulating low dose from normal-dose series.
+
+    Each slice of each series becomes a pair: the simulated low-dose slice is the input,
+    the original slice the target (:class:`ctpipe.simulate.LowDoseSimulator`).
+
+    Args:
+        series: Normal-dose DICOM series folders (or NIfTI files), HU.
+        dose_fraction: Simulated dose as a fraction of the original, in (0, 1].
+        seed: Seed of the simulated noise (the same seed gives the same pairs).
+        slice_step: Use every ``slice_step``-th slice of each series (the simulator takes
+            seconds per slice; neighbouring slices add little variety).
+        dose_range: ``[low, high]``: each slice gets its own dose fraction, drawn uniformly
+            from this range (seeded), so the model sees a range of noise levels;
+            ``None`` uses ``dose_fraction`` for every slice.
+        kernel_matched: Choose the simulator's FBP filter from each series' reconstruction
+            kernel (``ramp`` for sharp kernels such as Siemens D45, ``hann`` for smooth
+            ones; :func:`ctpipe.training.denoise.data.kernel_filter`); ``False`` uses ``ramp``.
+        cache_dir: Folder for the simulated pairs (``.npz`` named by a hash of the series
+            files and these settings), so a resumed or repeated run does not simulate again;
+            ``None``: no cache.
+
+    Example:
+        >>> SimulatedPairsConfig(["/data/ct1"], dose_fraction=0.25).series
+        ('/data/ct1',)
+        >>> SimulatedPairsConfig(["/data/ct1"], dose_range=[0.3, 0.1])
+        Traceback (most recent call last):
+        ...
+        ValueError: dose_range must be [low, high] with 0 < low <= high <= 1, got (0.3, 0.1)
+    """
+
+    series: tuple[str, ...]
+    dose_fraction: float = 0.25
+    seed: int = 0
+    slice_step: int = 1
+    dose_range: tuple[float, float] | None = None
+    kernel_matched: bool = False
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "series", tuple(self.series))
+        require(self.slice_step >= 1, "slice_step must be 1 or more", self.slice_step)
+        require(len(self.series) > 0, "series must list at least one folder", self.series)
+        require(0 < self.dose_fraction <= 1, "dose_fraction must be in (0, 1]", self.dose_fraction)
+        if self.dose_range is not None:
+            low_high = tuple(float(v) for v in self.dose_range)
+            object.__setattr__(self, "dose_range", low_high)
+            require(
+                len(low_high) == 2 and 0 < low_high[0] <= low_high[1] <= 1,
+                "dose_range must be [low, high] with 0 < low <= high <= 1",
+                low_high,
+            )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training and validation pairs come from.
+
+    Training patients are ``train_patients`` (or, when absent, the ``train`` split of
+    ``manifest``) less the ``validation_patients``. A patient in the manifest's ``test``
+    split is refused for training and validation: the test set is never used for model
+    selection. With few patients (the shared data has two training patients), validate on
+    ``validation_holdout`` slices held out of each training patient instead.
+
+    Args:
+        root: Folder of the AAPM layout (:func:`ctpipe.io.aapm.find_aapm_pairs`).
+        manifest: A data manifest of ``root``: its ``train``/``test`` splits are used, and
+            with ``verify`` every paired file is checked against its size and sha256.
+        verify: Check the files against ``manifest`` before training.
+        thickness: Keep only this slice thickness, e.g. ``"3mm"``; ``None`` keeps all.
+        kernel: Keep only this reconstruction kernel, e.g. ``"D45"``; ``None`` keeps all.
+        train_patients: Patient folders to train on; ``None`` takes the manifest's
+            ``train`` split.
+        validation_patients: Whole patients used for validation only.
+        validation_holdout: Slices of each training patient held out for validation
+            (evenly spaced along z, never the first or last slice).
+        simulated: Extra training pairs simulated from normal-dose series.
+        cache_rate: Fraction of the slices kept in memory by ``CacheDataset``.
+        num_workers: Worker processes for caching and for the data loaders.
+        sampling: ``epochs``: shuffled passes over the slices (each slice once per pass).
+            ``balanced``: every batch is drawn afresh as a function of the iteration
+            (:class:`ctpipe.training.denoise.patch_stream.PatchStream`), so a resumed run sees
+            exactly the batches of an uninterrupted one, and each group of slices
+            (``real`` or ``simulated`` pairs, by sharp or smooth kernel) takes its share.
+        shares: With ``balanced`` sampling, the relative share of each group, e.g.
+            ``{real/smooth: 2}``; a group not named weighs 1, so ``None`` gives every group
+            present an equal share.
+
+    Example:
+        >>> DataConfig(root="/data/aapm", train_patients=["L096"]).train_patients
+        ('L096',)
+    """
+
+    root: str | None = None
+    manifest: str | None = None
+    verify: bool = False
+    thickness: str | None = None
+    kernel: str | None = None
+    train_patients: tuple[str, ...] | None = None
+    validation_patients: tuple[str, ...] = ()
+    validation_holdout: int = 0
+    simulated: SimulatedPairsConfig | None = None
+    cache_rate: float = 1.0
+    num_workers: int = 0
+    sampling: Literal["epochs", "balanced"] = "epochs"
+    shares: dict[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.shares is not None:
+            require(
+                all(v >= 0 for v in self.shares.values()) and sum(self.shares.values()) > 0,
+                "shares must be >= 0 with a positive sum",
+                self.shares,
+            )
+            require(self.sampling == "balanced", "shares need sampling: balanced", self.sampling)
+        if self.train_patients is not None:
+            object.__setattr__(self, "train_patients", tuple(self.train_patients))
+        object.__setattr__(self, "validation_patients", tuple(self.validation_patients))
+        if self.root is None and self.simulated is None:
+            raise ValueError("root or simulated must be given: there would be no training data")
+        if self.root is None and (self.train_patients or self.validation_patients):
+            raise ValueError("train_patients and validation_patients need root")
+        if self.root is not None and self.train_patients is None and self.manifest is None:
+            raise ValueError(
+                "train_patients must be given when there is no manifest to take the "
+                "'train' split from"
+            )
+        require(not self.verify or self.manifest, "verify needs a manifest", self.verify)
+        if self.thickness is not None:
+            require(
+                bool(_THICKNESS.fullmatch(self.thickness)),
+                "thickness must be a number followed by 'mm', e.g. '3mm'",
+                self.thickness,
+            )
+        both = sorted(set(self.train_patients or ()) & set(self.validation_patients))
+        require(
+            not both, "a patient may not be in both train_patients and validation_patients", both
+        )
+        require(
+            self.validation_holdout >= 0, "validation_holdout must be >= 0", self.validation_holdout
+        )
+        require(0 <= self.cache_rate <= 1, "cache_rate must be in [0, 1]", self.cache_rate)
+        require(self.num_workers >= 0, "num_workers must be >= 0", self.num_workers)
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """Random training patches and their augmentation (the same for input and target).
+
+    Args:
+        size: Patch height and width in pixels (55 x 55 in the RED-CNN paper).
+        per_slice: Patches drawn from each slice each time it is visited.
+        flip: Random flips along each axis (probability 0.5 each).
+        rot90: Random rotation by 0, 90, 180 or 270 degrees (probability 0.5).
+
+    Example:
+        >>> PatchConfig(size=[64, 64]).size
+        (64, 64)
+    """
+
+    size: tuple[int, int] = (55, 55)
+    per_slice: int = 8
+    flip: bool = True
+    rot90: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", tuple(self.size))
+        require(
+            len(self.size) == 2 and all(s >= 1 for s in self.size),
+            "size must be two positive integers (height, width)",
+            self.size,
+        )
+        require(self.per_slice >= 1, "per_slice must be >= 1", self.per_slice)
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """The Adam optimizer.
+
+    Args:
+        name: ``adam`` (the only optimizer for now).
+        lr: Learning rate (1e-4 in the RED-CNN paper).
+        betas: Adam's moment decay rates.
+        weight_decay: L2 penalty.
+
+    Example:
+        >>> OptimizerConfig(lr=1e-4).betas
+        (0.9, 0.999)
+    """
+
+    name: Literal["adam"] = "adam"
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(self.betas))
+        require(math.isfinite(self.lr) and self.lr > 0, "lr must be > 0", self.lr)
+        require(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "betas must be two numbers in [0, 1)",
+            self.betas,
+        )
+        require(self.weight_decay >= 0, "weight_decay must be >= 0", self.weight_decay)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """How the learning rate changes, stepped every iteration.
+
+    Args:
+        name: ``constant``; ``cosine``: half a cosine from the optimizer's ``lr`` down to
+            ``min_lr`` over the whole run; ``step``: multiply by ``gamma`` every
+            ``step_size`` iterations; ``stable_decay``: constant, then half a cosine down
+            to ``min_lr`` over the last ``decay_fraction`` of the run (a long run can be
+            extended on resume while it is still constant, with no schedule jump).
+        min_lr: The final learning rate of ``cosine`` and ``stable_decay``.
+        step_size: Iterations between two decays of ``step``.
+        gamma: Decay factor of ``step``.
+        decay_fraction: The decaying part of ``stable_decay``, in (0, 1].
+
+    Example:
+        >>> ScheduleConfig("cosine", min_lr=1e-5).name
+        'cosine'
+    """
+
+    name: Literal["constant", "cosine", "step", "stable_decay"] = "constant"
+    min_lr: float = 0.0
+    step_size: int = 0
+    gamma: float = 0.1
+    decay_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        require(self.min_lr >= 0, "min_lr must be >= 0", self.min_lr)
+        require(0 < self.gamma <= 1, "gamma must be in (0, 1]", self.gamma)
+        require(self.step_size >= 0, "step_size must be >= 0", self.step_size)
+        require(
+            0 < self.decay_fraction <= 1, "decay_fraction must be in (0, 1]", self.decay_fraction
+        )
+        if self.name == "step":
+            require(self.step_size >= 1, "step_size must be >= 1 for name 'step'", 0)
+
+
+@dataclass(frozen=True)
+class TrainLoopConfig:
+    """The training loop (section ``train``).
+
+    Args:
+        batch_size: Patches per iteration (per process under ``torchrun``); a multiple of
+            ``patches.per_slice``, as each slice gives ``per_slice`` patches.
+        epochs: Epochs to train (all of them, counting those of a resumed run).
+        iterations_per_epoch: Iterations per epoch; ``None`` is one pass over the training
+            slices. The data loader restarts when it runs out within an epoch.
+        loss: ``mse`` (the paper) or ``l1``.
+        validation_interval: Epochs between validations (0: never).
+        checkpoint_interval: Epochs between checkpoints (0: only at the end).
+        log_interval: Iterations between two loss lines in the log (0: none).
+        amp: Automatic mixed precision; used on CUDA only.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``. Under
+            ``torchrun`` on CUDA each process takes ``cuda:LOCAL_RANK``.
+        seed: Seed of weights, patch sampling and augmentation.
+        progress: Show a progress bar (rank 0).
+        precision: ``fp32``, or ``bf16`` autocast (CUDA, and CPUs with native bfloat16;
+            on a CPU without it bf16 is emulated and about 10x slower: see
+            ``benchmarks/RESULTS.md``).
+        channels_last: Network and batches in the ``channels_last`` memory format.
+        compile: ``torch.compile`` the network for training.
+        threads: ``torch.set_num_threads`` for the run; 0 keeps PyTorch's default.
+        key_metric: Validation metric that picks ``checkpoint_best.pt``: ``psnr`` (full
+            range [-1024, 3072] HU) or ``psnr_window`` ([-160, 240] HU).
+
+    Example:
+        >>> TrainLoopConfig(batch_size=16, epochs=10).loss
+        'mse'
+    """
+
+    batch_size: int = 16
+    epochs: int = 1
+    iterations_per_epoch: int | None = None
+    loss: Literal["mse", "l1"] = "mse"
+    validation_interval: int = 1
+    checkpoint_interval: int = 1
+    log_interval: int = 50
+    amp: bool = True
+    device: str = "auto"
+    seed: int = 0
+    progress: bool = True
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    threads: int = 0
+    key_metric: Literal["psnr", "psnr_window"] = "psnr"
+
+    def __post_init__(self) -> None:
+        check_loop_settings(self, ("validation_interval", "checkpoint_interval", "log_interval"))
+        require(self.threads >= 0, "threads must be >= 0", self.threads)
+
+
+@dataclass(frozen=True)
+class DenoiseTrainConfig:
+    """Everything a denoiser training run needs; valid once built.
+
+    Args:
+        model: The network.
+        data: The training and validation data.
+        output_dir: Folder for checkpoints, the loss log and the loss curve.
+        patches: Patch sampling and augmentation.
+        optimizer: The optimizer.
+        schedule: The learning-rate schedule.
+        train: The training loop.
+        resume: A checkpoint of this run to continue from (``None``: start afresh).
+
+    Example:
+        >>> import dataclasses
+        >>> c = DenoiseTrainConfig(ModelConfig(), DataConfig(root="/d", train_patients=["A"]), "o")
+        >>> dataclasses.replace(c, resume="o/checkpoint_latest.pt").resume
+        'o/checkpoint_latest.pt'
+    """
+
+    model: ModelConfig
+    data: DataConfig
+    output_dir: str
+    patches: PatchConfig = field(default_factory=PatchConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
+    resume: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.train.batch_size % self.patches.per_slice:
+            raise ValueError(
+                f"train.batch_size must be a multiple of patches.per_slice (each slice gives "
+                f"per_slice patches), got batch_size={self.train.batch_size} and "
+                f"per_slice={self.patches.per_slice}"
+            )
+        if self.schedule.name in ("cosine", "stable_decay") and (
+            self.schedule.min_lr > self.optimizer.lr
+        ):
+            raise ValueError(
+                f"schedule.min_lr must be <= optimizer.lr for a cosine schedule, got "
+                f"min_lr={self.schedule.min_lr} and lr={self.optimizer.lr}"
+            )
+        require(bool(str(self.output_dir).strip()), "output_dir must not be empty", "")
+
+    @property
+    def slices_per_batch(self) -> int:
+        """Slices in each batch: ``train.batch_size // patches.per_slice``."""
+        return self.train.batch_size // self.patches.per_slice
+
+    @classmethod
+    def from_dict(
+        cls, data: object, *, source: str | PathLike[str] = "<config>"
+    ) -> DenoiseTrainConfig:
+        """Build a config from parsed YAML, naming the key path of any problem.
+
+        Args:
+            data: The parsed YAML document.
+            source: The file it came from, named in error messages.
+
+        Returns:
+            The validated configuration.
+
+        Raises:
+            TrainConfigError: On an unknown or missing key, a value of the wrong type or a
+                value that breaks a rule.
+
+        Example:
+            >>> DenoiseTrainConfig.from_dict({"model": {}, "data": {}, "output_dir": "o"})
+            Traceback (most recent call last):
+            ...
+            ctpipe.training.denoise.config.TrainConfigError: <config>: data: root or simulated \
+must be given: there would be no training data
+        """
+        return parse_dataclass(cls, data, source=source, error=TrainConfigError)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, dicts, scalars) for YAML, JSON and checkpoints.
+
+        Example:
+            >>> data = DataConfig(root="/d", train_patients=["A"])
+            >>> c = DenoiseTrainConfig(ModelConfig(), data, "o")
+            >>> DenoiseTrainConfig.from_dict(c.to_dict()) == c
+            True
+        """
+        return dataclass_to_dict(self)
+
+
+def load_train_config(path: str | PathLike[str]) -> DenoiseTrainConfig:
+    r"""Read and validate a training configuration YAML file.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        TrainConfigError: When the file cannot be read, is not YAML or is not a valid
+            configuration (the message names the file and the key path).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> path = Path(tempfile.mkdtemp()) / "train.yaml"
+        >>> _ = path.write_text(
+        ...     "model: {name: redcnn}\ndata: {root: /d, train_patients: [L096]}\n"
+        ...     "train: {batch_szie: 16}\noutput_dir: runs/x\n"
+        ... )
+        >>> load_train_config(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ctpipe.training.denoise.config.TrainConfigError: ...'train.batch_szie'...'batch_size'?
+    """
+    return load_yaml_dataclass(
+        DenoiseTrainConfig, path, error=TrainConfigError, what="training config"
+    )
+
+
+def config_to_dict(config: object) -> Any:
+    """Turn a config dataclass tree into plain data (tuples become lists).
+
+    Example:
+        >>> config_to_dict(PatchConfig())
+        {'size': [55, 55], 'per_slice': 8, 'flip': True, 'rot90': True}
+    """
+    return dataclass_to_dict(config)
+
+
+# --- value rules ---------------------------------------------------------------------------
+
+
+def require(ok: bool, rule: str, value: object) -> None:
+    """Raise ``ValueError("<rule>, got <value>")`` unless ``ok``.
+
+    Example:
+        >>> require(2 > 3, "size must be > 3", 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: size must be > 3, got 2
+    """
+    if not ok:
+        raise ValueError(f"{rule}, got {value!r}")
+
+
+def check_device_setting(name: str, value: str) -> None:
+    """Refuse a device setting other than ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Example:
+        >>> check_device_setting("train.device", "gpu")
+        Traceback (most recent call last):
+        ...
+        ValueError: train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'
+    """
+    require(
+        isinstance(value, str) and bool(_DEVICE.fullmatch(value)),
+        f"{name} must be 'auto', 'cpu', 'cuda' or 'cuda:N'",
+        value,
+    )
+
+
+def check_loop_settings(loop: Any, intervals: tuple[str, ...]) -> None:
+    """The rules every training loop section shares.
+
+    ``batch_size`` and ``epochs`` >= 1, ``iterations_per_epoch`` >= 1 or ``None`` (when
+    the section has it), each of ``intervals`` >= 0, and a valid ``device``.
+    """
+    require(loop.batch_size >= 1, "batch_size must be >= 1", loop.batch_size)
+    require(loop.epochs >= 1, "epochs must be >= 1", loop.epochs)
+    per_epoch = getattr(loop, "iterations_per_epoch", None)
+    if per_epoch is not None:
+        require(per_epoch >= 1, "iterations_per_epoch must be >= 1 (or null)", per_epoch)
+    for key in intervals:
+        require(getattr(loop, key) >= 0, f"{key} must be >= 0", getattr(loop, key))
+    check_device_setting("device", loop.device)
