@@ -126,10 +126,7 @@ def checkpoint_record(
     Returns:
         Plain data: strings, numbers, lists and dicts.
     """
-    import monai
-    import torch
-
-    from ctpipe import __version__
+    from ctpipe.provenance import versions
 
     module = _unwrap(network)
     if model_kwargs is None:
@@ -143,11 +140,7 @@ def checkpoint_record(
         "iteration": int(iteration),
         "metrics": {k: float(v) for k, v in (metrics or {}).items() if _is_number(v)},
         "network_sha256": state_sha256(module.state_dict()),
-        "versions": {
-            "ctpipe": str(__version__),
-            "torch": str(torch.__version__),  # a TorchVersion, which weights_only refuses
-            "monai": str(monai.__version__),
-        },
+        "versions": versions(),
         **dict(extra or {}),
     }
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PROBLEMS", "add_command_group", "print_help"]
+from ctpipe.errors import EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PROBLEMS", "add_command_group", "print_help"]
 
 
 def print_help(parser: argparse.ArgumentParser) -> int:

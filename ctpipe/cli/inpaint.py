@@ -235,21 +235,22 @@ def _inpaint(args: argparse.Namespace, hu, mask) -> tuple[Any, dict[str, Any]]:
         filled = inpaint_classical(hu, mask, args.method)
         seconds = round(time.perf_counter() - start, 3)
         return filled, {"tool": tool, "method": args.method, "seconds": seconds}
-    import re
+    import torch
 
     from ctpipe.checkpoints.gan import load_gan
+    from ctpipe.devices import DEVICE_SETTING, compute_device
     from ctpipe.errors import CTPipeError
     from ctpipe.inpaint.search import SearchSettings
     from ctpipe.inpaint.volume import InpaintSettings, inpaint_volume
-    from ctpipe.training.distributed import setup_distributed
     from ctpipe.weights import DEFAULT_GAN, weights_path
 
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", args.device):
+    if not DEVICE_SETTING.fullmatch(args.device):
         raise CTPipeError(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
-    try:
-        device = setup_distributed(args.device).device
-    except ValueError as err:  # CUDA asked for but absent
-        raise CTPipeError(f"--device {args.device}: {err}") from None
+    device = compute_device(args.device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CTPipeError(
+            f"--device {args.device}: device is {args.device!r} but CUDA is not available"
+        )
     weights = args.weights or weights_path(DEFAULT_GAN)
     gan = load_gan(weights, map_location=device)
     settings = InpaintSettings(

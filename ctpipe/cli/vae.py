@@ -1,7 +1,7 @@
-"""The ``ctpipe vae`` command group and ``ctpipe train vae``.
+"""The ``ctpipe vae`` command group: decode VAE codes into CT slices.
 
-* ``ctpipe train vae CONFIG [--resume CHECKPOINT] [--output DIR]`` trains a VAE
-  (:func:`ctpipe.training.vae.trainer.train_vae`).
+The VAE is trained by ``ctpipe train vae CONFIG`` (:mod:`ctpipe.cli.train`).
+
 * ``ctpipe vae sample --output PNG [-n N] [--seed S] [--temperature T]`` decodes draws from
   the prior.
 * ``ctpipe vae interpolate A B --output PNG [--slices KA KB] [--steps N] [--slerp]`` decodes
@@ -32,43 +32,11 @@ from typing import Any
 from ctpipe.cli.common import EXIT_OK, add_command_group
 
 __all__ = [
-    "add_train_vae_parser",
     "add_vae_parser",
     "run_arithmetic",
     "run_interpolate",
     "run_sample",
-    "run_train_vae",
 ]
-
-
-def add_train_vae_parser(tasks: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``vae`` task to ``ctpipe train``'s tasks."""
-    from ctpipe.cli.train import add_denoise_arguments
-
-    vae = tasks.add_parser(
-        "vae",
-        help="train a VAE on normal-anatomy CT slices (anomaly modelling, generation)",
-        description="Train a convolutional VAE (negative beta-ELBO, KL warm-up) on "
-        "HU-windowed CT slices as configured in CONFIG. Writes checkpoint_latest.pt, "
-        "checkpoint_best.pt (lowest validation negative ELBO), training_log.json, "
-        "loss_curve.png, images/samples_epoch_NNN.png, images/interpolation_epoch_NNN.png "
-        "and config.yaml to the output folder.",
-    )
-    add_denoise_arguments(vae)
-    vae.set_defaults(func=run_train_vae)
-    return vae
-
-
-def run_train_vae(args: argparse.Namespace) -> int:
-    """Handler of ``ctpipe train vae``: load the config, apply overrides, train."""
-    from ctpipe.cli.train import configure_logging, print_result, with_overrides
-    from ctpipe.training.vae.config import load_vae_config
-    from ctpipe.training.vae.trainer import train_vae
-
-    configure_logging()
-    result = train_vae(with_overrides(load_vae_config(args.config), args))
-    print_result(result, digits=".4g", extra=[f"images: {image}" for image in result.images])
-    return EXIT_OK
 
 
 def add_vae_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

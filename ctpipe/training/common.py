@@ -8,9 +8,6 @@
 * :func:`time_engine`: add an engine's run times to a dict (validation time, to report
   training seconds per iteration without it).
 * :func:`every`: an iteration filter for ``StatsHandler``.
-* :func:`versions`: the library versions recorded in logs and checkpoints.
-* :func:`torchrun_main`: the ``python -m ctpipe.training.X CONFIG`` entry point (for
-  ``torchrun``) around a ``ctpipe train X`` handler.
 
 Example:
     >>> import torch
@@ -23,13 +20,11 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import random
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -39,7 +34,6 @@ __all__ = [
     "every",
     "seed_everything",
     "time_engine",
-    "versions",
 ]
 
 #: Logger of MONAI's StatsHandler lines (loss per iteration, metrics per epoch).
@@ -142,54 +136,3 @@ def every(interval: int) -> Any:
     if interval <= 0:
         return False
     return lambda engine, iteration: iteration % interval == 0
-
-
-def versions() -> dict[str, str]:
-    """Versions of ctpipe, torch and MONAI, for logs and checkpoints."""
-    import monai
-    import torch
-
-    from ctpipe import __version__
-
-    return {
-        "ctpipe": str(__version__),
-        "torch": str(torch.__version__),
-        "monai": str(monai.__version__),
-    }
-
-
-def torchrun_main(
-    argv: Sequence[str] | None,
-    *,
-    module: str,
-    description: str,
-    run: Callable[[argparse.Namespace], int],
-) -> int:
-    """``python -m MODULE CONFIG [--resume CKPT] [--output DIR] [--debug]``.
-
-    Parses the arguments of ``ctpipe train`` and calls ``run`` (e.g.
-    :func:`ctpipe.cli.train.run_train_denoise`), so that ``torchrun ... -m MODULE`` trains
-    as the CLI does. Returns the exit status: ``run``'s, or 2 on bad input with one line
-    on stderr naming the file and the problem (``--debug`` shows the traceback).
-
-    Example:
-        >>> from ctpipe.errors import CTPipeError
-        >>> def run(args):
-        ...     raise CTPipeError(f"{args.config}: no such file")
-        >>> torchrun_main(["train.yaml"], module="m", description="d", run=run)
-        2
-    """
-    from ctpipe.cli.train import add_denoise_arguments
-    from ctpipe.errors import CTPipeError
-
-    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
-    add_denoise_arguments(parser)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except CTPipeError as exc:
-        if args.debug:
-            raise
-        print(f"ctpipe: error: {exc}", file=sys.stderr)
-        return 2

@@ -184,8 +184,9 @@ def _sync_ignite() -> None:
 def _device(setting: str, local_rank: int | None) -> torch.device:
     import torch
 
-    if setting == "auto":
-        setting = "cuda" if torch.cuda.is_available() else "cpu"
+    from ctpipe.devices import compute_device
+
+    setting = compute_device(setting)
     if setting.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ValueError(f"device is {setting!r} but CUDA is not available")

@@ -51,10 +51,10 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
+from ctpipe.devices import check_device_setting
 from ctpipe.errors import InputError
 from ctpipe.inpaint.volume import InpaintSettings
 from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclass
-from ctpipe.training.denoise.config import check_device_setting
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -138,8 +138,10 @@ class SegmentStep:
             transforms and window settings; :mod:`ctpipe.bundle`).
         bundle_model: The bundle's weights, ``model.pt`` or ``model.ts`` (``None``:
             ``model.pt`` when present).
-        device: Device the labels are assembled on (``auto``: the CPU).
-        sw_device: Device the network runs on (``auto``: CUDA when available).
+        device: The output device, where the labels are assembled (``auto``: the CPU;
+            :mod:`ctpipe.devices`).
+        sw_device: The compute device, where the network runs (``auto``: CUDA when
+            available).
         amp: Mixed precision for a bundle's network on CUDA (ignored on the CPU).
         roi_size: Sliding-window size in voxels ``(i, j, k)``; ``None``: the model's.
         overlap: Fraction shared by neighbouring windows, in [0, 1).

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ctpipe.devices import compute_device, output_device
 from ctpipe.io.dicom_volume import CTVolume
 from ctpipe.organ_statistics import organ_statistics
 from ctpipe.workflow.config import Workflow, weights_file
@@ -173,8 +174,8 @@ def _load_bundle(workflow: Workflow, source: str | PathLike[str]) -> LoadedModel
     bundle = find_bundle(check_bundle(workflow, source=source), model=settings.bundle_model)
     segmenter = BundleSegmenter(
         bundle,
-        device="cpu" if settings.device == "auto" else settings.device,
-        sw_device=_device(settings.sw_device),
+        device=output_device(settings.device),
+        sw_device=compute_device(settings.sw_device),
         amp=settings.amp,
     )
     name = f"bundle {bundle.name} {bundle.version}".strip()
@@ -212,20 +213,12 @@ def run_step(step: str, state: StudyState, workflow: Workflow, models: Models) -
     return record
 
 
-def _device(setting: str) -> str:
-    import torch
-
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return setting
-
-
 def _denoise(state: StudyState, workflow: Workflow, models: Models) -> dict[str, Any]:
     from ctpipe.inference import denoise_volume
 
     settings = workflow.denoise
     model = models["denoise"]
-    device = _device(settings.device)
+    device = compute_device(settings.device)
     before = state.image
     denoised = denoise_volume(
         np.ascontiguousarray(before, dtype=np.float32),
@@ -307,8 +300,8 @@ def _segment_with_model(
         overlap=settings.overlap,
         mode=settings.blend,
         sw_batch_size=settings.sw_batch_size,
-        sw_device=_device(settings.sw_device),
-        device="cpu" if settings.device == "auto" else settings.device,
+        sw_device=compute_device(settings.sw_device),
+        device=output_device(settings.device),
     )
     labels = segment_volume(image, model.module, config=model.config, **options)
     return labels, {k: _plain(v) for k, v in options.items()}
@@ -319,7 +312,7 @@ def _anomaly(state: StudyState, workflow: Workflow, models: Models) -> dict[str,
 
     settings = workflow.anomaly
     model = models["anomaly"]
-    device = _device(settings.device)
+    device = compute_device(settings.device)
     model.module.to(device)
     result = anomaly_volume(
         np.ascontiguousarray(state.image, dtype=np.float32),
@@ -356,7 +349,7 @@ def _inpaint(state: StudyState, workflow: Workflow, models: Models) -> dict[str,
 
     settings = workflow.inpaint
     gan = models["inpaint"].module
-    device = _device(settings.device)
+    device = compute_device(settings.device)
     gan.generator.to(device)
     gan.discriminator.to(device)
     mask, source = _inpaint_mask(state, settings)

@@ -56,7 +56,8 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
         "--master_port",
         str(free_port()),
         "-m",
-        "ctpipe.training.denoise.trainer",
+        "ctpipe.training",
+        "denoise",
         str(path),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

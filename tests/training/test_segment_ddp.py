@@ -53,7 +53,8 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
         "--nproc_per_node",
         "2",
         "-m",
-        "ctpipe.training.segment.trainer",
+        "ctpipe.training",
+        "segment",
         str(path),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

@@ -18,9 +18,10 @@ from ctpipe.checkpoints.segmenter import SEGMENTER_FORMAT, load_segmenter
 from ctpipe.errors import InputError
 from ctpipe.nets.segmenters import ABDOMINAL_CLASS_MAP
 from ctpipe.phantom import make_phantom, write_phantom
+from ctpipe.training.entry import torchrun_main
 from ctpipe.training.segment.config import SegmentTrainConfig
 from ctpipe.training.segment.data import build_segment_loaders
-from ctpipe.training.segment.trainer import build_segment_trainer, main, train_segmenter
+from ctpipe.training.segment.trainer import build_segment_trainer, train_segmenter
 
 CLASSES = [f"dice_{name}" for name in ABDOMINAL_CLASS_MAP]
 
@@ -178,7 +179,7 @@ def test_loss_decreases_on_one_fixed_batch(tmp_path, cases):
 def test_module_entry_point_reports_bad_config_in_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {}\ndata: {train: [{image: a, label: b}]}\n")
-    assert main([str(bad)]) == 2
+    assert torchrun_main(["segment", str(bad)]) == 2
     assert capsys.readouterr().err.strip() == (
         f"ctpipe: error: {bad}: key 'output_dir' is required"
     )

@@ -16,7 +16,8 @@ from ctpipe.checkpoints.file import load_denoiser, read_checkpoint
 from ctpipe.errors import InputError
 from ctpipe.training.denoise.config import DenoiseTrainConfig
 from ctpipe.training.denoise.data import build_loaders
-from ctpipe.training.denoise.trainer import build_denoise_trainer, main, train_denoiser
+from ctpipe.training.denoise.trainer import build_denoise_trainer, train_denoiser
+from ctpipe.training.entry import torchrun_main
 from tests.conftest import REPO, shared_path
 
 pytestmark = pytest.mark.shared_data
@@ -155,7 +156,7 @@ def test_loss_decreases_on_one_fixed_batch(tmp_path):
 def test_module_entry_point_reports_bad_config_in_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {name: redcnn}\ndata: {root: /d, train_patients: [A]}\n")
-    assert main([str(bad)]) == 2
+    assert torchrun_main(["denoise", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"ctpipe: error: {bad}: key 'output_dir' is required"
 

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any, Literal
 
+from ctpipe.devices import check_device_setting
 from ctpipe.errors import InputError
 from ctpipe.schema import dataclass_to_dict, did_you_mean, load_yaml_dataclass, parse_dataclass
 
@@ -68,14 +69,12 @@ __all__ = [
     "SimulatedPairsConfig",
     "TrainConfigError",
     "TrainLoopConfig",
-    "check_device_setting",
     "check_loop_settings",
     "config_to_dict",
     "load_train_config",
     "require",
 ]
 
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 _THICKNESS = re.compile(r"\d+(\.\d+)?mm")
 
 
@@ -559,22 +558,6 @@ def require(ok: bool, rule: str, value: object) -> None:
     """
     if not ok:
         raise ValueError(f"{rule}, got {value!r}")
-
-
-def check_device_setting(name: str, value: str) -> None:
-    """Refuse a device setting other than ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-
-    Example:
-        >>> check_device_setting("train.device", "gpu")
-        Traceback (most recent call last):
-        ...
-        ValueError: train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'
-    """
-    require(
-        isinstance(value, str) and bool(_DEVICE.fullmatch(value)),
-        f"{name} must be 'auto', 'cpu', 'cuda' or 'cuda:N'",
-        value,
-    )
 
 
 def check_loop_settings(loop: Any, intervals: tuple[str, ...]) -> None:

@@ -20,7 +20,7 @@ Only rank 0 writes (checkpoints, log, curve, progress bar, stats). Under ``torch
 rank validates its share of the slices and MONAI's metrics gather the scores of all ranks,
 so every rank gets the metrics over all validation slices. :func:`train_denoiser` is the entry
 point (also ``ctpipe train denoise CONFIG`` and ``torchrun --nproc_per_node 2 -m
-ctpipe.training.denoise.trainer CONFIG``). Outputs in ``output_dir``: ``config.yaml`` (the config
+ctpipe.training denoise CONFIG``). Outputs in ``output_dir``: ``config.yaml`` (the config
 as run), ``checkpoint_latest.pt``, ``checkpoint_best.pt``, ``training_log.json`` and
 ``loss_curve.png``.
 
@@ -36,21 +36,15 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctpipe.errors import InputError
-from ctpipe.training.common import (
-    attach_stats,
-    seed_everything,
-    time_engine,
-    torchrun_main,
-    versions,
-)
+from ctpipe.provenance import versions
+from ctpipe.training.common import attach_stats, seed_everything, time_engine
 from ctpipe.training.handlers import (
     attach_best_saver,
     attach_latest_saver,
@@ -74,7 +68,6 @@ __all__ = [
     "LATEST_NAME",
     "TrainResult",
     "build_denoise_trainer",
-    "main",
     "train_denoiser",
 ]
 
@@ -394,23 +387,6 @@ def train_denoiser(config: DenoiseTrainConfig) -> TrainResult:
         context.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ctpipe.training.denoise.trainer CONFIG [--resume CKPT] [--output DIR]``.
-
-    The same as ``ctpipe train denoise``, for ``torchrun ... -m ctpipe.training.denoise.trainer``.
-    Returns the exit status: 0 on success, 2 on bad input (one line on stderr naming the
-    file and the problem; ``--debug`` shows the traceback).
-    """
-    from ctpipe.cli.train import run_train_denoise
-
-    return torchrun_main(
-        argv,
-        module="ctpipe.training.denoise.trainer",
-        description="Train a denoiser from a YAML configuration (works under torchrun).",
-        run=run_train_denoise,
-    )
-
-
 # --- pieces ----------------------------------------------------------------------------------
 
 
@@ -560,7 +536,3 @@ def _run_meta(
         "device": str(context.device),
         "versions": versions(),
     }
-
-
-if __name__ == "__main__":  # torchrun --nproc_per_node 2 -m ctpipe.training.denoise.trainer CONFIG
-    sys.exit(main())

@@ -42,11 +42,11 @@ from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any
 
+from ctpipe.devices import check_device_setting
 from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclass
 from ctpipe.training.denoise.config import (
     OptimizerConfig,
     TrainConfigError,
-    check_device_setting,
     require,
 )
 

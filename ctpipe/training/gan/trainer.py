@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctpipe.errors import InputError
-from ctpipe.training.common import attach_stats, check_finite_loss, every, seed_everything, versions
+from ctpipe.provenance import versions
+from ctpipe.training.common import attach_stats, check_finite_loss, every, seed_everything
 from ctpipe.training.handlers import check_resume_progress
 
 if TYPE_CHECKING:

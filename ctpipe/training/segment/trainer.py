@@ -21,7 +21,7 @@ SegmentTrainConfig`, the same machinery as the denoiser's trainer
 Only rank 0 writes. Checkpoints are self-describing (:mod:`ctpipe.checkpoints.
 segmenter`): the class map, preprocessing and sliding-window settings travel with
 the weights. :func:`train_segmenter` is the entry point (also ``ctpipe train segment
-CONFIG`` and ``torchrun --nproc_per_node 2 -m ctpipe.training.segment.trainer CONFIG``).
+CONFIG`` and ``torchrun --nproc_per_node 2 -m ctpipe.training segment CONFIG``).
 
 Example:
     >>> from ctpipe.training.segment.config import load_segment_config
@@ -35,20 +35,14 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctpipe.errors import InputError
-from ctpipe.training.common import (
-    attach_stats,
-    seed_everything,
-    time_engine,
-    torchrun_main,
-    versions,
-)
+from ctpipe.provenance import versions
+from ctpipe.training.common import attach_stats, seed_everything, time_engine
 from ctpipe.training.denoise.trainer import BEST_NAME, CONFIG_NAME, LATEST_NAME, TrainResult
 from ctpipe.training.handlers import (
     attach_best_saver,
@@ -70,7 +64,6 @@ __all__ = [
     "KEY_METRIC",
     "build_segment_trainer",
     "inference_settings",
-    "main",
     "train_segmenter",
 ]
 
@@ -363,23 +356,6 @@ def train_segmenter(config: SegmentTrainConfig) -> TrainResult:
         context.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ctpipe.training.segment.trainer CONFIG [--resume CKPT] [--output DIR]``.
-
-    The same as ``ctpipe train segment``, for ``torchrun ... -m ctpipe.training.segment.trainer``.
-    Returns the exit status: 0 on success, 2 on bad input (one line on stderr naming the
-    file and the problem; ``--debug`` shows the traceback).
-    """
-    from ctpipe.cli.train import run_train_segment
-
-    return torchrun_main(
-        argv,
-        module="ctpipe.training.segment.trainer",
-        description="Train a segmenter from a YAML configuration (works under torchrun).",
-        run=run_train_segment,
-    )
-
-
 # --- pieces ----------------------------------------------------------------------------------
 
 
@@ -574,7 +550,3 @@ def _run_meta(
         "key_metric": KEY_METRIC,
         "versions": versions(),
     }
-
-
-if __name__ == "__main__":  # torchrun --nproc_per_node 2 -m ctpipe.training.segment.trainer CONFIG
-    sys.exit(main())

@@ -48,34 +48,20 @@ def load_volume(
     Warnings of the reader (e.g. gaps read anyway) go to the ``ctpipe.train`` log.
 
     Raises:
-        InputError: The path is missing or cannot be read as one CT volume (the reader's
-            own error is named).
+        InputError: The path is missing or cannot be read as one CT volume
+            (:func:`ctpipe.io.reader.read_study` names the file and the problem).
     """
-    from ctpipe.errors import CTPipeError
-    from ctpipe.io.reader import load_ct
+    from ctpipe.io.reader import read_study
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "no such file or folder")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            image = load_ct(path, series_uid=series_uid, allow_irregular=allow_irregular)
-        except CTPipeError:
-            raise
-        except Exception as err:  # the readers under MONAI raise many types
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise InputError(
-                path, f"cannot be read as a CT volume ({type(err).__name__}: {first})"
-            ) from None
+        volume = read_study(path, series_uid=series_uid, allow_irregular=allow_irregular)
     for warning in caught:
         logger.info("%s: %s", path, warning.message)
-    hu = np.asarray(image, dtype=np.float32)
-    if hu.ndim == 2:
-        hu = hu[:, :, None]
+    hu = volume.hu
     if hu.ndim != 3:
         raise InputError(path, f"expected a 3-D CT volume, got an array of shape {hu.shape}")
-    return hu, np.asarray(image.affine, dtype=np.float64)
+    return hu, volume.affine_ras
 
 
 def read_series(

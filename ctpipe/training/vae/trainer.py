@@ -49,7 +49,8 @@ import numpy as np
 
 from ctpipe.elbo import kl_warmup_beta
 from ctpipe.errors import InputError
-from ctpipe.training.common import attach_stats, seed_everything, versions
+from ctpipe.provenance import versions
+from ctpipe.training.common import attach_stats, seed_everything
 from ctpipe.training.handlers import (
     attach_best_saver,
     attach_latest_saver,
