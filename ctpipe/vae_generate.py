@@ -212,9 +212,10 @@ def grid_slice(
     """
     from ctpipe.body_mask import body_bbox_centre, body_mask
     from ctpipe.errors import InputError
-    from ctpipe.training.vae.data import read_series
+    from ctpipe.io.reader import read_study
 
-    hu, spacing = read_series(path, allow_irregular=allow_irregular)
+    volume = read_study(path, allow_irregular=allow_irregular)
+    hu, spacing = volume.hu, volume.spacing
     count = hu.shape[2]
     k = count // 2 if slice_index is None else slice_index
     if not -count <= k < count:

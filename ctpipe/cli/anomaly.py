@@ -78,14 +78,12 @@ def run_anomaly(args: argparse.Namespace) -> int:
     from ctpipe.anomaly import anomaly_volume, write_anomaly_overlay, write_anomaly_record
     from ctpipe.cli.vae import _model
     from ctpipe.errors import InputError
-    from ctpipe.training.vae.data import load_volume
+    from ctpipe.io.reader import read_study
 
     if args.samples < 1:
         raise InputError(args.input, f"--samples must be at least 1, got {args.samples}")
-    hu, affine = load_volume(
-        args.input, series_uid=args.series, allow_irregular=args.allow_irregular
-    )
-    spacing = tuple(float(np.linalg.norm(affine[:3, axis])) for axis in range(3))
+    volume = read_study(args.input, series_uid=args.series, allow_irregular=args.allow_irregular)
+    hu, affine, spacing = volume.hu, volume.affine_ras, volume.spacing
     if args.slice is not None and not 0 <= args.slice < hu.shape[2]:
         raise InputError(
             args.input,

@@ -3,8 +3,9 @@
 Names are imported lazily, so ``import ctpipe.io`` costs nothing until one is used.
 
 Example:
-    >>> from ctpipe.io import load_ct, scan_dicom
-    >>> image = load_ct("/data/CT/series1")  # doctest: +SKIP
+    >>> from ctpipe.io import load_ct, read_study, scan_dicom
+    >>> volume = read_study("/data/CT/series1")  # doctest: +SKIP
+    >>> image = load_ct("/data/CT/series1")  # the same, as a MONAI MetaTensor  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _EXPORTS = {
     "ct_loader": "ctpipe.io.reader",
     "ct_loader_dict": "ctpipe.io.reader",
     "load_ct": "ctpipe.io.reader",
+    "read_study": "ctpipe.io.reader",
     "read_nifti": "ctpipe.io.nifti",
     "write_nifti": "ctpipe.io.nifti",
     "find_aapm_pairs": "ctpipe.io.aapm",
