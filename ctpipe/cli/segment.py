@@ -33,7 +33,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -304,9 +303,3 @@ def format_volumes(rows: list[tuple[str, int, float]]) -> str:
     lines = [f"{'class':<{width}}  {'voxels':>9}  {'volume_ml':>9}"]
     lines += [f"{name:<{width}}  {count:>9}  {ml:>9.2f}" for name, count, ml in rows]
     return "\n".join(line.rstrip() for line in lines)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from ctpipe.cli import main
-
-    sys.exit(main(["segment", *sys.argv[1:]]))
