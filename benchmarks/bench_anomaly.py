@@ -191,7 +191,7 @@ def speed_benchmark(model) -> dict:
 def main() -> None:
     import torch
 
-    from ctpipe.nets.vae import load_vae
+    from ctpipe.checkpoints.vae import load_vae
     from ctpipe.weights import load_default_vae
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

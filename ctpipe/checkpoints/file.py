@@ -1,4 +1,4 @@
-"""Self-describing denoiser checkpoints: save during training, load for inference.
+"""The ctpipe checkpoint file: weights and a self-describing record, written atomically.
 
 A ctpipe checkpoint is a ``torch.save`` dict that needs nothing else to be used:
 
@@ -12,49 +12,44 @@ A ctpipe checkpoint is a ``torch.save`` dict that needs nothing else to be used:
   ``"history"`` (the loss log), when saved by the trainer.
 
 Files are written atomically (:func:`ctpipe.io.atomic.atomic_path`) by
-:func:`save_checkpoint` and by :class:`AtomicCheckpointSaver`, MONAI's ``CheckpointSaver``
-with its in-place writes replaced. :func:`load_denoiser` rebuilds the network, checks the
-sha256 and returns it in eval mode. Every tensor is plain data, so files are read with
-``torch.load(weights_only=True)``: loading a checkpoint runs no code from it.
+:func:`save_checkpoint` (and during training by
+:class:`ctpipe.training.savers.AtomicCheckpointSaver`); :func:`read_checkpoint` checks the
+format and the sha256. Every tensor is plain data, so files are read with
+``torch.load(weights_only=True)``: loading a checkpoint runs no code from it. The models
+are rebuilt by the loaders beside this module (:mod:`ctpipe.checkpoints.denoiser`,
+``segmenter``, ``vae``, ``gan``); nothing here imports training code.
 
 Example:
-    >>> import tempfile, torch
+    >>> import tempfile
     >>> from ctpipe.nets import build_denoiser
     >>> model = build_denoiser("redcnn", filters=4)
     >>> path = save_checkpoint(tempfile.mkdtemp() + "/tiny.pt", model, model_name="redcnn")
-    >>> loaded = load_denoiser(path)
-    >>> x = torch.rand(1, 1, 32, 32)
-    >>> bool(torch.equal(loaded(x), model.eval()(x))), loaded.training
-    (True, False)
+    >>> record = read_checkpoint(path)["ctpipe"]
+    >>> record["model"]["name"], record["network_sha256"] == state_sha256(model.state_dict())
+    ('redcnn', True)
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from monai.handlers import CheckpointSaver
 
 from ctpipe.errors import InputError
 from ctpipe.io.atomic import atomic_path
 
 if TYPE_CHECKING:
     import torch
-    from ignite.engine import Engine
-
-    from ctpipe.nets.base import Denoiser
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "FORMAT_VERSION",
-    "AtomicCheckpointSaver",
-    "CheckpointRecord",
     "checkpoint_record",
-    "load_denoiser",
+    "export_weights",
+    "first_line",
     "read_checkpoint",
     "save_checkpoint",
     "state_sha256",
@@ -145,60 +140,6 @@ def checkpoint_record(
     }
 
 
-class CheckpointRecord:
-    """The ``"ctpipe"`` entry of checkpoints saved by MONAI's ``CheckpointSaver``.
-
-    Ignite saves each object of the save dict through its ``state_dict()``; this one builds
-    :func:`checkpoint_record` at that moment, from the trainer's epoch and iteration and the
-    latest metrics.
-
-    Args:
-        network: The model being trained.
-        model_name: Its denoiser name.
-        config: The training configuration (plain data).
-        trainer: The trainer whose progress is recorded.
-        metrics: Returns the metrics to record (e.g. the evaluator's latest).
-        extra: More facts to record.
-        checkpoint_format: The record's ``format`` (:func:`checkpoint_record`).
-    """
-
-    def __init__(
-        self,
-        network: torch.nn.Module,
-        *,
-        model_name: str,
-        config: Mapping[str, Any],
-        trainer: Engine | None = None,
-        metrics: Callable[[], Mapping[str, Any]] | None = None,
-        extra: Mapping[str, Any] | None = None,
-        checkpoint_format: str = CHECKPOINT_FORMAT,
-    ) -> None:
-        self.checkpoint_format = checkpoint_format
-        self.network = network
-        self.model_name = model_name
-        self.config = dict(config)
-        self.trainer = trainer
-        self.metrics = metrics
-        self.extra = dict(extra or {})
-
-    def state_dict(self) -> dict[str, Any]:
-        """The record, computed now."""
-        state = self.trainer.state if self.trainer is not None else None
-        return checkpoint_record(
-            self.network,
-            model_name=self.model_name,
-            config=self.config,
-            epoch=state.epoch if state is not None else 0,
-            iteration=state.iteration if state is not None else 0,
-            metrics=self.metrics() if self.metrics is not None else None,
-            extra=self.extra,
-            checkpoint_format=self.checkpoint_format,
-        )
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Records are descriptive: loading one restores nothing."""
-
-
 def save_checkpoint(
     path: str | PathLike[str],
     network: torch.nn.Module,
@@ -285,7 +226,7 @@ def read_checkpoint(
         raise InputError(
             path,
             f"not a ctpipe checkpoint: torch.load cannot read it "
-            f"({type(err).__name__}: {_first_line(err)})",
+            f"({type(err).__name__}: {first_line(err)})",
         ) from None
     if not isinstance(checkpoint, dict) or RECORD_KEY not in checkpoint:
         keys = sorted(map(str, checkpoint))[:8] if isinstance(checkpoint, dict) else []
@@ -320,51 +261,6 @@ def read_checkpoint(
             "was changed or damaged",
         )
     return checkpoint
-
-
-def load_denoiser(
-    path: str | PathLike[str], map_location: str | torch.device | None = "cpu"
-) -> Denoiser:
-    """Rebuild the denoiser stored in a ctpipe checkpoint, in eval mode.
-
-    Args:
-        path: A checkpoint written by training (``checkpoint_best.pt``,
-            ``checkpoint_latest.pt``) or by :func:`save_checkpoint`.
-        map_location: Device of the returned model's weights.
-
-    Returns:
-        The model with the checkpoint's weights, in eval mode. Its ``checkpoint_record``
-        attribute holds the checkpoint's record (model, config, metrics, versions).
-
-    Raises:
-        InputError: The file is not a ctpipe checkpoint, or its model cannot be rebuilt
-            (unknown name, weights of another shape); the message names the file.
-
-    Example:
-        >>> model = load_denoiser("runs/denoise_redcnn_cpu/checkpoint_best.pt")  # doctest: +SKIP
-        >>> model.checkpoint_record["metrics"]  # doctest: +SKIP
-        {'psnr': 41.2, 'ssim': 0.95}
-    """
-    from ctpipe.nets import build_denoiser
-
-    checkpoint = read_checkpoint(path, map_location)
-    record = checkpoint[RECORD_KEY]
-    model_info = record.get("model", {})
-    name, kwargs = model_info.get("name"), model_info.get("kwargs", {})
-    try:
-        model = build_denoiser(name, **kwargs)
-    except (TypeError, ValueError) as err:
-        raise InputError(path, f"cannot rebuild model {name!r} with {kwargs}: {err}") from None
-    try:
-        model.load_state_dict(checkpoint[NETWORK_KEY])
-    except RuntimeError as err:
-        raise InputError(
-            path, f"weights do not fit model {name!r} {kwargs}: {_first_line(err)}"
-        ) from None
-    if map_location is not None:
-        model.to(map_location)
-    model.checkpoint_record = record  # type: ignore[attr-defined]
-    return model.eval()
 
 
 def export_weights(
@@ -403,77 +299,6 @@ def export_weights(
     return path
 
 
-class AtomicCheckpointSaver(CheckpointSaver):
-    """MONAI's ``CheckpointSaver``, writing each file atomically.
-
-    MONAI's saver writes in place (a crash mid-write leaves a truncated checkpoint) and, with
-    a fixed file name, deletes the previous file before writing the next. This one writes to
-    a temporary file and renames it over the previous one, and never deletes a fixed-name
-    file, so ``checkpoint_latest.pt`` always holds a whole checkpoint. Saving on an exception
-    is switched off: the state after an error (a NaN loss) must not replace the last good
-    checkpoint.
-
-    Args:
-        *args: Those of ``monai.handlers.CheckpointSaver``.
-        interval_filename: A fixed file name for the checkpoints saved every
-            ``save_interval`` epochs or iterations (MONAI numbers them instead), e.g. the
-            same name as ``final_filename`` to keep one "latest" checkpoint.
-        **kwargs: Those of ``monai.handlers.CheckpointSaver``.
-
-    Example:
-        >>> import tempfile, torch
-        >>> net = torch.nn.Linear(1, 1)
-        >>> saver = AtomicCheckpointSaver(
-        ...     tempfile.mkdtemp(), {"network": net}, save_interval=1, interval_filename="last.pt"
-        ... )
-    """
-
-    def __init__(self, *args: Any, interval_filename: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # MONAI keeps one ignite Checkpoint per trigger; give each an atomic disk saver.
-        triggers = (
-            (self._final_checkpoint, None),
-            (self._key_metric_checkpoint, None),
-            (self._interval_checkpoint, interval_filename),
-        )
-        for checkpoint, fixed in triggers:
-            if checkpoint is not None:
-                fixed = fixed or getattr(checkpoint.save_handler, "filename", None)
-                checkpoint.save_handler = _atomic_disk_saver(self.save_dir, fixed)
-
-    def exception_raised(self, engine: Engine, e: Exception) -> None:
-        """Re-raise without saving (MONAI's saver would overwrite the final checkpoint)."""
-        raise e
-
-
-def _atomic_disk_saver_class() -> type:
-    """``ignite.handlers.DiskSaver`` subclass writing through :func:`atomic_path`."""
-    import torch
-    from ignite.handlers import DiskSaver
-
-    class _Saver(DiskSaver):
-        def __init__(self, dirname: str | PathLike[str], filename: str | None = None) -> None:
-            super().__init__(dirname=dirname, atomic=False, require_empty=False)
-            self.filename = filename
-
-        def __call__(
-            self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None
-        ) -> None:
-            with atomic_path(self.dirname / (self.filename or filename)) as tmp:
-                torch.save(checkpoint, tmp)
-
-        def remove(self, filename: str) -> None:
-            if self.filename is None:  # a fixed name is replaced by the next save instead
-                (self.dirname / filename).unlink(missing_ok=True)
-
-    return _Saver
-
-
-def _atomic_disk_saver(dirname: str | PathLike[str], filename: str | None = None) -> Any:
-    """An atomic disk saver for ``dirname``, always writing ``filename`` when given."""
-    return _atomic_disk_saver_class()(dirname, filename)
-
-
 def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
     """The module inside a ``DataParallel``/``DistributedDataParallel`` wrapper."""
     return getattr(network, "module", network)
@@ -483,8 +308,13 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _first_line(err: BaseException) -> str:
-    """The informative line of an error (torch's unpickling errors put it last)."""
+def first_line(err: BaseException) -> str:
+    r"""The informative line of an error (torch's unpickling errors put it last).
+
+    Example:
+        >>> first_line(ValueError("\nshape mismatch\nmore"))
+        'shape mismatch'
+    """
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(err).splitlines()]
     lines = [line for line in lines if line]
     for line in lines:

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 from ctpipe.checkpoints.file import (
     NETWORK_KEY,
     RECORD_KEY,
-    CheckpointRecord,
     checkpoint_record,
     read_checkpoint,
     state_sha256,
@@ -48,15 +47,15 @@ from ctpipe.io.atomic import atomic_path
 
 if TYPE_CHECKING:
     import torch
-    from ignite.engine import Engine
 
     from ctpipe.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 
 __all__ = [
     "DISCRIMINATOR_KEY",
     "GAN_FORMAT",
-    "GanCheckpointRecord",
+    "MODEL_NAME",
     "GanModels",
+    "discriminator_entry",
     "export_gan_weights",
     "load_gan",
     "read_gan_checkpoint",
@@ -95,49 +94,13 @@ class GanModels:
         return str(self.record.get("network_sha256", ""))
 
 
-def _discriminator_entry(discriminator: torch.nn.Module) -> dict[str, Any]:
+def discriminator_entry(discriminator: torch.nn.Module) -> dict[str, Any]:
+    """The record's ``discriminator`` entry: its name, kwargs and weights' sha256."""
     return {
         "name": "dcgan_discriminator",
         "kwargs": dict(discriminator.config),
         "sha256": state_sha256(discriminator.state_dict()),
     }
-
-
-class GanCheckpointRecord(CheckpointRecord):
-    """The ``"ctpipe"`` record of DCGAN checkpoints saved by MONAI's ``CheckpointSaver``.
-
-    Args:
-        generator: The generator being trained.
-        discriminator: The discriminator being trained.
-        window: HU window of the training images.
-        config: The training configuration (plain data).
-        trainer: The trainer whose progress is recorded.
-    """
-
-    def __init__(
-        self,
-        generator: torch.nn.Module,
-        discriminator: torch.nn.Module,
-        *,
-        window: tuple[float, float],
-        config: Mapping[str, Any],
-        trainer: Engine | None = None,
-    ) -> None:
-        super().__init__(
-            generator,
-            model_name=MODEL_NAME,
-            config=config,
-            trainer=trainer,
-            extra={"window": [float(w) for w in window]},
-            checkpoint_format=GAN_FORMAT,
-        )
-        self.discriminator = discriminator
-
-    def state_dict(self) -> dict[str, Any]:
-        """The record, computed now (with the discriminator's digest)."""
-        record = super().state_dict()
-        record[DISCRIMINATOR_KEY] = _discriminator_entry(self.discriminator)
-        return record
 
 
 def save_gan(
@@ -166,7 +129,7 @@ def save_gan(
         extra={"window": [float(w) for w in window]},
         checkpoint_format=GAN_FORMAT,
     )
-    record[DISCRIMINATOR_KEY] = _discriminator_entry(discriminator)
+    record[DISCRIMINATOR_KEY] = discriminator_entry(discriminator)
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(

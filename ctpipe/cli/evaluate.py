@@ -11,10 +11,9 @@ Heavy modules are imported inside the handler so that ``ctpipe --help`` stays fa
 Exit status: 0 on success, 2 when the input or the settings cannot be used.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser(prog="ctpipe")
-    >>> _ = add_evaluate_parser(parser.add_subparsers())
-    >>> args = parser.parse_args(["evaluate", "denoise", "--data", "/d", "--max-slices", "4"])
+    >>> from ctpipe.cli.common import parse_args
+    >>> argv = ["evaluate", "denoise", "--data", "/d", "--max-slices", "4"]
+    >>> args = parse_args(add_evaluate_parser, argv)
     >>> args.func is run_denoise, args.max_slices, args.train_slices
     (True, 4, 6)
 """
@@ -40,23 +39,7 @@ DEFAULT_TRAIN_SLICES = 6
 def add_evaluate_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Add the ``evaluate`` command group (``denoise``) to a CLI.
-
-    Each command sets ``func``, a handler taking the parsed arguments and returning the
-    exit code.
-
-    Args:
-        subparsers: The object returned by ``parser.add_subparsers()``.
-
-    Returns:
-        The ``evaluate`` parser.
-
-    Example:
-        >>> import argparse
-        >>> parser = argparse.ArgumentParser(prog="ctpipe")
-        >>> add_evaluate_parser(parser.add_subparsers()).prog
-        'ctpipe evaluate'
-    """
+    """Add the ``evaluate`` command group (``denoise``) to a CLI."""
     evaluate, commands = add_command_group(
         subparsers,
         "evaluate",
@@ -264,23 +247,23 @@ def _load_pairs(args: argparse.Namespace) -> tuple[list[Any], list[Any], dict[st
 def load_weight_methods(
     paths: Sequence[Path], device: str = "cpu"
 ) -> dict[str, Callable[[Any], Any]]:
-    """Load each checkpoint with ``ctpipe.checkpoints.file.load_denoiser`` as a method.
+    """Load each checkpoint with ``ctpipe.checkpoints.denoiser.load_denoiser`` as a method.
 
     ``load_denoiser(path)`` must return a :class:`ctpipe.nets.Denoiser` (a torch module on
     unit-normalised ``(B, 1, H, W)``) or a tuple whose first item is one. Each becomes a
     method ``hu_2d -> hu_2d`` named ``"<class> (<file name>)"``.
 
     Raises:
-        ImportError: If ``ctpipe.checkpoints.file.load_denoiser`` is not available.
+        ImportError: If ``ctpipe.checkpoints.denoiser.load_denoiser`` is not available.
         TypeError: If ``load_denoiser`` returns something other than a torch module.
     """
     if not paths:
         return {}
     try:
-        from ctpipe.checkpoints.file import load_denoiser
+        from ctpipe.checkpoints.denoiser import load_denoiser
     except ImportError as error:
         raise ImportError(
-            f"--weights needs ctpipe.checkpoints.file.load_denoiser, which this ctpipe "
+            f"--weights needs ctpipe.checkpoints.denoiser.load_denoiser, which this ctpipe "
             f"lacks ({error}); evaluate without --weights, or install a ctpipe that has "
             f"the training module"
         ) from error

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ctpipe.checkpoints.denoiser import load_denoiser
 from ctpipe.checkpoints.file import (
     CHECKPOINT_FORMAT,
-    load_denoiser,
     read_checkpoint,
     save_checkpoint,
     state_sha256,
@@ -95,7 +95,7 @@ def test_weights_of_another_shape(tmp_path, model):
 def test_export_weights_is_smaller_and_loads_the_same(tmp_path):
     import torch
 
-    from ctpipe.checkpoints.file import export_weights, load_denoiser, save_checkpoint
+    from ctpipe.checkpoints.file import export_weights, save_checkpoint
     from ctpipe.nets import build_denoiser
 
     torch.manual_seed(0)

@@ -10,7 +10,8 @@ import sys
 import pytest
 import yaml
 
-from ctpipe.checkpoints.file import load_denoiser, read_checkpoint
+from ctpipe.checkpoints.denoiser import load_denoiser
+from ctpipe.checkpoints.file import read_checkpoint
 from tests.conftest import REPO, shared_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from ctpipe.checkpoints.file import read_checkpoint
+from ctpipe.checkpoints.vae import VAE_FORMAT, load_vae
 from ctpipe.elbo import kl_warmup_beta
 from ctpipe.errors import InputError
 from ctpipe.io.nifti import write_nifti
-from ctpipe.nets.vae import VAE_FORMAT, load_vae
 from ctpipe.phantom import make_phantom
 from ctpipe.training.vae.config import VAETrainConfig
 from ctpipe.training.vae.trainer import build_vae_trainer, train_vae
