@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from ctpipe.cli.train import add_train_parser, run_train_denoise
-from ctpipe.training.denoise.config import TrainConfigError
+from ctpipe.training.config import TrainConfigError
 
 
 def parser() -> argparse.ArgumentParser:

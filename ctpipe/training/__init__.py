@@ -10,7 +10,7 @@
   :func:`~ctpipe.training.denoise.trainer.train_denoiser`, the entry point (single process or
   ``torchrun``).
 * :mod:`ctpipe.checkpoints.file`: self-describing checkpoints and
-  :func:`~ctpipe.checkpoints.file.load_denoiser`.
+  :func:`~ctpipe.checkpoints.denoiser.load_denoiser`.
 * :mod:`ctpipe.training.segment.config`, :mod:`ctpipe.training.segment.data`,
   :mod:`ctpipe.training.segment.trainer`, :mod:`ctpipe.checkpoints.segmenter`: segmenter
   training (``SegmentTrainConfig``, labelled cases and label remapping, the trainer with

@@ -157,7 +157,7 @@ def with_overrides(config: Any, args: argparse.Namespace) -> Any:
 
     Example:
         >>> from types import SimpleNamespace
-        >>> from ctpipe.training.denoise.config import OptimizerConfig
+        >>> from ctpipe.training.config import OptimizerConfig
         >>> with_overrides(OptimizerConfig(), SimpleNamespace(output=None, resume=None)).lr
         0.0001
     """

@@ -59,7 +59,7 @@ def attach_best_saver(
     lower_is_better: bool = False,
 ) -> Any:
     """Save ``save_dict`` as ``filename`` whenever ``key_metric`` reaches a new best."""
-    from ctpipe.checkpoints.file import AtomicCheckpointSaver
+    from ctpipe.training.savers import AtomicCheckpointSaver
 
     saver = AtomicCheckpointSaver(
         save_dir=str(output_dir),
@@ -78,7 +78,7 @@ def attach_latest_saver(
     trainer: Any, save_dict: Mapping[str, Any], output_dir: Path, *, interval: int, filename: str
 ) -> None:
     """Save ``save_dict`` as ``filename`` every ``interval`` epochs and when training ends."""
-    from ctpipe.checkpoints.file import AtomicCheckpointSaver
+    from ctpipe.training.savers import AtomicCheckpointSaver
 
     AtomicCheckpointSaver(
         save_dir=str(output_dir),
@@ -164,6 +164,7 @@ def attach_progress(
     log_interval: int,
     progress: bool,
     bar_values: Callable[[Any], dict[str, float]] | None = None,
+    log_values: Callable[[Any], Any] | None = None,
 ) -> None:
     """Log the loss every ``log_interval`` iterations and, with ``progress``, show a bar.
 
@@ -172,13 +173,14 @@ def attach_progress(
         log_interval: Iterations between two loss lines (0: none).
         progress: Show a progress bar.
         bar_values: Output -> values shown on the bar; by default the loss.
+        log_values: Output -> the value (or dict of values) logged; by default the loss.
     """
     from ctpipe.training.common import attach_stats, every
 
     attach_stats(
         trainer,
         iteration_log=every(log_interval),
-        output_transform=lambda output: output["loss"].item(),
+        output_transform=log_values or (lambda output: output["loss"].item()),
     )
     if progress:
         from ignite.handlers import ProgressBar

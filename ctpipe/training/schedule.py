@@ -7,7 +7,7 @@ and a resumed run with more epochs stretches the schedule to the new length inst
 repeating it.
 
 Example:
-    >>> from ctpipe.training.denoise.config import ScheduleConfig
+    >>> from ctpipe.training.config import ScheduleConfig
     >>> factor = lr_factor(ScheduleConfig("cosine", min_lr=1e-5), base_lr=1e-4, total=100)
     >>> [round(factor(i) * 1e-4, 7) for i in (0, 50, 100, 200)]
     [0.0001, 5.5e-05, 1e-05, 1e-05]
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from ctpipe.training.denoise.config import ScheduleConfig
+    from ctpipe.training.config import ScheduleConfig
 
 __all__ = ["build_scheduler", "lr_factor"]
 
@@ -94,7 +94,7 @@ def build_scheduler(
 
     Example:
         >>> import torch
-        >>> from ctpipe.training.denoise.config import ScheduleConfig
+        >>> from ctpipe.training.config import ScheduleConfig
         >>> opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-4)
         >>> sched = build_scheduler(opt, ScheduleConfig("step", step_size=1, gamma=0.5), 10)
         >>> opt.step(); sched.step(); opt.param_groups[0]["lr"]

@@ -15,7 +15,7 @@ from ctpipe.checkpoints.gan import export_gan_weights, load_gan, save_gan
 from ctpipe.errors import InputError
 from ctpipe.nets import build_denoiser
 from ctpipe.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from ctpipe.training.denoise.config import TrainConfigError
+from ctpipe.training.config import TrainConfigError
 from ctpipe.training.gan.config import GanTrainConfig, load_gan_config
 from ctpipe.training.gan.trainer import (
     DiscriminatorLoss,

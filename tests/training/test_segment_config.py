@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ctpipe.training.denoise.config import TrainConfigError
+from ctpipe.training.config import TrainConfigError
 from ctpipe.training.segment.config import SegmentTrainConfig, load_segment_config
 from tests.conftest import REPO
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ctpipe.checkpoints.file import load_denoiser, read_checkpoint
+from ctpipe.checkpoints.denoiser import load_denoiser
+from ctpipe.checkpoints.file import read_checkpoint
 from ctpipe.errors import InputError
 from ctpipe.training.denoise.config import DenoiseTrainConfig
 from ctpipe.training.denoise.data import build_loaders

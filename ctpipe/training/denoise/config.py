@@ -1,11 +1,12 @@
 """Typed configuration of denoiser training, loaded from YAML.
 
 A training run is described by one YAML file (see ``workflows/training/``) that loads into
-:class:`DenoiseTrainConfig`, a tree of frozen dataclasses. The dataclass annotations are the
-schema: :func:`load_train_config` (through the generic :mod:`ctpipe.schema`) refuses
-unknown keys (naming the key path, the allowed keys and the closest spelling), missing
-required keys and values of the wrong type, and each dataclass checks its own value rules
-when built, so a built config is valid.
+:class:`DenoiseTrainConfig`, a tree of frozen dataclasses deriving from the base of every
+task's configuration (:class:`ctpipe.training.config.TrainConfig`): :func:`load_train_config`
+refuses unknown keys (naming the key path, the allowed keys and the closest spelling),
+missing required keys and values of the wrong type, and each dataclass checks its own value
+rules when built, so a built config is valid. The ``optimizer``, ``schedule`` and ``train``
+sections are the shared ones of :mod:`ctpipe.training.config`.
 
 Relative paths in a config (``data.root``, ``data.manifest``, ``output_dir``, ...) are taken
 from the working directory, like every ``ctpipe`` command's paths: run from the repository
@@ -41,45 +42,40 @@ Example:
     >>> DenoiseTrainConfig.from_dict({"model": {}, "data": {}, "output_dir": "o", "trian": {}})
     Traceback (most recent call last):
     ...
-    ctpipe.training.denoise.config.TrainConfigError: <config>: unknown key 'trian'; allowed keys \
+    ctpipe.training.config.TrainConfigError: <config>: unknown key 'trian'; allowed keys \
 at the top level: model, data, output_dir, patches, optimizer, schedule, train, resume; did you \
 mean 'train'?
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any, Literal
 
-from ctpipe.devices import check_device_setting
-from ctpipe.errors import InputError
-from ctpipe.schema import dataclass_to_dict, did_you_mean, load_yaml_dataclass, parse_dataclass
+from ctpipe.schema import did_you_mean
+from ctpipe.training.config import (
+    OptimizerConfig,
+    ScheduleConfig,
+    TrainConfig,
+    TrainConfigError,
+    TrainLoopConfig,
+    require,
+)
 
 __all__ = [
     "DataConfig",
     "DenoiseTrainConfig",
     "ModelConfig",
-    "OptimizerConfig",
     "PatchConfig",
-    "ScheduleConfig",
     "SimulatedPairsConfig",
     "TrainConfigError",
-    "TrainLoopConfig",
-    "check_loop_settings",
-    "config_to_dict",
     "load_train_config",
-    "require",
 ]
 
 _THICKNESS = re.compile(r"\d+(\.\d+)?mm")
-
-
-class TrainConfigError(InputError):
-    """A training configuration file is malformed (the message names the key path)."""
 
 
 # --- sections --------------------------------------------------------------------------------
@@ -292,130 +288,7 @@ class PatchConfig:
 
 
 @dataclass(frozen=True)
-class OptimizerConfig:
-    """The Adam optimizer.
-
-    Args:
-        name: ``adam`` (the only optimizer for now).
-        lr: Learning rate (1e-4 in the RED-CNN paper).
-        betas: Adam's moment decay rates.
-        weight_decay: L2 penalty.
-
-    Example:
-        >>> OptimizerConfig(lr=1e-4).betas
-        (0.9, 0.999)
-    """
-
-    name: Literal["adam"] = "adam"
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "betas", tuple(self.betas))
-        require(math.isfinite(self.lr) and self.lr > 0, "lr must be > 0", self.lr)
-        require(
-            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
-            "betas must be two numbers in [0, 1)",
-            self.betas,
-        )
-        require(self.weight_decay >= 0, "weight_decay must be >= 0", self.weight_decay)
-
-
-@dataclass(frozen=True)
-class ScheduleConfig:
-    """How the learning rate changes, stepped every iteration.
-
-    Args:
-        name: ``constant``; ``cosine``: half a cosine from the optimizer's ``lr`` down to
-            ``min_lr`` over the whole run; ``step``: multiply by ``gamma`` every
-            ``step_size`` iterations; ``stable_decay``: constant, then half a cosine down
-            to ``min_lr`` over the last ``decay_fraction`` of the run (a long run can be
-            extended on resume while it is still constant, with no schedule jump).
-        min_lr: The final learning rate of ``cosine`` and ``stable_decay``.
-        step_size: Iterations between two decays of ``step``.
-        gamma: Decay factor of ``step``.
-        decay_fraction: The decaying part of ``stable_decay``, in (0, 1].
-
-    Example:
-        >>> ScheduleConfig("cosine", min_lr=1e-5).name
-        'cosine'
-    """
-
-    name: Literal["constant", "cosine", "step", "stable_decay"] = "constant"
-    min_lr: float = 0.0
-    step_size: int = 0
-    gamma: float = 0.1
-    decay_fraction: float = 0.2
-
-    def __post_init__(self) -> None:
-        require(self.min_lr >= 0, "min_lr must be >= 0", self.min_lr)
-        require(0 < self.gamma <= 1, "gamma must be in (0, 1]", self.gamma)
-        require(self.step_size >= 0, "step_size must be >= 0", self.step_size)
-        require(
-            0 < self.decay_fraction <= 1, "decay_fraction must be in (0, 1]", self.decay_fraction
-        )
-        if self.name == "step":
-            require(self.step_size >= 1, "step_size must be >= 1 for name 'step'", 0)
-
-
-@dataclass(frozen=True)
-class TrainLoopConfig:
-    """The training loop (section ``train``).
-
-    Args:
-        batch_size: Patches per iteration (per process under ``torchrun``); a multiple of
-            ``patches.per_slice``, as each slice gives ``per_slice`` patches.
-        epochs: Epochs to train (all of them, counting those of a resumed run).
-        iterations_per_epoch: Iterations per epoch; ``None`` is one pass over the training
-            slices. The data loader restarts when it runs out within an epoch.
-        loss: ``mse`` (the paper) or ``l1``.
-        validation_interval: Epochs between validations (0: never).
-        checkpoint_interval: Epochs between checkpoints (0: only at the end).
-        log_interval: Iterations between two loss lines in the log (0: none).
-        amp: Automatic mixed precision; used on CUDA only.
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``. Under
-            ``torchrun`` on CUDA each process takes ``cuda:LOCAL_RANK``.
-        seed: Seed of weights, patch sampling and augmentation.
-        progress: Show a progress bar (rank 0).
-        precision: ``fp32``, or ``bf16`` autocast (CUDA, and CPUs with native bfloat16;
-            on a CPU without it bf16 is emulated and about 10x slower: see
-            ``benchmarks/RESULTS.md``).
-        channels_last: Network and batches in the ``channels_last`` memory format.
-        compile: ``torch.compile`` the network for training.
-        threads: ``torch.set_num_threads`` for the run; 0 keeps PyTorch's default.
-        key_metric: Validation metric that picks ``checkpoint_best.pt``: ``psnr`` (full
-            range [-1024, 3072] HU) or ``psnr_window`` ([-160, 240] HU).
-
-    Example:
-        >>> TrainLoopConfig(batch_size=16, epochs=10).loss
-        'mse'
-    """
-
-    batch_size: int = 16
-    epochs: int = 1
-    iterations_per_epoch: int | None = None
-    loss: Literal["mse", "l1"] = "mse"
-    validation_interval: int = 1
-    checkpoint_interval: int = 1
-    log_interval: int = 50
-    amp: bool = True
-    device: str = "auto"
-    seed: int = 0
-    progress: bool = True
-    precision: Literal["fp32", "bf16"] = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    threads: int = 0
-    key_metric: Literal["psnr", "psnr_window"] = "psnr"
-
-    def __post_init__(self) -> None:
-        check_loop_settings(self, ("validation_interval", "checkpoint_interval", "log_interval"))
-        require(self.threads >= 0, "threads must be >= 0", self.threads)
-
-
-@dataclass(frozen=True)
-class DenoiseTrainConfig:
+class DenoiseTrainConfig(TrainConfig):
     """Everything a denoiser training run needs; valid once built.
 
     Args:
@@ -433,6 +306,13 @@ class DenoiseTrainConfig:
         >>> c = DenoiseTrainConfig(ModelConfig(), DataConfig(root="/d", train_patients=["A"]), "o")
         >>> dataclasses.replace(c, resume="o/checkpoint_latest.pt").resume
         'o/checkpoint_latest.pt'
+        >>> DenoiseTrainConfig.from_dict(c.to_dict()) == c
+        True
+        >>> DenoiseTrainConfig.from_dict({"model": {}, "data": {}, "output_dir": "o"})
+        Traceback (most recent call last):
+        ...
+        ctpipe.training.config.TrainConfigError: <config>: data: root or simulated must be \
+given: there would be no training data
     """
 
     model: ModelConfig
@@ -451,66 +331,16 @@ class DenoiseTrainConfig:
                 f"per_slice patches), got batch_size={self.train.batch_size} and "
                 f"per_slice={self.patches.per_slice}"
             )
-        if self.schedule.name in ("cosine", "stable_decay") and (
-            self.schedule.min_lr > self.optimizer.lr
-        ):
-            raise ValueError(
-                f"schedule.min_lr must be <= optimizer.lr for a cosine schedule, got "
-                f"min_lr={self.schedule.min_lr} and lr={self.optimizer.lr}"
-            )
-        require(bool(str(self.output_dir).strip()), "output_dir must not be empty", "")
+        super().__post_init__()
 
     @property
     def slices_per_batch(self) -> int:
         """Slices in each batch: ``train.batch_size // patches.per_slice``."""
         return self.train.batch_size // self.patches.per_slice
 
-    @classmethod
-    def from_dict(
-        cls, data: object, *, source: str | PathLike[str] = "<config>"
-    ) -> DenoiseTrainConfig:
-        """Build a config from parsed YAML, naming the key path of any problem.
-
-        Args:
-            data: The parsed YAML document.
-            source: The file it came from, named in error messages.
-
-        Returns:
-            The validated configuration.
-
-        Raises:
-            TrainConfigError: On an unknown or missing key, a value of the wrong type or a
-                value that breaks a rule.
-
-        Example:
-            >>> DenoiseTrainConfig.from_dict({"model": {}, "data": {}, "output_dir": "o"})
-            Traceback (most recent call last):
-            ...
-            ctpipe.training.denoise.config.TrainConfigError: <config>: data: root or simulated \
-must be given: there would be no training data
-        """
-        return parse_dataclass(cls, data, source=source, error=TrainConfigError)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (lists, dicts, scalars) for YAML, JSON and checkpoints.
-
-        Example:
-            >>> data = DataConfig(root="/d", train_patients=["A"])
-            >>> c = DenoiseTrainConfig(ModelConfig(), data, "o")
-            >>> DenoiseTrainConfig.from_dict(c.to_dict()) == c
-            True
-        """
-        return dataclass_to_dict(self)
-
 
 def load_train_config(path: str | PathLike[str]) -> DenoiseTrainConfig:
-    r"""Read and validate a training configuration YAML file.
-
-    Args:
-        path: The YAML file.
-
-    Returns:
-        The validated configuration.
+    r"""Read and validate a denoiser training configuration YAML file.
 
     Raises:
         TrainConfigError: When the file cannot be read, is not YAML or is not a valid
@@ -527,50 +357,6 @@ def load_train_config(path: str | PathLike[str]) -> DenoiseTrainConfig:
         >>> load_train_config(path)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ctpipe.training.denoise.config.TrainConfigError: ...'train.batch_szie'...'batch_size'?
+        ctpipe.training.config.TrainConfigError: ...unknown key 'train.batch_szie'...'batch_size'?
     """
-    return load_yaml_dataclass(
-        DenoiseTrainConfig, path, error=TrainConfigError, what="training config"
-    )
-
-
-def config_to_dict(config: object) -> Any:
-    """Turn a config dataclass tree into plain data (tuples become lists).
-
-    Example:
-        >>> config_to_dict(PatchConfig())
-        {'size': [55, 55], 'per_slice': 8, 'flip': True, 'rot90': True}
-    """
-    return dataclass_to_dict(config)
-
-
-# --- value rules ---------------------------------------------------------------------------
-
-
-def require(ok: bool, rule: str, value: object) -> None:
-    """Raise ``ValueError("<rule>, got <value>")`` unless ``ok``.
-
-    Example:
-        >>> require(2 > 3, "size must be > 3", 2)
-        Traceback (most recent call last):
-        ...
-        ValueError: size must be > 3, got 2
-    """
-    if not ok:
-        raise ValueError(f"{rule}, got {value!r}")
-
-
-def check_loop_settings(loop: Any, intervals: tuple[str, ...]) -> None:
-    """The rules every training loop section shares.
-
-    ``batch_size`` and ``epochs`` >= 1, ``iterations_per_epoch`` >= 1 or ``None`` (when
-    the section has it), each of ``intervals`` >= 0, and a valid ``device``.
-    """
-    require(loop.batch_size >= 1, "batch_size must be >= 1", loop.batch_size)
-    require(loop.epochs >= 1, "epochs must be >= 1", loop.epochs)
-    per_epoch = getattr(loop, "iterations_per_epoch", None)
-    if per_epoch is not None:
-        require(per_epoch >= 1, "iterations_per_epoch must be >= 1 (or null)", per_epoch)
-    for key in intervals:
-        require(getattr(loop, key) >= 0, f"{key} must be >= 0", getattr(loop, key))
-    check_device_setting("device", loop.device)
+    return DenoiseTrainConfig.load(path)

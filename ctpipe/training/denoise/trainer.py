@@ -1,7 +1,7 @@
 """Train a denoiser with MONAI engines: ``SupervisedTrainer`` + ``SupervisedEvaluator``.
 
 :func:`build_denoise_trainer` assembles, from a :class:`~ctpipe.training.denoise.config.
-DenoiseTrainConfig`:
+DenoiseTrainConfig`, with the shared harness (:mod:`ctpipe.training.harness`):
 
 * the network (:func:`ctpipe.nets.build_denoiser`), wrapped in ``DistributedDataParallel``
   under ``torchrun``;
@@ -34,24 +34,22 @@ Example:
 
 from __future__ import annotations
 
-import logging
-import math
-import time
+import functools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctpipe.errors import InputError
-from ctpipe.provenance import versions
-from ctpipe.training.common import attach_stats, seed_everything, time_engine
-from ctpipe.training.handlers import (
-    attach_best_saver,
-    attach_latest_saver,
-    attach_loop_handlers,
-    attach_progress,
-    attach_resume,
-    check_resume_progress,
+from ctpipe.training.handlers import check_resume_progress
+from ctpipe.training.harness import (
+    BEST_NAME,
+    CONFIG_NAME,
+    LATEST_NAME,
+    Supervised,
+    TrainResult,
+    build_supervised,
+    place_network,
+    run_training,
 )
 
 if TYPE_CHECKING:
@@ -65,61 +63,15 @@ if TYPE_CHECKING:
 __all__ = [
     "BEST_NAME",
     "CONFIG_NAME",
+    "KEY_METRIC",
     "LATEST_NAME",
     "TrainResult",
     "build_denoise_trainer",
     "train_denoiser",
 ]
 
-#: Checkpoint of the end of the latest epoch (and of the run), in ``output_dir``.
-LATEST_NAME = "checkpoint_latest.pt"
-#: Checkpoint with the best validation PSNR, in ``output_dir``.
-BEST_NAME = "checkpoint_best.pt"
-#: The configuration as run, in ``output_dir``.
-CONFIG_NAME = "config.yaml"
-#: The validation metric that picks the best checkpoint by default.
+#: The validation metric that picks the best checkpoint by default (``train.key_metric``).
 KEY_METRIC = "psnr"
-
-logger = logging.getLogger("ctpipe.train")
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What a training run produced (as seen by this process).
-
-    Args:
-        output_dir: The output folder.
-        checkpoint: ``checkpoint_latest.pt`` (``None`` on ranks other than 0).
-        best_checkpoint: ``checkpoint_best.pt`` when validation ran (rank 0), else ``None``.
-        log: The JSON log (rank 0).
-        curve: The loss-curve PNG (rank 0).
-        epoch: Epochs completed, counting those before a resume.
-        iteration: Iterations completed, counting those before a resume.
-        start_iteration: The iteration this run started from (0, or a resumed one).
-        last_loss: Loss of the last iteration (this process's share of the batch).
-        metrics: Latest validation metrics (``psnr``, ``ssim``); empty without validation.
-        seconds: Wall time of the run, validation included.
-        seconds_per_iteration: Training time per iteration, validation excluded.
-        rank: This process's rank.
-        world_size: The number of processes.
-        model: The trained network (unwrapped), on its training device.
-    """
-
-    output_dir: Path
-    checkpoint: Path | None
-    best_checkpoint: Path | None
-    log: Path | None
-    curve: Path | None
-    epoch: int
-    iteration: int
-    start_iteration: int
-    last_loss: float
-    metrics: dict[str, float]
-    seconds: float
-    seconds_per_iteration: float
-    rank: int = 0
-    world_size: int = 1
-    model: Denoiser | None = field(default=None, repr=False, compare=False)
 
 
 def build_denoise_trainer(
@@ -142,10 +94,11 @@ def build_denoise_trainer(
             with ``train_loader``).
 
     Returns:
-        ``(trainer, evaluator)``; ``evaluator`` is ``None`` without validation slices or
-        with ``train.validation_interval`` 0. ``trainer.run()`` trains. The trainer also
-        carries ``trainer.history`` (:class:`~ctpipe.training.history.TrainingHistory`),
-        ``trainer.context`` and ``trainer.denoiser`` (the unwrapped network).
+        ``(trainer, evaluator)`` (:func:`ctpipe.training.harness.build_supervised`);
+        ``evaluator`` is ``None`` without validation slices or with
+        ``train.validation_interval`` 0. ``trainer.run()`` trains. The trainer also
+        carries ``trainer.history``, ``trainer.context`` and ``trainer.denoiser`` (the
+        unwrapped network).
 
     Raises:
         InputError: On unusable data, or a ``resume`` checkpoint that is not a ctpipe
@@ -153,135 +106,47 @@ def build_denoise_trainer(
         ValueError: If ``model.kwargs`` do not fit the model.
     """
     import torch
-    from monai.engines import SupervisedTrainer
 
-    from ctpipe.checkpoints.file import CheckpointRecord
     from ctpipe.training.denoise.data import build_loaders, split_pairs
     from ctpipe.training.distributed import setup_distributed
-    from ctpipe.training.history import TrainingHistory
-    from ctpipe.training.schedule import build_scheduler
 
     context = context if context is not None else setup_distributed(config.train.device)
-    device = context.device
-    output_dir = Path(config.output_dir)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    seed_everything(config.train.seed)
-    network = _build_network(config).to(device)
-    if config.train.channels_last:
-        network = network.to(memory_format=torch.channels_last)
-    model: torch.nn.Module = _with_precision(network, config.train.precision, device)
-    if context.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
+    network, model = place_network(
+        functools.partial(_build_network, config),
+        config.train.seed,
+        context,
+        wrap=lambda network: _with_precision(network, config.train.precision, context.device),
+    )
     split = None
     if train_loader is None:
+        from ctpipe.training.common import seed_everything
+
         seed_everything(config.train.seed + context.rank)  # each rank draws its own patches
         split = split_pairs(config.data)
         train_loader, val_loader = build_loaders(
             config, split, rank=context.rank, world_size=context.world_size
         )
-    epoch_length = config.train.iterations_per_epoch or len(train_loader)  # type: ignore[arg-type]
-    total = config.train.epochs * epoch_length
-    optimizer = torch.optim.Adam(
-        network.parameters(),
-        lr=config.optimizer.lr,
-        betas=config.optimizer.betas,
-        weight_decay=config.optimizer.weight_decay,
-    )
-    scheduler = build_scheduler(optimizer, config.schedule, total)
-    loss = torch.nn.MSELoss() if config.train.loss == "mse" else torch.nn.L1Loss()
-    amp = config.train.amp and device.type == "cuda"
-    if config.train.amp and not amp and context.is_main:
-        logger.info("AMP is used on CUDA only; training in float32 on %s", device)
-
-    evaluator = None
-    if val_loader is not None and config.train.validation_interval > 0:
-        evaluator = _build_evaluator(network, val_loader, device, amp)
-    trainer = SupervisedTrainer(
-        device=device,
-        max_epochs=config.train.epochs,
-        train_data_loader=train_loader,
-        network=model,
-        optimizer=optimizer,
-        loss_function=loss,
-        epoch_length=epoch_length,
-        amp=amp,
-        decollate=False,
-        prepare_batch=_batch_preparer(config.train.channels_last),
-        compile=config.train.compile,
-    )
-    if hasattr(train_loader, "start"):  # a PatchStream: batches follow the trainer's iteration
-        train_loader.start = lambda: trainer.state.iteration  # type: ignore[union-attr]
-
-    meta = _run_meta(config, context, network, split, epoch_length)
-    if evaluator is not None:  # on every rank: MONAI metrics gather across ranks
-        meta["input_validation"] = _input_metrics(val_loader)  # type: ignore[arg-type]
-    history = TrainingHistory(output_dir if context.is_main else None, meta=meta)
-    record = CheckpointRecord(
-        network,
+    task = Supervised(
+        network=network,
+        model=model,
+        loss=torch.nn.MSELoss() if config.train.loss == "mse" else torch.nn.L1Loss(),
+        train_loader=train_loader,
+        val_loader=val_loader,
+        evaluator=_build_evaluator,
         model_name=config.model.name.lower(),
-        config=config.to_dict(),
-        trainer=trainer,
-        metrics=(lambda: evaluator.state.metrics) if evaluator is not None else None,
-        extra={"world_size": context.world_size, "device": str(device)},
+        key_metric=config.train.key_metric,
+        meta={
+            "model": {"name": config.model.name, "kwargs": dict(getattr(network, "config", {}))},
+            "data": split.describe() if split is not None else "given loaders",
+        },
+        prepare_batch=_batch_preparer(config.train.channels_last),
+        trainer_options={"compile": config.train.compile},
+        baseline=_input_metrics,
+        check_resume=functools.partial(_check_resume, network=network, config=config),
     )
-    save_dict = {
-        "network": network,
-        "optimizer": optimizer,
-        "lr_scheduler": scheduler,
-        "trainer": trainer,
-        "history": history,
-        "ctpipe": record,
-    }
-
-    best_saver = None
-    key_metric = config.train.key_metric
-    if evaluator is not None:
-        history.attach_evaluator(evaluator)
-        if context.is_main:
-            attach_stats(evaluator, iteration_log=False)
-            best_saver = attach_best_saver(
-                evaluator, save_dict, output_dir, key_metric=key_metric, filename=BEST_NAME
-            )
-
-    if config.resume is not None:
-        _check_resume(Path(config.resume), network, config)
-        attach_resume(
-            trainer,
-            config.resume,
-            save_dict,
-            device,
-            output_dir=output_dir,
-            best_saver=best_saver,
-            history=history,
-            key_metric=key_metric,
-            best_filename=BEST_NAME,
-        )
-    attach_loop_handlers(
-        trainer,
-        evaluator=evaluator,
-        history=history,
-        scheduler=scheduler,
-        validation_interval=config.train.validation_interval,
-    )
-    if context.is_main:
-        attach_latest_saver(
-            trainer,
-            save_dict,
-            output_dir,
-            interval=config.train.checkpoint_interval,
-            filename=LATEST_NAME,
-        )
-        attach_progress(
-            trainer, log_interval=config.train.log_interval, progress=config.train.progress
-        )
-    trainer.history = history  # type: ignore[attr-defined]
-    trainer.context = context  # type: ignore[attr-defined]
+    trainer, evaluator = build_supervised(config, task, context)
     trainer.denoiser = network  # type: ignore[attr-defined]
     return trainer, evaluator
 
@@ -291,114 +156,44 @@ def train_denoiser(config: DenoiseTrainConfig) -> TrainResult:
 
     Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) every process calls this; they join
     one process group and train one model with ``DistributedDataParallel``; rank 0 writes
-    the outputs.
+    the outputs (:func:`ctpipe.training.harness.run_training`).
 
     Args:
         config: The training configuration.
 
     Returns:
-        The paths written, the progress reached, the latest metrics and timings.
+        The paths written, the progress reached, the latest metrics (``psnr``, ``ssim``)
+        and timings.
 
     Raises:
         InputError: On unusable data or resume checkpoint.
         FloatingPointError: If the loss becomes NaN or infinite.
     """
-    from ignite.engine import Events
-
-    from ctpipe.io.atomic import atomic_path
-    from ctpipe.training.distributed import setup_distributed
-
-    context = setup_distributed(config.train.device)
-    try:
-        output_dir = Path(config.output_dir)
-        if context.is_main:
-            import yaml
-
-            output_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_path(output_dir / CONFIG_NAME) as tmp:
-                tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-        trainer, evaluator = build_denoise_trainer(config, context=context)
-        timing = {"validation": 0.0, "start_iteration": 0}
-        trainer.add_event_handler(
-            Events.STARTED, lambda e: timing.update(start_iteration=e.state.iteration)
-        )
-        if evaluator is not None:
-            time_engine(evaluator, timing)
-        logger.info(
-            "rank %d of %d on %s: training %s for %d epochs of %s iterations",
-            context.rank,
-            context.world_size,
-            context.device,
-            config.model.name,
-            config.train.epochs,
-            trainer.state.epoch_length,
-        )
-        start = time.perf_counter()
-        trainer.run()
-        seconds = time.perf_counter() - start
-        if context.distributed:
-            import torch.distributed as dist
-
-            dist.barrier()
-        ran = trainer.state.iteration - timing["start_iteration"]
-        per_iteration = (seconds - timing["validation"]) / ran if ran else math.nan
-        history = trainer.history  # type: ignore[attr-defined]
-        losses = history.iterations["loss"]
-        metrics = (
-            {k: float(v) for k, v in evaluator.state.metrics.items()}
-            if evaluator is not None and evaluator.state.metrics
-            else {}
-        )
-        result = TrainResult(
-            output_dir=output_dir,
-            checkpoint=output_dir / LATEST_NAME if context.is_main else None,
-            best_checkpoint=(
-                output_dir / BEST_NAME
-                if context.is_main and (output_dir / BEST_NAME).exists()
-                else None
-            ),
-            log=history.log_path if context.is_main else None,
-            curve=history.curve_path if context.is_main else None,
-            epoch=trainer.state.epoch,
-            iteration=trainer.state.iteration,
-            start_iteration=timing["start_iteration"],
-            last_loss=losses[-1] if losses else math.nan,
-            metrics=metrics,
-            seconds=seconds,
-            seconds_per_iteration=per_iteration,
-            rank=context.rank,
-            world_size=context.world_size,
-            model=trainer.denoiser,  # type: ignore[attr-defined]
-        )
-        logger.info(
-            "rank %d of %d: finished at iteration %d (%d this run) in %.1f s, %.3f s/iteration, "
-            "last loss %.3g%s",
-            context.rank,
-            context.world_size,
-            result.iteration,
-            ran,
-            seconds,
-            per_iteration,
-            result.last_loss,
-            "".join(f", {k} {v:.4g}" for k, v in metrics.items()),
-        )
-        return result
-    finally:
-        context.close()
+    return run_training(
+        config,
+        lambda config, context: build_denoise_trainer(config, context=context),
+        what=config.model.name,
+        model_attribute="denoiser",
+    )
 
 
 # --- pieces ----------------------------------------------------------------------------------
 
 
 def _build_network(config: DenoiseTrainConfig) -> Denoiser:
+    import torch
+
     from ctpipe.nets import build_denoiser
 
     try:
-        return build_denoiser(config.model.name, **config.model.kwargs)
+        network = build_denoiser(config.model.name, **config.model.kwargs)
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"model.kwargs {dict(config.model.kwargs)} do not fit {config.model.name!r}: {err}"
         ) from None
+    if config.train.channels_last:
+        network = network.to(memory_format=torch.channels_last)
+    return network
 
 
 def _build_evaluator(
@@ -502,7 +297,7 @@ def _batch_preparer(channels_last: bool) -> Any:
     return prepare
 
 
-def _check_resume(path: Path, network: torch.nn.Module, config: DenoiseTrainConfig) -> None:
+def _check_resume(path: Path, *, network: torch.nn.Module, config: DenoiseTrainConfig) -> None:
     """Refuse a resume checkpoint of another model or one without training state."""
     from ctpipe.checkpoints.file import read_checkpoint
 
@@ -517,22 +312,3 @@ def _check_resume(path: Path, network: torch.nn.Module, config: DenoiseTrainConf
             f"but the config builds {current['name']!r} {current['kwargs']}",
         )
     check_resume_progress(path, checkpoint, config.train.epochs)
-
-
-def _run_meta(
-    config: DenoiseTrainConfig,
-    context: DistributedContext,
-    network: torch.nn.Module,
-    split: Any,
-    epoch_length: int,
-) -> dict[str, Any]:
-    return {
-        "model": {"name": config.model.name, "kwargs": dict(getattr(network, "config", {}))},
-        "parameters": sum(p.numel() for p in network.parameters()),
-        "data": split.describe() if split is not None else "given loaders",
-        "epoch_length": epoch_length,
-        "batch_size": config.train.batch_size,
-        "world_size": context.world_size,
-        "device": str(context.device),
-        "versions": versions(),
-    }

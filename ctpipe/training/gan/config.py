@@ -14,7 +14,7 @@ Sections (every key is optional unless marked required):
   leaving them out of the range); the HU ``window`` mapped to [-1, 1]; ``body_threshold``
   (HU) whose pixels may centre a patch; ``flip`` and ``rot90`` augmentation.
 * ``generator_optimizer``, ``discriminator_optimizer``: Adam (:class:`~ctpipe.training.
-  denoise.config.OptimizerConfig`); the DCGAN paper's lr 2e-4 and betas (0.5, 0.999) by default.
+  config.OptimizerConfig`); the DCGAN paper's lr 2e-4 and betas (0.5, 0.999) by default.
 * ``train``: ``batch_size``, ``epochs``, ``iterations_per_epoch``, ``d_steps`` (the ``k``
   discriminator steps per generator step of Goodfellow et al.), checkpoint and log
   intervals, ``instance_noise`` (its start and end standard deviation), ``sample_grid``
@@ -32,7 +32,7 @@ Example:
     >>> GanTrainConfig.from_dict({"data": {"sources": []}, "output_dir": "o"})
     Traceback (most recent call last):
     ...
-    ctpipe.training.denoise.config.TrainConfigError: <config>: data: sources must list at least \
+    ctpipe.training.config.TrainConfigError: <config>: data: sources must list at least \
 one CT volume, got ()
 """
 
@@ -40,15 +40,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import Any
 
 from ctpipe.devices import check_device_setting
-from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclass
-from ctpipe.training.denoise.config import (
+from ctpipe.training.config import (
     OptimizerConfig,
-    TrainConfigError,
+    TrainConfig,
     require,
 )
+from ctpipe.transforms import BODY_THRESHOLD_HU, GAN_HU_WINDOW
 
 __all__ = [
     "DCGANConfig",
@@ -167,8 +166,8 @@ class GanDataConfig:
     """
 
     sources: tuple[SliceSourceConfig, ...]
-    window: tuple[float, float] = (-1024.0, 1024.0)
-    body_threshold: float = -500.0
+    window: tuple[float, float] = GAN_HU_WINDOW
+    body_threshold: float = BODY_THRESHOLD_HU
     flip: bool = True
     rot90: bool = True
     num_workers: int = 0
@@ -248,7 +247,7 @@ class GanLoopConfig:
 
 
 @dataclass(frozen=True)
-class GanTrainConfig:
+class GanTrainConfig(TrainConfig):
     """Everything a DCGAN training run needs; valid once built.
 
     Args:
@@ -274,21 +273,7 @@ class GanTrainConfig:
     train: GanLoopConfig = field(default_factory=GanLoopConfig)
     resume: str | None = None
 
-    def __post_init__(self) -> None:
-        require(bool(str(self.output_dir).strip()), "output_dir must not be empty", self.output_dir)
-
-    @classmethod
-    def from_dict(cls, data: object, *, source: str | PathLike[str] = "<config>") -> GanTrainConfig:
-        """Build a config from parsed YAML, naming the key path of any problem.
-
-        Raises:
-            TrainConfigError: On an unknown, missing or wrong-typed key, or a broken rule.
-        """
-        return parse_dataclass(cls, data, source=source, error=TrainConfigError)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (lists, dicts, scalars) for YAML, JSON and checkpoints."""
-        return dataclass_to_dict(self)
+    what = "GAN training config"
 
 
 def load_gan_config(path: str | PathLike[str]) -> GanTrainConfig:
@@ -302,6 +287,4 @@ def load_gan_config(path: str | PathLike[str]) -> GanTrainConfig:
         >>> load_gan_config("workflows/training/gan_dcgan_cpu.yaml").train.d_steps  # doctest: +SKIP
         1
     """
-    return load_yaml_dataclass(
-        GanTrainConfig, path, error=TrainConfigError, what="GAN training config"
-    )
+    return GanTrainConfig.load(path)

@@ -45,8 +45,14 @@ from typing import TYPE_CHECKING, Any
 
 from ctpipe.errors import InputError
 from ctpipe.provenance import versions
-from ctpipe.training.common import attach_stats, check_finite_loss, every, seed_everything
-from ctpipe.training.handlers import check_resume_progress
+from ctpipe.training.common import check_finite_loss, seed_everything
+from ctpipe.training.handlers import (
+    attach_latest_saver,
+    attach_progress,
+    attach_resume,
+    check_resume_progress,
+)
+from ctpipe.training.harness import CONFIG_NAME, LATEST_NAME, adam, write_config
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,10 +73,6 @@ __all__ = [
     "train_gan",
 ]
 
-#: Checkpoint of the end of the latest epoch, in ``output_dir``.
-LATEST_NAME = "checkpoint_latest.pt"
-#: The configuration as run, in ``output_dir``.
-CONFIG_NAME = "config.yaml"
 #: Folder of the sample grids, in ``output_dir``.
 SAMPLES_DIR = "samples"
 
@@ -241,14 +243,13 @@ def build_gan_trainer(
     import torch
     from ignite.engine import Events
     from monai.engines import GanTrainer
-    from monai.handlers import CheckpointLoader
 
-    from ctpipe.checkpoints.file import AtomicCheckpointSaver
-    from ctpipe.checkpoints.gan import DISCRIMINATOR_KEY, GanCheckpointRecord
+    from ctpipe.checkpoints.gan import DISCRIMINATOR_KEY
     from ctpipe.nets.dcgan import DCGANDiscriminator, DCGANGenerator
     from ctpipe.training.distributed import setup_distributed
     from ctpipe.training.gan.data import build_gan_loader
     from ctpipe.training.gan.history import GanHistory
+    from ctpipe.training.savers import GanCheckpointRecord
 
     context = setup_distributed(config.train.device)
     if context.distributed:
@@ -260,8 +261,8 @@ def build_gan_trainer(
     generator = DCGANGenerator(**config.model.generator_kwargs()).to(device)
     discriminator = DCGANDiscriminator(**config.model.discriminator_kwargs()).to(device)
     loader = train_loader if train_loader is not None else build_gan_loader(config)
-    g_optimizer = _adam(generator, config.generator_optimizer)
-    d_optimizer = _adam(discriminator, config.discriminator_optimizer)
+    g_optimizer = adam(generator, config.generator_optimizer)
+    d_optimizer = adam(discriminator, config.discriminator_optimizer)
     noise = InstanceNoise(
         config.train.instance_noise,
         config.train.instance_noise_end,
@@ -308,12 +309,7 @@ def build_gan_trainer(
     }
     if config.resume is not None:
         _check_resume(Path(config.resume), config)
-        CheckpointLoader(
-            load_path=str(config.resume),
-            load_dict={k: v for k, v in save_dict.items() if k != "ctpipe"},
-            name="ctpipe.train",
-            map_location=device,  # type: ignore[arg-type]
-        ).attach(trainer)
+        attach_resume(trainer, config.resume, save_dict, device)
     trainer.add_event_handler(Events.ITERATION_STARTED, noise.update)
     for key in ("g_loss", "d_loss"):
         trainer.add_event_handler(Events.ITERATION_COMPLETED, check_finite_loss, key)
@@ -326,27 +322,20 @@ def build_gan_trainer(
     trainer.add_event_handler(
         Events.EPOCH_COMPLETED, lambda e: _write_samples(e, generator, latents, output_dir)
     )
-    AtomicCheckpointSaver(
-        save_dir=str(output_dir),
-        save_dict=save_dict,
-        name="ctpipe.train",
-        save_final=True,
-        final_filename=LATEST_NAME,
-        save_interval=config.train.checkpoint_interval,
-        interval_filename=LATEST_NAME,
-        n_saved=1,
-    ).attach(trainer)
-    attach_stats(
+    attach_latest_saver(
         trainer,
-        iteration_log=every(config.train.log_interval),
-        output_transform=lambda out: {"g_loss": out["g_loss"], "d_loss": out["d_loss"]},
+        save_dict,
+        output_dir,
+        interval=config.train.checkpoint_interval,
+        filename=LATEST_NAME,
     )
-    if config.train.progress:
-        from ignite.handlers import ProgressBar
-
-        ProgressBar(persist=False).attach(
-            trainer, output_transform=lambda out: {"g": out["g_loss"], "d": out["d_loss"]}
-        )
+    attach_progress(
+        trainer,
+        log_interval=config.train.log_interval,
+        progress=config.train.progress,
+        bar_values=lambda out: {"g": out["g_loss"], "d": out["d_loss"]},
+        log_values=lambda out: {"g_loss": out["g_loss"], "d_loss": out["d_loss"]},
+    )
     trainer.history = history  # type: ignore[attr-defined]
     trainer.d_loss = d_loss  # type: ignore[attr-defined]
     trainer.g_loss = g_loss  # type: ignore[attr-defined]
@@ -366,15 +355,10 @@ def train_gan(config: GanTrainConfig) -> GanTrainResult:
         InputError: On unusable data or resume checkpoint.
         FloatingPointError: If a loss becomes NaN or infinite.
     """
-    import yaml
     from ignite.engine import Events
 
-    from ctpipe.io.atomic import atomic_path
-
     output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output_dir / CONFIG_NAME) as tmp:
-        tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    write_config(config, output_dir)
     trainer = build_gan_trainer(config)
     start = {"iteration": 0}
     trainer.add_event_handler(Events.STARTED, lambda e: start.update(iteration=e.state.iteration))
@@ -461,17 +445,6 @@ def _prepare_reals(
 
     reals = convert_to_tensor(batchdata["image"], track_meta=False)
     return reals.to(device=device, non_blocking=non_blocking, **kwargs)
-
-
-def _adam(network: torch.nn.Module, settings: Any) -> torch.optim.Adam:
-    import torch
-
-    return torch.optim.Adam(
-        network.parameters(),
-        lr=settings.lr,
-        betas=settings.betas,
-        weight_decay=settings.weight_decay,
-    )
 
 
 def _write_samples(engine: Any, generator: Any, latents: Any, output_dir: Path) -> None:

@@ -1,11 +1,12 @@
 """Typed configuration of segmenter training, loaded from YAML.
 
 A segmentation training run is one YAML file (see ``workflows/training/segment_*.yaml``)
-that loads into :class:`SegmentTrainConfig`. As for the denoiser
-(:mod:`ctpipe.training.denoise.config`), :func:`load_segment_config` refuses unknown keys (naming
-the key path, the allowed keys and the closest spelling), missing keys and values of the
-wrong type, and each section checks its own rules when built. The optimizer and schedule
-sections are the denoiser's; the training loop is the denoiser's with a segmentation loss.
+that loads into :class:`SegmentTrainConfig`, which derives from the base of every task's
+configuration (:class:`ctpipe.training.config.TrainConfig`): :func:`load_segment_config`
+refuses unknown keys (naming the key path, the allowed keys and the closest spelling),
+missing keys and values of the wrong type, and each section checks its own rules when
+built. The optimizer and schedule sections are the shared ones; the training loop is the
+shared loop with a segmentation loss.
 
 Relative paths (``data.train[*].image``, ``output_dir``, ...) are taken from the working
 directory; the paths inside an MSD-style ``data.datalist`` are taken from the datalist's
@@ -44,7 +45,7 @@ Example:
     >>> SegmentTrainConfig.from_dict({"model": {}, "data": {}, "output_dir": "o", "trian": {}})
     Traceback (most recent call last):
     ...
-    ctpipe.training.denoise.config.TrainConfigError: <config>: unknown key 'trian'; allowed keys \
+    ctpipe.training.config.TrainConfigError: <config>: unknown key 'trian'; allowed keys \
 at the top level: model, data, output_dir, preprocess, patches, augment, optimizer, schedule, \
 train, inference, resume; did you mean 'train'?
 """
@@ -58,14 +59,16 @@ from os import PathLike
 from typing import Any, Literal
 
 from ctpipe.nets.segmenters import SegmenterConfig
-from ctpipe.schema import dataclass_to_dict, did_you_mean, load_yaml_dataclass, parse_dataclass
-from ctpipe.training.denoise.config import (
+from ctpipe.schema import did_you_mean
+from ctpipe.segment import AXCODES, ROI_SIZE, TARGET_SPACING
+from ctpipe.training.config import (
     OptimizerConfig,
     ScheduleConfig,
-    TrainConfigError,
+    TrainConfig,
     TrainLoopConfig,
     require,
 )
+from ctpipe.transforms import SEGMENT_HU_WINDOW
 
 __all__ = [
     "AugmentConfig",
@@ -216,9 +219,9 @@ class PreprocessConfig:
         (3.0, 3.0, None)
     """
 
-    hu_window: tuple[float, float] = (-200.0, 300.0)
-    target_spacing: tuple[float | None, float | None, float | None] | None = (1.5, 1.5, 3.0)
-    axcodes: str | None = "LPS"
+    hu_window: tuple[float, float] = SEGMENT_HU_WINDOW
+    target_spacing: tuple[float | None, float | None, float | None] | None = TARGET_SPACING
+    axcodes: str | None = AXCODES
 
     def __post_init__(self) -> None:
         from ctpipe.segment import check_axcodes, check_target_spacing
@@ -343,7 +346,7 @@ class SegmentLoopConfig(TrainLoopConfig):
 
     ``batch_size`` counts patches per iteration (per process under ``torchrun``), a
     multiple of ``patches.per_volume``; ``loss`` is a :class:`LossConfig` section. The
-    other keys are those of :class:`~ctpipe.training.denoise.config.TrainLoopConfig`.
+    other keys are those of :class:`~ctpipe.training.config.TrainLoopConfig`.
 
     Example:
         >>> SegmentLoopConfig(batch_size=8, loss={"name": "dice"}).loss.name
@@ -374,7 +377,7 @@ class SlidingWindowConfig:
         (160, 160)
     """
 
-    roi_size: tuple[int, ...] = (96, 96, 32)
+    roi_size: tuple[int, ...] = ROI_SIZE
     overlap: float = 0.25
     mode: Literal["gaussian", "constant"] = "gaussian"
     sw_batch_size: int = 4
@@ -388,7 +391,7 @@ class SlidingWindowConfig:
 
 
 @dataclass(frozen=True)
-class SegmentTrainConfig:
+class SegmentTrainConfig(TrainConfig):
     """Everything a segmenter training run needs; valid once built.
 
     Args:
@@ -409,6 +412,8 @@ class SegmentTrainConfig:
         ...                             "o")
         >>> config.model.class_names[1], config.patches.size
         ('liver', (96, 96, 32))
+        >>> SegmentTrainConfig.from_dict(config.to_dict()) == config
+        True
     """
 
     model: SegmenterConfig
@@ -452,39 +457,12 @@ class SegmentTrainConfig:
             )
         if self.data.label_values is not None:
             _check_label_classes(self.data.label_values, model.class_map)
-        if self.schedule.name == "cosine" and self.schedule.min_lr > self.optimizer.lr:
-            raise ValueError(
-                f"schedule.min_lr must be <= optimizer.lr for a cosine schedule, got "
-                f"min_lr={self.schedule.min_lr} and lr={self.optimizer.lr}"
-            )
-        require(bool(str(self.output_dir).strip()), "output_dir must not be empty", "")
+        super().__post_init__()
 
     @property
     def volumes_per_batch(self) -> int:
         """Cases in each batch: ``train.batch_size // patches.per_volume``."""
         return self.train.batch_size // self.patches.per_volume
-
-    @classmethod
-    def from_dict(
-        cls, data: object, *, source: str | PathLike[str] = "<config>"
-    ) -> SegmentTrainConfig:
-        """Build a config from parsed YAML, naming the key path of any problem.
-
-        Raises:
-            TrainConfigError: On an unknown or missing key, a value of the wrong type or a
-                value that breaks a rule.
-        """
-        return parse_dataclass(cls, data, source=source, error=TrainConfigError)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (lists, dicts, scalars) for YAML, JSON and checkpoints.
-
-        Example:
-            >>> c = SegmentTrainConfig(SegmenterConfig(), SegmentDataConfig(datalist="d"), "o")
-            >>> SegmentTrainConfig.from_dict(c.to_dict()) == c
-            True
-        """
-        return dataclass_to_dict(self)
 
 
 def _check_label_classes(values: Mapping[str, tuple[int, ...]], class_map: Mapping[str, int]):
@@ -519,6 +497,4 @@ def load_segment_config(path: str | PathLike[str]) -> SegmentTrainConfig:
     Example:
         >>> load_segment_config("workflows/training/segment_unet2d_cpu.yaml")  # doctest: +SKIP
     """
-    return load_yaml_dataclass(
-        SegmentTrainConfig, path, error=TrainConfigError, what="training config"
-    )
+    return SegmentTrainConfig.load(path)

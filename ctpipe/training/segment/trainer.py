@@ -33,24 +33,19 @@ Example:
 
 from __future__ import annotations
 
-import logging
-import math
-import time
+import functools
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctpipe.errors import InputError
-from ctpipe.provenance import versions
-from ctpipe.training.common import attach_stats, seed_everything, time_engine
-from ctpipe.training.denoise.trainer import BEST_NAME, CONFIG_NAME, LATEST_NAME, TrainResult
-from ctpipe.training.handlers import (
-    attach_best_saver,
-    attach_latest_saver,
-    attach_loop_handlers,
-    attach_progress,
-    attach_resume,
-    check_resume_progress,
+from ctpipe.training.handlers import check_resume_progress
+from ctpipe.training.harness import (
+    Supervised,
+    TrainResult,
+    build_supervised,
+    place_network,
+    run_training,
 )
 
 if TYPE_CHECKING:
@@ -69,8 +64,6 @@ __all__ = [
 
 #: The validation metric that picks the best checkpoint (mean Dice over the classes).
 KEY_METRIC = "mean_dice"
-
-logger = logging.getLogger("ctpipe.train")
 
 
 def inference_settings(config: SegmentTrainConfig) -> dict[str, Any]:
@@ -124,30 +117,18 @@ def build_segment_trainer(
         InputError: On unusable data, or a ``resume`` checkpoint that is not a ctpipe
             segmenter training checkpoint of this model.
     """
-    import torch
-    from monai.engines import SupervisedTrainer
-
-    from ctpipe.checkpoints.file import CheckpointRecord
     from ctpipe.checkpoints.segmenter import SEGMENTER_FORMAT, tag_segmenter
     from ctpipe.nets.segmenters import build_segmenter
+    from ctpipe.training.common import seed_everything
     from ctpipe.training.distributed import setup_distributed
-    from ctpipe.training.history import TrainingHistory
-    from ctpipe.training.schedule import build_scheduler
     from ctpipe.training.segment.data import build_segment_loaders, split_cases
 
     context = context if context is not None else setup_distributed(config.train.device)
-    device = context.device
-    output_dir = Path(config.output_dir)
-    seed_everything(config.train.seed)
-    network = tag_segmenter(build_segmenter(config.model), config.model).to(device)
-    model: torch.nn.Module = network
-    if context.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(
-            network, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
+    network, model = place_network(
+        lambda: tag_segmenter(build_segmenter(config.model), config.model),
+        config.train.seed,
+        context,
+    )
     split = None
     if train_loader is None:
         seed_everything(config.train.seed + context.rank)  # each rank draws its own patches
@@ -155,105 +136,27 @@ def build_segment_trainer(
         train_loader, val_loader = build_segment_loaders(
             config, split, rank=context.rank, world_size=context.world_size
         )
-    epoch_length = config.train.iterations_per_epoch or len(train_loader)  # type: ignore[arg-type]
-    total = config.train.epochs * epoch_length
-    optimizer = torch.optim.Adam(
-        network.parameters(),
-        lr=config.optimizer.lr,
-        betas=config.optimizer.betas,
-        weight_decay=config.optimizer.weight_decay,
-    )
-    scheduler = build_scheduler(optimizer, config.schedule, total)
-    amp = config.train.amp and device.type == "cuda"
-    if config.train.amp and not amp and context.is_main:
-        logger.info("AMP is used on CUDA only; training in float32 on %s", device)
-
-    evaluator = None
-    if val_loader is not None and config.train.validation_interval > 0:
-        evaluator = _build_evaluator(network, val_loader, device, amp, config)
-    trainer = SupervisedTrainer(
-        device=device,
-        max_epochs=config.train.epochs,
-        train_data_loader=train_loader,
-        network=model,
-        optimizer=optimizer,
-        loss_function=_build_loss(config),
-        epoch_length=epoch_length,
-        amp=amp,
-        decollate=False,
-    )
-
-    meta = _run_meta(config, context, network, split, epoch_length)
-    history = TrainingHistory(
-        output_dir if context.is_main else None,
-        meta=meta,
-        curve_metrics=((KEY_METRIC, "mean Dice"),),
-        key_metric=KEY_METRIC,
-    )
-    record = CheckpointRecord(
-        network,
+    task = Supervised(
+        network=network,
+        model=model,
+        loss=_build_loss(config),
+        train_loader=train_loader,
+        val_loader=val_loader,
+        evaluator=functools.partial(_build_evaluator, config=config),
         model_name=config.model.architecture,
-        config=config.to_dict(),
-        trainer=trainer,
-        metrics=(lambda: evaluator.state.metrics) if evaluator is not None else None,
-        extra={
-            "world_size": context.world_size,
-            "device": str(device),
-            "inference": inference_settings(config),
+        key_metric=KEY_METRIC,
+        meta={
+            "model": {"name": config.model.architecture, "kwargs": dict(network.config)},  # type: ignore[arg-type]
+            "class_names": list(config.model.class_names),
+            "data": split.describe() if split is not None else "given loaders",
+            "key_metric": KEY_METRIC,
         },
+        record_extra={"inference": inference_settings(config)},
         checkpoint_format=SEGMENTER_FORMAT,
+        curve_metrics=((KEY_METRIC, "mean Dice"),),
+        check_resume=functools.partial(_check_resume, config=config),
     )
-    save_dict = {
-        "network": network,
-        "optimizer": optimizer,
-        "lr_scheduler": scheduler,
-        "trainer": trainer,
-        "history": history,
-        "ctpipe": record,
-    }
-
-    best_saver = None
-    if evaluator is not None:
-        history.attach_evaluator(evaluator)
-        if context.is_main:
-            attach_stats(evaluator, iteration_log=False)
-            best_saver = attach_best_saver(
-                evaluator, save_dict, output_dir, key_metric=KEY_METRIC, filename=BEST_NAME
-            )
-
-    if config.resume is not None:
-        _check_resume(Path(config.resume), config)
-        attach_resume(
-            trainer,
-            config.resume,
-            save_dict,
-            device,
-            output_dir=output_dir,
-            best_saver=best_saver,
-            history=history,
-            key_metric=KEY_METRIC,
-            best_filename=BEST_NAME,
-        )
-    attach_loop_handlers(
-        trainer,
-        evaluator=evaluator,
-        history=history,
-        scheduler=scheduler,
-        validation_interval=config.train.validation_interval,
-    )
-    if context.is_main:
-        attach_latest_saver(
-            trainer,
-            save_dict,
-            output_dir,
-            interval=config.train.checkpoint_interval,
-            filename=LATEST_NAME,
-        )
-        attach_progress(
-            trainer, log_interval=config.train.log_interval, progress=config.train.progress
-        )
-    trainer.history = history  # type: ignore[attr-defined]
-    trainer.context = context  # type: ignore[attr-defined]
+    trainer, evaluator = build_supervised(config, task, context)
     trainer.segmenter = network  # type: ignore[attr-defined]
     return trainer, evaluator
 
@@ -262,7 +165,8 @@ def train_segmenter(config: SegmentTrainConfig) -> TrainResult:
     """Train a segmenter as configured; the entry point of ``ctpipe train segment``.
 
     Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) every process calls this; they train
-    one model with ``DistributedDataParallel`` and rank 0 writes the outputs.
+    one model with ``DistributedDataParallel`` and rank 0 writes the outputs
+    (:func:`ctpipe.training.harness.run_training`).
 
     Args:
         config: The training configuration.
@@ -275,85 +179,15 @@ def train_segmenter(config: SegmentTrainConfig) -> TrainResult:
         InputError: On unusable data or resume checkpoint.
         FloatingPointError: If the loss becomes NaN or infinite.
     """
-    from ignite.engine import Events
-
-    from ctpipe.io.atomic import atomic_path
-    from ctpipe.training.distributed import setup_distributed
-
-    context = setup_distributed(config.train.device)
-    try:
-        output_dir = Path(config.output_dir)
-        if context.is_main:
-            import yaml
-
-            output_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_path(output_dir / CONFIG_NAME) as tmp:
-                tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-        trainer, evaluator = build_segment_trainer(config, context=context)
-        timing = {"validation": 0.0, "start_iteration": 0}
-        trainer.add_event_handler(
-            Events.STARTED, lambda e: timing.update(start_iteration=e.state.iteration)
-        )
-        if evaluator is not None:
-            time_engine(evaluator, timing)
-        logger.info(
-            "rank %d of %d on %s: training %s %d-D segmenter (%s) for %d epochs of %s iterations",
-            context.rank,
-            context.world_size,
-            context.device,
-            config.model.architecture,
-            config.model.spatial_dims,
-            ", ".join(config.model.class_names[1:]),
-            config.train.epochs,
-            trainer.state.epoch_length,
-        )
-        start = time.perf_counter()
-        trainer.run()
-        seconds = time.perf_counter() - start
-        if context.distributed:
-            import torch.distributed as dist
-
-            dist.barrier()
-        ran = trainer.state.iteration - timing["start_iteration"]
-        per_iteration = (seconds - timing["validation"]) / ran if ran else math.nan
-        losses = trainer.history.iterations["loss"]  # type: ignore[attr-defined]
-        metrics = _float_metrics(evaluator.state.metrics if evaluator is not None else {})
-        result = TrainResult(
-            output_dir=output_dir,
-            checkpoint=output_dir / LATEST_NAME if context.is_main else None,
-            best_checkpoint=(
-                output_dir / BEST_NAME
-                if context.is_main and (output_dir / BEST_NAME).exists()
-                else None
-            ),
-            log=trainer.history.log_path if context.is_main else None,  # type: ignore[attr-defined]
-            curve=trainer.history.curve_path if context.is_main else None,  # type: ignore[attr-defined]
-            epoch=trainer.state.epoch,
-            iteration=trainer.state.iteration,
-            start_iteration=timing["start_iteration"],
-            last_loss=losses[-1] if losses else math.nan,
-            metrics=metrics,
-            seconds=seconds,
-            seconds_per_iteration=per_iteration,
-            rank=context.rank,
-            world_size=context.world_size,
-            model=trainer.segmenter,  # type: ignore[attr-defined]
-        )
-        logger.info(
-            "rank %d of %d: finished at iteration %d (%d this run) in %.1f s, %.3f s/iteration, "
-            "last loss %.3g%s",
-            context.rank,
-            context.world_size,
-            result.iteration,
-            ran,
-            seconds,
-            per_iteration,
-            result.last_loss,
-            f", {KEY_METRIC} {metrics[KEY_METRIC]:.4f}" if KEY_METRIC in metrics else "",
-        )
-        return result
-    finally:
-        context.close()
+    model = config.model
+    return run_training(
+        config,
+        lambda config, context: build_segment_trainer(config, context=context),
+        what=f"{model.architecture} {model.spatial_dims}-D segmenter "
+        f"({', '.join(model.class_names[1:])})",
+        summary=lambda metrics: {k: v for k, v in metrics.items() if k == KEY_METRIC},
+        model_attribute="segmenter",
+    )
 
 
 # --- pieces ----------------------------------------------------------------------------------
@@ -380,6 +214,7 @@ def _build_evaluator(
     val_loader: Iterable,
     device: torch.device,
     amp: bool,
+    *,
     config: SegmentTrainConfig,
 ) -> SupervisedEvaluator:
     """Sliding-window validation on whole cases: mean Dice, Dice and HD95 per class."""
@@ -501,17 +336,7 @@ def _nan_mean(values: Any) -> Any:
     return kept.float().mean() if kept.numel() else torch.tensor(float("nan"))
 
 
-def _float_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    out = {}
-    for key, value in metrics.items():
-        if hasattr(value, "item"):
-            value = value.item()
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            out[key] = float(value)
-    return out
-
-
-def _check_resume(path: Path, config: SegmentTrainConfig) -> None:
+def _check_resume(path: Path, *, config: SegmentTrainConfig) -> None:
     """Refuse a resume checkpoint of another model or one without training state."""
     from ctpipe.checkpoints.file import read_checkpoint
     from ctpipe.checkpoints.segmenter import SEGMENTER_FORMAT, segmenter_kwargs
@@ -529,24 +354,3 @@ def _check_resume(path: Path, config: SegmentTrainConfig) -> None:
             f"{[current.get(k) for k in changed]})",
         )
     check_resume_progress(path, checkpoint, config.train.epochs)
-
-
-def _run_meta(
-    config: SegmentTrainConfig,
-    context: DistributedContext,
-    network: torch.nn.Module,
-    split: Any,
-    epoch_length: int,
-) -> dict[str, Any]:
-    return {
-        "model": {"name": config.model.architecture, "kwargs": dict(network.config)},  # type: ignore[arg-type]
-        "class_names": list(config.model.class_names),
-        "parameters": sum(p.numel() for p in network.parameters()),
-        "data": split.describe() if split is not None else "given loaders",
-        "epoch_length": epoch_length,
-        "batch_size": config.train.batch_size,
-        "world_size": context.world_size,
-        "device": str(context.device),
-        "key_metric": KEY_METRIC,
-        "versions": versions(),
-    }

@@ -3,7 +3,7 @@
 One YAML file (see ``workflows/training/vae_*.yaml``) loads into :class:`VAETrainConfig`, a
 tree of frozen dataclasses parsed by :mod:`ctpipe.schema` (unknown keys, missing keys and
 wrong types are refused with the key path). The ``optimizer`` and ``schedule`` sections are
-those of denoiser training (:mod:`ctpipe.training.denoise.config`).
+those of denoiser training (:mod:`ctpipe.training.config`).
 
 Sections (every key is optional unless marked required):
 
@@ -52,11 +52,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ctpipe.errors import InputError
-from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclass
 from ctpipe.slice_grid import SliceGrid
-from ctpipe.training.denoise.config import (
+from ctpipe.training.config import (
     OptimizerConfig,
     ScheduleConfig,
+    TrainConfig,
     check_loop_settings,
     require,
 )
@@ -301,7 +301,7 @@ class VAELoopConfig:
 
 
 @dataclass(frozen=True)
-class VAETrainConfig:
+class VAETrainConfig(TrainConfig):
     """Everything a VAE training run needs; valid once built.
 
     Args:
@@ -315,7 +315,14 @@ class VAETrainConfig:
         schedule: The learning-rate schedule.
         train: The training loop.
         resume: A checkpoint of this run to continue from.
+
+    Example:
+        >>> c = VAETrainConfig(VAEDataConfig([SeriesSource("/d")]), "o")
+        >>> VAETrainConfig.from_dict(c.to_dict()) == c
+        True
     """
+
+    error = VAEConfigError
 
     data: VAEDataConfig
     output_dir: str
@@ -329,18 +336,13 @@ class VAETrainConfig:
     resume: str | None = None
 
     def __post_init__(self) -> None:
-        require(bool(str(self.output_dir).strip()), "output_dir must not be empty", "")
         factor = 2 ** len(self.model.channels)
         require(
             all(s % factor == 0 for s in self.grid.size),
             f"grid.size must be multiples of 2 ** len(model.channels) = {factor}",
             list(self.grid.size),
         )
-        if self.schedule.name == "cosine" and self.schedule.min_lr > self.optimizer.lr:
-            raise ValueError(
-                f"schedule.min_lr must be <= optimizer.lr for a cosine schedule, got "
-                f"min_lr={self.schedule.min_lr} and lr={self.optimizer.lr}"
-            )
+        super().__post_init__()
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`ctpipe.nets.vae.VAE` for this configuration.
@@ -359,21 +361,6 @@ class VAETrainConfig:
             "norm": self.model.norm,
         }
 
-    @classmethod
-    def from_dict(cls, data: object, *, source: str | PathLike[str] = "<config>") -> VAETrainConfig:
-        """Build from parsed YAML, naming the key path of any problem."""
-        return parse_dataclass(cls, data, source=source, error=VAEConfigError)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for YAML, JSON and checkpoints.
-
-        Example:
-            >>> c = VAETrainConfig(VAEDataConfig([SeriesSource("/d")]), "o")
-            >>> VAETrainConfig.from_dict(c.to_dict()) == c
-            True
-        """
-        return dataclass_to_dict(self)
-
 
 def load_vae_config(path: str | PathLike[str]) -> VAETrainConfig:
     """Read and validate a VAE training configuration YAML file.
@@ -382,7 +369,7 @@ def load_vae_config(path: str | PathLike[str]) -> VAETrainConfig:
         VAEConfigError: The file cannot be read or is not a valid configuration (the
             message names the file and the key path).
     """
-    return load_yaml_dataclass(VAETrainConfig, path, error=VAEConfigError, what="training config")
+    return VAETrainConfig.load(path)
 
 
 def _check_apart(

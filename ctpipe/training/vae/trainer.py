@@ -20,7 +20,7 @@ VAETrainConfig`:
 
 Checkpoints are ctpipe checkpoints of format ``ctpipe.vae`` (:mod:`ctpipe.checkpoints.
 file`) whose record also holds the slice grid (``record["grid"]``), so
-:func:`ctpipe.nets.vae.load_vae` gives a model that anomaly scoring and generation use
+:func:`ctpipe.checkpoints.vae.load_vae` gives a model that anomaly scoring and generation use
 as it was trained. Training runs in one process (no ``torchrun``).
 
 Outputs in ``output_dir``: ``config.yaml``, ``checkpoint_latest.pt``,
@@ -37,11 +37,9 @@ Example:
 
 from __future__ import annotations
 
-import logging
+import functools
 import math
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,15 +47,15 @@ import numpy as np
 
 from ctpipe.elbo import kl_warmup_beta
 from ctpipe.errors import InputError
-from ctpipe.provenance import versions
-from ctpipe.training.common import attach_stats, seed_everything
-from ctpipe.training.handlers import (
-    attach_best_saver,
-    attach_latest_saver,
-    attach_loop_handlers,
-    attach_progress,
-    attach_resume,
-    check_resume_progress,
+from ctpipe.training.handlers import check_resume_progress
+from ctpipe.training.harness import (
+    BEST_NAME,
+    LATEST_NAME,
+    Supervised,
+    TrainResult,
+    build_supervised,
+    place_network,
+    run_training,
 )
 
 if TYPE_CHECKING:
@@ -66,6 +64,7 @@ if TYPE_CHECKING:
 
     from ctpipe.elbo import ELBOLoss
     from ctpipe.nets.vae import VAE
+    from ctpipe.training.distributed import DistributedContext
     from ctpipe.training.vae.config import VAETrainConfig
 
 __all__ = [
@@ -75,60 +74,17 @@ __all__ = [
     "LATEST_NAME",
     "EpochImages",
     "KLWarmup",
-    "VAETrainResult",
+    "TrainResult",
     "build_vae_trainer",
     "train_vae",
 ]
 
-#: Checkpoint of the end of the latest epoch, in ``output_dir``.
-LATEST_NAME = "checkpoint_latest.pt"
-#: Checkpoint with the lowest validation negative ELBO, in ``output_dir``.
-BEST_NAME = "checkpoint_best.pt"
-#: The configuration as run, in ``output_dir``.
-CONFIG_NAME = "config.yaml"
 #: Folder of the per-epoch sample and interpolation PNGs, in ``output_dir``.
 IMAGES_DIR = "images"
 #: The validation metric that picks the best checkpoint (lower is better).
 KEY_METRIC = "neg_elbo"
 #: The ELBO terms recorded per iteration besides the loss.
 TERMS = ("reconstruction_nll", "kl", "beta")
-
-logger = logging.getLogger("ctpipe.train")
-
-
-@dataclass(frozen=True)
-class VAETrainResult:
-    """What a VAE training run produced.
-
-    Args:
-        output_dir: The output folder.
-        checkpoint: ``checkpoint_latest.pt``.
-        best_checkpoint: ``checkpoint_best.pt`` when validation ran, else ``None``.
-        log: The JSON log.
-        curve: The loss-curve PNG.
-        images: The PNGs of the last epoch that wrote images.
-        epoch: Epochs completed, counting those before a resume.
-        iteration: Iterations completed, counting those before a resume.
-        start_iteration: The iteration this run started from.
-        last_loss: Loss of the last iteration.
-        metrics: Latest validation metrics (``neg_elbo``, ``kl``, ``mae_hu``).
-        seconds: Wall time of the run.
-        model: The trained network, on its training device.
-    """
-
-    output_dir: Path
-    checkpoint: Path
-    best_checkpoint: Path | None
-    log: Path
-    curve: Path
-    images: tuple[Path, ...]
-    epoch: int
-    iteration: int
-    start_iteration: int
-    last_loss: float
-    metrics: dict[str, float]
-    seconds: float
-    model: VAE | None = field(default=None, repr=False, compare=False)
 
 
 class KLWarmup:
@@ -238,6 +194,7 @@ class EpochImages:
 def build_vae_trainer(
     config: VAETrainConfig,
     *,
+    context: DistributedContext | None = None,
     train_loader: Iterable | None = None,
     val_loader: Iterable | None = None,
 ) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
@@ -245,232 +202,107 @@ def build_vae_trainer(
 
     Args:
         config: The training configuration.
+        context: The device (one process); by default that of ``config.train.device``.
         train_loader: Batches (dicts with ``"image"``) to train on instead of those of
             ``config.data``, e.g. a list of fixed batches.
         val_loader: Validation batches instead of those of ``config.data`` (used only with
             ``train_loader``).
 
     Returns:
-        ``(trainer, evaluator)``; ``evaluator`` is ``None`` without validation. The trainer
-        also carries ``trainer.history``, ``trainer.vae`` (the network) and
-        ``trainer.images`` (the :class:`EpochImages` handler, or ``None``).
+        ``(trainer, evaluator)`` (:func:`ctpipe.training.harness.build_supervised`);
+        ``evaluator`` is ``None`` without validation. The trainer also carries
+        ``trainer.history``, ``trainer.vae`` (the network) and ``trainer.images`` (the
+        :class:`EpochImages` handler, or ``None``).
 
     Raises:
-        InputError: Unusable data, or a ``resume`` checkpoint of another model.
+        InputError: Unusable data, a ``resume`` checkpoint of another model, or several
+            processes (``torchrun``).
     """
-    import torch
     from ignite.engine import Events
-    from monai.engines import SupervisedTrainer
 
-    from ctpipe.checkpoints.file import CheckpointRecord
-    from ctpipe.nets.vae import VAE, VAE_FORMAT
+    from ctpipe.checkpoints.vae import VAE_FORMAT
+    from ctpipe.nets.vae import VAE
     from ctpipe.training.distributed import setup_distributed
-    from ctpipe.training.history import TrainingHistory
-    from ctpipe.training.schedule import build_scheduler
     from ctpipe.training.vae.data import build_vae_loaders
 
-    context = setup_distributed(config.train.device)
+    context = context if context is not None else setup_distributed(config.train.device)
     if context.distributed:
         context.close()
         raise InputError(config.output_dir, "VAE training runs in one process; not under torchrun")
-    device = context.device
-    output_dir = Path(config.output_dir)
-    seed_everything(config.train.seed)
-    network = VAE(**config.model_kwargs()).to(device)
+    network, model = place_network(lambda: VAE(**config.model_kwargs()), config.train.seed, context)
     description: dict[str, Any] = {"train": "given loaders"}
     if train_loader is None:
         train_loader, val_loader, description = build_vae_loaders(config)
-    epoch_length = config.train.iterations_per_epoch or len(train_loader)  # type: ignore[arg-type]
-    total = config.train.epochs * epoch_length
-    optimizer = torch.optim.Adam(
-        network.parameters(),
-        lr=config.optimizer.lr,
-        betas=config.optimizer.betas,
-        weight_decay=config.optimizer.weight_decay,
-    )
-    scheduler = build_scheduler(optimizer, config.schedule, total)
     loss = _loss(config, beta=config.loss.beta)
-    amp = config.train.amp and device.type == "cuda"
+    warmup = KLWarmup(loss, beta=config.loss.beta, warmup_iterations=config.loss.warmup_iterations)
+    images: list[EpochImages] = []
 
-    evaluator = None
-    if val_loader is not None and config.train.validation_interval > 0:
-        evaluator = _build_evaluator(network, val_loader, config, device, amp)
-    trainer = SupervisedTrainer(
-        device=device,
-        max_epochs=config.train.epochs,
-        train_data_loader=train_loader,
+    def copy_terms(trainer: Any) -> None:  # the ELBO terms into the output, for the history
+        trainer.add_event_handler(
+            Events.ITERATION_COMPLETED, lambda e: e.state.output.update(loss.last_terms)
+        )
+
+    def attach_images(trainer: Any) -> None:
+        images.append(
+            EpochImages(
+                network,
+                Path(config.output_dir) / IMAGES_DIR,
+                _interpolation_pair(val_loader if val_loader is not None else train_loader),
+                seed=config.train.seed,
+                interval=config.train.image_interval,
+            )
+        )
+        images[0].attach(trainer)
+
+    task = Supervised(
         network=network,
-        optimizer=optimizer,
-        loss_function=loss,
-        epoch_length=epoch_length,
-        prepare_batch=_image_as_target,
-        amp=amp,
-        decollate=False,
-    )
-    meta = {
-        "model": {"name": "vae", "kwargs": network.config},
-        "parameters": network.parameter_count(),
-        "grid": config.grid.to_dict(),
-        "data": description,
-        "epoch_length": epoch_length,
-        "batch_size": config.train.batch_size,
-        "device": str(device),
-        "versions": versions(),
-    }
-    history = TrainingHistory(
-        output_dir,
-        meta=meta,
-        extra=TERMS,
-        curve_metrics=(("mae_hu", "reconstruction MAE (HU)"), ("kl", "KL (nats)")),
-    )
-    record = CheckpointRecord(
-        network,
+        model=model,
+        loss=loss,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        evaluator=functools.partial(_build_evaluator, config=config),
         model_name="vae",
-        config=config.to_dict(),
-        trainer=trainer,
-        metrics=(lambda: evaluator.state.metrics) if evaluator is not None else None,
-        extra={"grid": config.grid.to_dict(), "device": str(device)},
+        key_metric=KEY_METRIC,
+        meta={
+            "model": {"name": "vae", "kwargs": network.config},
+            "grid": config.grid.to_dict(),
+            "data": description,
+        },
+        record_extra={"grid": config.grid.to_dict()},
         checkpoint_format=VAE_FORMAT,
-    )
-    save_dict = {
-        "network": network,
-        "optimizer": optimizer,
-        "lr_scheduler": scheduler,
-        "trainer": trainer,
-        "history": history,
-        "ctpipe": record,
-    }
-    best_saver = None
-    if evaluator is not None:
-        history.attach_evaluator(evaluator)
-        attach_stats(evaluator, iteration_log=False)
-        best_saver = attach_best_saver(
-            evaluator,
-            save_dict,
-            output_dir,
-            key_metric=KEY_METRIC,
-            filename=BEST_NAME,
-            lower_is_better=True,
-        )
-    if config.resume is not None:
-        _check_resume(Path(config.resume), network, config)
-        attach_resume(
-            trainer,
-            config.resume,
-            save_dict,
-            device,
-            output_dir=output_dir,
-            best_saver=best_saver,
-            history=history,
-            key_metric=KEY_METRIC,
-            best_filename=BEST_NAME,
-            lower_is_better=True,
-        )
-    KLWarmup(loss, beta=config.loss.beta, warmup_iterations=config.loss.warmup_iterations).attach(
-        trainer
-    )
-    trainer.add_event_handler(
-        Events.ITERATION_COMPLETED, lambda e: e.state.output.update(loss.last_terms)
-    )
-    attach_loop_handlers(
-        trainer,
-        evaluator=evaluator,
-        history=history,
-        scheduler=scheduler,
-        validation_interval=config.train.validation_interval,
-    )
-    images = None
-    if config.train.image_interval > 0:
-        images = EpochImages(
-            network,
-            output_dir / IMAGES_DIR,
-            _interpolation_pair(val_loader if val_loader is not None else train_loader),
-            seed=config.train.seed,
-            interval=config.train.image_interval,
-        )
-        images.attach(trainer)
-    attach_latest_saver(
-        trainer,
-        save_dict,
-        output_dir,
-        interval=config.train.checkpoint_interval,
-        filename=LATEST_NAME,
-    )
-    attach_progress(
-        trainer,
-        log_interval=config.train.log_interval,
-        progress=config.train.progress,
+        lower_is_better=True,
+        curve_metrics=(("mae_hu", "reconstruction MAE (HU)"), ("kl", "KL (nats)")),
+        history_extra=TERMS,
+        prepare_batch=_image_as_target,
+        check_resume=functools.partial(_check_resume, network=network, config=config),
+        iteration_handlers=(warmup.attach, copy_terms),
+        epoch_handlers=(attach_images,) if config.train.image_interval > 0 else (),
         bar_values=lambda o: {"loss": o["loss"].item(), "kl": o.get("kl", math.nan)},
     )
-    trainer.history = history  # type: ignore[attr-defined]
+    trainer, evaluator = build_supervised(config, task, context)
     trainer.vae = network  # type: ignore[attr-defined]
-    trainer.images = images  # type: ignore[attr-defined]
+    trainer.images = images[0] if images else None  # type: ignore[attr-defined]
     return trainer, evaluator
 
 
-def train_vae(config: VAETrainConfig) -> VAETrainResult:
+def train_vae(config: VAETrainConfig) -> TrainResult:
     """Train a VAE as configured; the entry point of ``ctpipe train vae``.
 
     Returns:
-        The paths written, the progress reached and the latest validation metrics.
+        The paths written (``images``: the PNGs of the last epoch that wrote images), the
+        progress reached and the latest validation metrics
+        (:func:`ctpipe.training.harness.run_training`).
 
     Raises:
         InputError: Unusable data or resume checkpoint.
         FloatingPointError: If the loss becomes NaN or infinite.
     """
-    import yaml
-    from ignite.engine import Events
-
-    from ctpipe.io.atomic import atomic_path
-
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output_dir / CONFIG_NAME) as tmp:
-        tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-    trainer, evaluator = build_vae_trainer(config)
-    started = {"iteration": 0}
-    trainer.add_event_handler(Events.STARTED, lambda e: started.update(iteration=e.state.iteration))
-    logger.info(
-        "training a VAE (%d parameters) for %d epochs of %d iterations on %s",
-        trainer.vae.parameter_count(),  # type: ignore[attr-defined]
-        config.train.epochs,
-        trainer.state.epoch_length,
-        trainer.vae.device,  # type: ignore[attr-defined]
+    return run_training(
+        config,
+        lambda config, context: build_vae_trainer(config, context=context),
+        what=f"a VAE ({config.model.latent_dim}-D latent)",
+        model_attribute="vae",
     )
-    start = time.perf_counter()
-    trainer.run()
-    seconds = time.perf_counter() - start
-    history = trainer.history  # type: ignore[attr-defined]
-    losses = history.iterations["loss"]
-    metrics = (
-        {k: float(v) for k, v in evaluator.state.metrics.items()}
-        if evaluator is not None and evaluator.state.metrics
-        else {}
-    )
-    images = trainer.images  # type: ignore[attr-defined]
-    result = VAETrainResult(
-        output_dir=output_dir,
-        checkpoint=output_dir / LATEST_NAME,
-        best_checkpoint=output_dir / BEST_NAME if (output_dir / BEST_NAME).exists() else None,
-        log=history.log_path,
-        curve=history.curve_path,
-        images=images.written if images is not None else (),
-        epoch=trainer.state.epoch,
-        iteration=trainer.state.iteration,
-        start_iteration=started["iteration"],
-        last_loss=losses[-1] if losses else math.nan,
-        metrics=metrics,
-        seconds=seconds,
-        model=trainer.vae,  # type: ignore[attr-defined]
-    )
-    logger.info(
-        "finished at iteration %d in %.1f s, last loss %.4g%s",
-        result.iteration,
-        seconds,
-        result.last_loss,
-        "".join(f", {k} {v:.4g}" for k, v in metrics.items()),
-    )
-    return result
 
 
 # --- pieces ----------------------------------------------------------------------------------
@@ -501,9 +333,10 @@ def _image_as_target(
 def _build_evaluator(
     network: VAE,
     val_loader: Iterable,
-    config: VAETrainConfig,
     device: torch.device,
     amp: bool,
+    *,
+    config: VAETrainConfig,
 ) -> SupervisedEvaluator:
     """Validation: negative ELBO (beta 1), KL and MAE in HU, one seeded draw per slice."""
     from ignite.engine import Events
@@ -597,10 +430,10 @@ def _interpolation_pair(loader: Iterable) -> np.ndarray:
     raise ValueError("the loader yields no batch to take interpolation images from")
 
 
-def _check_resume(path: Path, network: VAE, config: VAETrainConfig) -> None:
+def _check_resume(path: Path, *, network: VAE, config: VAETrainConfig) -> None:
     """Refuse a resume checkpoint of another model, grid or without training state."""
     from ctpipe.checkpoints.file import read_checkpoint
-    from ctpipe.nets.vae import VAE_FORMAT
+    from ctpipe.checkpoints.vae import VAE_FORMAT
 
     checkpoint = read_checkpoint(path, checkpoint_format=VAE_FORMAT)
     record = checkpoint["ctpipe"]
