@@ -28,8 +28,6 @@ from ctpipe.io.atomic import atomic_path
 from ctpipe.io.dicom_volume import CTVolume
 from ctpipe.io.reader import read_study
 
-#: Display window for previews: the soft-tissue window used for abdominal CT (HU).
-PREVIEW_WINDOW = (-160.0, 240.0)
 #: The phantom grid of the demo (voxels, mm): an abdomen-sized field of view.
 DEMO_SHAPE, DEMO_SPACING = (192, 192, 32), (1.8, 1.8, 3.0)
 
