@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ctpipe"
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "foundations",
-        frozenset({"ctpipe", "errors", "schema", "transforms", "devices", "provenance"}),
+        frozenset({"ctpipe", "errors", "schema", "transforms", "devices", "provenance", "lazy"}),
     ),
     ("io and export", frozenset({"io", "export"})),
     (

@@ -13,10 +13,9 @@ scores it with the shipped VAE (or ``--weights``) through
 It prints the slices with the highest scores. Heavy modules are imported in the handler.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser(prog="ctpipe")
-    >>> _ = add_anomaly_parser(parser.add_subparsers())
-    >>> args = parser.parse_args(["anomaly", "ct.nii.gz", "--output", "out", "--samples", "8"])
+    >>> from ctpipe.cli.common import parse_args
+    >>> argv = ["anomaly", "ct.nii.gz", "--output", "out", "--samples", "8"]
+    >>> args = parse_args(add_anomaly_parser, argv)
     >>> args.func is run_anomaly, args.samples, args.error
     (True, 8, 'abs')
 """

@@ -17,10 +17,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 
 from ctpipe.errors import EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PROBLEMS", "add_command_group", "print_help"]
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_PROBLEMS",
+    "add_command_group",
+    "parse_args",
+    "print_help",
+]
 
 
 def print_help(parser: argparse.ArgumentParser) -> int:
@@ -46,3 +54,21 @@ def add_command_group(
     group = subparsers.add_parser(name, help=help, description=description)
     group.set_defaults(func=lambda _args: print_help(group))
     return group, group.add_subparsers(title=title, metavar=metavar)
+
+
+def parse_args(
+    add_parser: Callable[[argparse._SubParsersAction], object], argv: Sequence[str]
+) -> argparse.Namespace:
+    """Parse ``argv`` with a ``ctpipe`` parser holding only what ``add_parser`` adds.
+
+    For examples and tests of one command module.
+
+    Example:
+        >>> def add(subparsers):
+        ...     subparsers.add_parser("hello").add_argument("--name")
+        >>> parse_args(add, ["hello", "--name", "CT"]).name
+        'CT'
+    """
+    parser = argparse.ArgumentParser(prog="ctpipe")
+    add_parser(parser.add_subparsers())
+    return parser.parse_args(list(argv))

@@ -8,10 +8,8 @@ MANIFEST`` hashes every file under ROOT into a new manifest.
 Heavy modules are imported inside the handlers so that ``ctpipe --help`` stays fast.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser(prog="ctpipe")
-    >>> _ = add_data_parser(parser.add_subparsers())
-    >>> args = parser.parse_args(["data", "verify", "m.yaml", "/data", "--no-hash"])
+    >>> from ctpipe.cli.common import parse_args
+    >>> args = parse_args(add_data_parser, ["data", "verify", "m.yaml", "/data", "--no-hash"])
     >>> args.func is run_verify, args.no_hash
     (True, True)
 """
@@ -39,23 +37,7 @@ _FEW_FILES = 10
 def add_data_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Add the ``data`` command group (``verify``, ``create``) to a CLI.
-
-    Each command sets ``func``, a handler taking the parsed arguments and returning the
-    exit code.
-
-    Args:
-        subparsers: The object returned by ``parser.add_subparsers()``.
-
-    Returns:
-        The ``data`` parser.
-
-    Example:
-        >>> import argparse
-        >>> parser = argparse.ArgumentParser(prog="ctpipe")
-        >>> add_data_parser(parser.add_subparsers()).prog
-        'ctpipe data'
-    """
+    """Add the ``data`` command group (``verify``, ``create``) to a CLI."""
     data, commands = add_command_group(
         subparsers,
         "data",

@@ -1,10 +1,8 @@
 """``ctpipe demo``: the default workflow end to end on a phantom or a given series.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser(prog="ctpipe")
-    >>> add_demo_parser(parser.add_subparsers())
-    >>> parser.parse_args(["demo", "--output", "out"]).output
+    >>> from ctpipe.cli.common import parse_args
+    >>> parse_args(add_demo_parser, ["demo", "--output", "out"]).output
     'out'
 """
 

@@ -15,10 +15,9 @@ or ``--method biharmonic|telea|ns``) and writes:
 Heavy modules are imported inside the handler so that ``ctpipe --help`` stays fast.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser(prog="ctpipe")
-    >>> _ = add_inpaint_parser(parser.add_subparsers())
-    >>> args = parser.parse_args(["inpaint", "ct.nii.gz", "--mask", "m.png", "-o", "out.nii.gz"])
+    >>> from ctpipe.cli.common import parse_args
+    >>> argv = ["inpaint", "ct.nii.gz", "--mask", "m.png", "-o", "out.nii.gz"]
+    >>> args = parse_args(add_inpaint_parser, argv)
     >>> args.func is run_inpaint, args.method, args.mode, args.blend
     (True, 'gan', 'sequence', 'poisson')
 """
@@ -38,21 +37,12 @@ _NIFTI_SUFFIXES = (".nii.gz", ".nii")
 #: Copies of the choices in ctpipe.inpaint, so that building the parser imports nothing heavy.
 METHODS = ("gan", "biharmonic", "telea", "ns")
 MASK_KINDS = ("box", "strokes", "streaks")
-#: HU above which a pixel counts as body when centring a generated mask.
-BODY_HU = -500.0
 
 
 def add_inpaint_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Add the ``inpaint`` command to a CLI; it sets ``func`` to :func:`run_inpaint`.
-
-    Example:
-        >>> import argparse
-        >>> parser = argparse.ArgumentParser(prog="ctpipe")
-        >>> add_inpaint_parser(parser.add_subparsers()).prog
-        'ctpipe inpaint'
-    """
+    """Add the ``inpaint`` command to a CLI; it sets ``func`` to :func:`run_inpaint`."""
     parser = subparsers.add_parser(
         "inpaint",
         help="fill masked regions of a CT (GAN latent search, or biharmonic/Telea/NS)",
@@ -203,8 +193,9 @@ def _mask(args: argparse.Namespace, hu, affine) -> tuple[Any, dict[str, Any], st
     from scipy.ndimage import binary_erosion
 
     from ctpipe.inpaint.mask_generators import generate_mask
+    from ctpipe.transforms import BODY_THRESHOLD_HU
 
-    body = (hu > BODY_HU).any(axis=2)
+    body = (hu > BODY_THRESHOLD_HU).any(axis=2)
     inner = binary_erosion(body, iterations=12)  # keep the shape's centre off the skin line
     body = inner if inner.any() else body
     try:

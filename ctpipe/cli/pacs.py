@@ -9,10 +9,9 @@ each retrieved series.
 Heavy modules are imported inside the handlers so that ``ctpipe --help`` stays fast.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser(prog="ctpipe")
-    >>> add_pacs_parsers(parser.add_subparsers())
-    >>> args = parser.parse_args(["pull", "--dimse", "ORTHANC@127.0.0.1:4242", "-o", "out"])
+    >>> from ctpipe.cli.common import parse_args
+    >>> argv = ["pull", "--dimse", "ORTHANC@127.0.0.1:4242", "-o", "out"]
+    >>> args = parse_args(add_pacs_parsers, argv)
     >>> args.func is run_pull, parse_dimse_address(args.dimse)
     (True, ('ORTHANC', '127.0.0.1', 4242))
 """

@@ -21,11 +21,9 @@ Heavy modules are imported inside the handler so that ``ctpipe --help`` stays fa
 Exit status: 0 on success, 2 when the input or the settings cannot be used.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser(prog="ctpipe")
-    >>> _ = add_segment_parser(parser.add_subparsers())
-    >>> args = parser.parse_args(["segment", "ct/", "--output", "labels.nii.gz",
-    ...                           "--roi-size", "160", "160", "--sw-device", "cuda"])
+    >>> from ctpipe.cli.common import parse_args
+    >>> argv = ["segment", "ct/", "--output", "l.nii.gz", "--roi-size", "160", "160"]
+    >>> args = parse_args(add_segment_parser, [*argv, "--sw-device", "cuda"])
     >>> args.func is run_segment, args.roi_size, args.sw_device, args.device
     (True, [160, 160], 'cuda', 'cpu')
 """
@@ -40,8 +38,6 @@ from ctpipe.cli.common import EXIT_OK
 
 __all__ = ["add_segment_parser", "format_volumes", "run_segment"]
 
-#: Below this many HU nothing in a CT volume is air; a volume without it is not HU.
-AIR_HU = -500.0
 #: Windows per forward pass of the shipped model unless ``--sw-batch-size`` says otherwise.
 SW_BATCH_SIZE = 4
 
@@ -49,19 +45,7 @@ SW_BATCH_SIZE = 4
 def add_segment_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Add the ``segment`` command to a CLI.
-
-    Args:
-        subparsers: The object returned by ``parser.add_subparsers()``.
-
-    Returns:
-        The ``segment`` parser.
-
-    Example:
-        >>> import argparse
-        >>> add_segment_parser(argparse.ArgumentParser(prog="ctpipe").add_subparsers()).prog
-        'ctpipe segment'
-    """
+    """Add the ``segment`` command to a CLI."""
     p = subparsers.add_parser(
         "segment",
         help="segment organs of a CT volume (labels NIfTI on the input grid)",
@@ -270,6 +254,8 @@ def read_ct_input(path: str, *, series_uid: str | None = None, allow_irregular: 
     image = image.squeeze() if image.ndim > 3 else image
     if image.ndim != 3 or min(image.shape) < 1:
         raise InputError(source, f"not a 3-D volume: shape {tuple(image.shape)}")
+    from ctpipe.transforms import BODY_THRESHOLD_HU as AIR_HU  # nothing below it: no air
+
     low, high = float(image.min()), float(image.max())
     if low > AIR_HU:
         raise InputError(

@@ -14,10 +14,9 @@ follows tube current modulation; otherwise the default count.
 Heavy modules are imported inside the handler so that ``ctpipe --help`` stays fast.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser(prog="ctpipe")
-    >>> _ = add_simulate_parser(parser.add_subparsers())
-    >>> args = parser.parse_args(["simulate", "ct.nii.gz", "--output", "out", "--dose", "0.5"])
+    >>> from ctpipe.cli.common import parse_args
+    >>> argv = ["simulate", "ct.nii.gz", "--output", "out", "--dose", "0.5"]
+    >>> args = parse_args(add_simulate_parser, argv)
     >>> args.func is run_simulate, args.dose, args.seed
     (True, 0.5, 0)
 """
@@ -48,20 +47,7 @@ DEFAULT_ANGULAR_MODULATION = 0.5
 def add_simulate_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Add the ``simulate`` command to a CLI; it sets ``func`` to :func:`run_simulate`.
-
-    Args:
-        subparsers: The object returned by ``parser.add_subparsers()``.
-
-    Returns:
-        The ``simulate`` parser.
-
-    Example:
-        >>> import argparse
-        >>> parser = argparse.ArgumentParser(prog="ctpipe")
-        >>> add_simulate_parser(parser.add_subparsers()).prog
-        'ctpipe simulate'
-    """
+    """Add the ``simulate`` command to a CLI; it sets ``func`` to :func:`run_simulate`."""
     parser = subparsers.add_parser(
         "simulate",
         help="simulate a lower-dose scan from a normal-dose one (noise insertion)",

@@ -12,10 +12,8 @@ Log lines go to stderr, tagged with the process's rank. Heavy modules (torch, MO
 imported when a task runs, so that ``ctpipe --help`` stays fast.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser(prog="ctpipe")
-    >>> _ = add_train_parser(parser.add_subparsers())
-    >>> args = parser.parse_args(["train", "denoise", "cfg.yaml", "--output", "runs/a"])
+    >>> from ctpipe.cli.common import parse_args
+    >>> args = parse_args(add_train_parser, ["train", "denoise", "cfg.yaml", "--output", "runs/a"])
     >>> args.func is run_train_denoise, args.config, args.output, args.resume
     (True, 'cfg.yaml', 'runs/a', None)
 """
@@ -39,23 +37,7 @@ __all__ = [
 def add_train_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Add the ``train`` command group (a command per task) to a CLI.
-
-    Each command sets ``func``, a handler taking the parsed arguments and returning the
-    exit code.
-
-    Args:
-        subparsers: The object returned by ``parser.add_subparsers()``.
-
-    Returns:
-        The ``train`` parser.
-
-    Example:
-        >>> import argparse
-        >>> parser = argparse.ArgumentParser(prog="ctpipe")
-        >>> add_train_parser(parser.add_subparsers()).prog
-        'ctpipe train'
-    """
+    """Add the ``train`` command group (a command per task) to a CLI."""
     train, tasks = add_command_group(
         subparsers,
         "train",

@@ -15,10 +15,8 @@ of each (the middle one by default). Every command uses the shipped VAE unless
 ``--save-array``). Heavy modules are imported inside the handlers.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser(prog="ctpipe")
-    >>> _ = add_vae_parser(parser.add_subparsers())
-    >>> args = parser.parse_args(["vae", "interpolate", "a.nii.gz", "b", "-o", "i.png"])
+    >>> from ctpipe.cli.common import parse_args
+    >>> args = parse_args(add_vae_parser, ["vae", "interpolate", "a.nii.gz", "b", "-o", "i.png"])
     >>> args.func is run_interpolate, args.inputs, args.steps
     (True, ['a.nii.gz', 'b'], 8)
 """
@@ -144,7 +142,7 @@ def run_arithmetic(args: argparse.Namespace) -> int:
 
 def _model(weights: str | None) -> Any:
     if weights:
-        from ctpipe.nets.vae import load_vae
+        from ctpipe.checkpoints.vae import load_vae
 
         return load_vae(weights)
     from ctpipe.weights import load_default_vae

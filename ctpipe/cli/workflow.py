@@ -16,10 +16,9 @@ Exit status: 0 when everything is done, 1 when a study failed (its error is reco
 printed), 2 when the workflow, the input or the output is unusable.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser(prog="ctpipe")
-    >>> add_workflow_parsers(parser.add_subparsers())
-    >>> args = parser.parse_args(["batch", "wf.yaml", "--input", "tree", "--output", "out"])
+    >>> from ctpipe.cli.common import parse_args
+    >>> argv = ["batch", "wf.yaml", "--input", "tree", "--output", "out"]
+    >>> args = parse_args(add_workflow_parsers, argv)
     >>> args.func is run_batch_command, args.resume
     (True, True)
 """
