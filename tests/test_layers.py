@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "phantom",
                 "body_mask",
                 "slice_grid",
+                "organ_statistics",
             }
         ),
     ),
@@ -52,6 +53,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "evaluate",
                 "weights",
                 "training",
+                "bundle",
             }
         ),
     ),

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctpipe.errors import InputError
+from ctpipe.training.denoise.patches import KEYS, patch_transforms
 
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader, Dataset
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
     from ctpipe.training.denoise.config import (
         DataConfig,
         DenoiseTrainConfig,
-        PatchConfig,
         SimulatedPairsConfig,
     )
 
@@ -69,7 +69,6 @@ __all__ = [
 ]
 
 #: Keys of a pair: the low-dose input and the normal-dose target (MONAI's defaults).
-KEYS = ("image", "label")
 
 logger = logging.getLogger("ctpipe.train")
 
@@ -471,37 +470,6 @@ def slice_transforms(*, from_files: bool = True) -> Any:
         # keys, and one batch may mix both.
         SelectItemsd(KEYS),
     ]
-    return Compose(steps)
-
-
-def patch_transforms(patches: PatchConfig) -> Any:
-    """The random part (step 5): the same patches, flips and rotation for both keys.
-
-    Returns a ``Compose`` that maps one slice to a list of ``patches.per_slice`` dicts.
-
-    Example:
-        >>> import torch
-        >>> from ctpipe.training.denoise.config import PatchConfig
-        >>> image = torch.arange(64.0).reshape(1, 8, 8)
-        >>> out = patch_transforms(PatchConfig(size=(3, 3), per_slice=4))(
-        ...     {"image": image, "label": image.clone()})
-        >>> len(out), all(torch.equal(o["image"], o["label"]) for o in out)
-        (4, True)
-    """
-    from monai.transforms import Compose, RandFlipd, RandRotate90d, RandSpatialCropSamplesd
-
-    steps: list[Any] = [
-        RandSpatialCropSamplesd(
-            KEYS, roi_size=list(patches.size), num_samples=patches.per_slice, random_size=False
-        )
-    ]
-    if patches.flip:
-        steps += [
-            RandFlipd(KEYS, prob=0.5, spatial_axis=0),
-            RandFlipd(KEYS, prob=0.5, spatial_axis=1),
-        ]
-    if patches.rot90:
-        steps.append(RandRotate90d(KEYS, prob=0.5, max_k=3, spatial_axes=(0, 1)))
     return Compose(steps)
 
 

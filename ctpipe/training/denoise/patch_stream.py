@@ -3,7 +3,8 @@
 A :class:`PatchStream` draws batch ``n`` from a generator seeded with ``(seed, rank, n)``:
 which slices (weighted, so that groups such as reconstruction kernels or real and
 simulated pairs take fixed shares of the batch), then the patches, flips and rotations of
-each slice (:func:`ctpipe.training.denoise.data.patch_transforms`, seeded from the same generator).
+each slice (:func:`ctpipe.training.denoise.patches.patch_transforms`, seeded from the same
+generator).
 Nothing depends on what was drawn before, so a run resumed at iteration ``n`` sees exactly
 the batches an uninterrupted run would have seen, whatever the data loader's position.
 
@@ -106,7 +107,7 @@ class PatchStream:
         rank: int = 0,
         start: Callable[[], int] = lambda: 0,
     ) -> None:
-        from ctpipe.training.denoise.data import patch_transforms
+        from ctpipe.training.denoise.patches import patch_transforms
 
         weights = np.asarray(weights, dtype=np.float64)
         if not len(slices):
