@@ -84,7 +84,7 @@ def median_reference(hu, spacing, grid):
 def lesion_benchmark(model, args) -> dict:
     from ctpipe.anomaly import RandomLesions, auroc, lesion_trial, summarise_trials
     from ctpipe.anomaly.lesions import insert_lesions
-    from ctpipe.engines.vae_data import read_series
+    from ctpipe.training.vae.data import read_series
     from ctpipe.vae_generate import model_grid
 
     grid = model_grid(model)
@@ -171,7 +171,7 @@ def tumour_benchmark(model, args) -> dict:
 
 def speed_benchmark(model) -> dict:
     from ctpipe.anomaly import anomaly_volume
-    from ctpipe.engines.vae_data import read_series
+    from ctpipe.training.vae.data import read_series
 
     hu, spacing = read_series(DATA / "pancreas_ct_series")
     hu = hu[:, :, 45:65]
@@ -191,7 +191,7 @@ def speed_benchmark(model) -> dict:
 def main() -> None:
     import torch
 
-    from ctpipe.nets.vae import load_vae
+    from ctpipe.checkpoints.vae import load_vae
     from ctpipe.weights import load_default_vae
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

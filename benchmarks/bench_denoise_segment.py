@@ -161,7 +161,7 @@ def main() -> int:
     from ctpipe.weights import load_default_denoiser
 
     if args.weights:
-        from ctpipe.engines.segment_checkpoint import load_segmenter
+        from ctpipe.checkpoints.segmenter import load_segmenter
 
         segmenter, config = load_segmenter(args.weights)
     else:

@@ -620,7 +620,7 @@ def warm_up(gan) -> None:
 
 
 def main() -> None:
-    from ctpipe.engines.gan_checkpoint import load_gan
+    from ctpipe.checkpoints.gan import load_gan
     from ctpipe.inpaint.init import LatentPool
     from ctpipe.weights import DEFAULT_GAN, weights_path
 

@@ -97,7 +97,7 @@ def main() -> int:
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     if args.weights:
-        from ctpipe.engines.segment_checkpoint import load_segmenter
+        from ctpipe.checkpoints.segmenter import load_segmenter
 
         model, config = load_segmenter(args.weights)
     else:

@@ -57,10 +57,10 @@ def model_points(log: dict) -> list[dict[str, float]]:
 def baselines(run: Path, train_slices: int) -> dict[str, float]:
     """Input and BM3D PSNR on the run's validation slices (BM3D sigma from training slices)."""
     from ctpipe.baselines.bm3d import bm3d_denoise_slice, choose_bm3d_sigma
-    from ctpipe.engines.config import load_train_config
-    from ctpipe.engines.data import split_pairs
     from ctpipe.evaluate.run import load_slice_pairs, spread_indices
     from ctpipe.metrics import slice_quality
+    from ctpipe.training.denoise.config import load_train_config
+    from ctpipe.training.denoise.data import split_pairs
 
     config = load_train_config(run / "config.yaml")
     split = split_pairs(config.data)

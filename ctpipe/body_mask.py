@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ctpipe.transforms import BODY_THRESHOLD_HU
+
 __all__ = ["body_bbox_centre", "body_mask"]
 
 
-def body_mask(volume_hu: np.ndarray, threshold: float = -500.0) -> np.ndarray:
+def body_mask(volume_hu: np.ndarray, threshold: float = BODY_THRESHOLD_HU) -> np.ndarray:
     """The body of each axial slice of a volume indexed ``(i, j, k)``.
 
     Args:

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from ctpipe.io.atomic import atomic_path
+from ctpipe.io.dicom_volume import CTVolume
+from ctpipe.io.reader import read_study
 
-#: Display window for previews: the soft-tissue window used for abdominal CT (HU).
-PREVIEW_WINDOW = (-160.0, 240.0)
 #: The phantom grid of the demo (voxels, mm): an abdomen-sized field of view.
 DEMO_SHAPE, DEMO_SPACING = (192, 192, 32), (1.8, 1.8, 3.0)
 
@@ -85,8 +85,8 @@ def run_demo(
     if input_path is None:
         input_path = _make_phantom_input(out, say)
     started = time.perf_counter()
-    image = _load(input_path, series_uid, allow_irregular)
-    summary = summarise(image, source=input_path, load_seconds=time.perf_counter() - started)
+    volume = read_study(input_path, series_uid=series_uid, allow_irregular=allow_irregular)
+    summary = summarise(volume, source=input_path, load_seconds=time.perf_counter() - started)
     say(format_summary(summary))
     summary_json = out / "summary.json"
     with atomic_path(summary_json) as tmp:
@@ -94,7 +94,7 @@ def run_demo(
     workflow = Workflow(name="denoise_segment")
     workflow = replace(workflow, input=InputConfig(series_uid, allow_irregular))
     say(f"\nRunning workflow {workflow.name}: {' -> '.join(workflow.steps)} -> export ...")
-    study = run_study(workflow, input_path, out / "study", overwrite=overwrite)
+    study = run_study(workflow, input_path, out / "study", overwrite=overwrite, volume=volume)
     say(_describe(study))
     return DemoResult(out, summary_json, summary, study)
 
@@ -146,24 +146,20 @@ def _make_phantom_input(out: Path, say) -> Path:
     return files.dicom_folder
 
 
-def _load(input_path: str | os.PathLike[str], series_uid: str | None, allow_irregular: bool):
-    from ctpipe.io.reader import load_ct
-
-    return load_ct(input_path, series_uid=series_uid, allow_irregular=allow_irregular)
-
-
-def summarise(image, *, source: str | os.PathLike[str], load_seconds: float) -> dict[str, Any]:
-    """Describe a loaded CT MetaTensor: identity, grid, orientation and HU statistics.
+def summarise(
+    volume: CTVolume, *, source: str | os.PathLike[str], load_seconds: float
+) -> dict[str, Any]:
+    """Describe a loaded CT volume: identity, grid, orientation and HU statistics.
 
     Example:
-        >>> summarise(image, source="ct/", load_seconds=0.1)["shape"]  # doctest: +SKIP
+        >>> summarise(volume, source="ct/", load_seconds=0.1)["shape"]  # doctest: +SKIP
         [512, 512, 134]
     """
     import nibabel as nib
 
-    hu = image.numpy()
-    affine = image.affine.numpy()
-    meta = image.meta
+    hu = volume.hu
+    affine = volume.affine_ras
+    meta = volume.meta
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     return {
         "source": str(source),

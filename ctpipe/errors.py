@@ -9,6 +9,10 @@ from __future__ import annotations
 from os import PathLike
 from pathlib import Path
 
+#: Exit statuses of every ctpipe command: all done; ran but found problems (a failed
+#: study, a manifest mismatch); unusable input (one line naming the file and the problem).
+EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
+
 
 class CTPipeError(Exception):
     """Base class of every error ctpipe raises on purpose."""

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ctpipe.transforms import hu_to_unit, unit_to_hu
+from ctpipe.transforms import HU_RANGE, hu_to_unit, unit_to_hu
 
 #: How overlapping tiles are weighted (MONAI blend modes).
 BLEND_MODES = ("constant", "gaussian")
@@ -399,7 +399,7 @@ def _record(model: nn.Module, inferer: SliceInferer) -> dict[str, Any]:
         "model": f"{kind.__module__}.{kind.__qualname__}",
         "config": copy.deepcopy(getattr(model, "config", {})),
         "inferer": inferer.settings(model),
-        "hu_range": [-1024.0, 3072.0],
+        "hu_range": list(HU_RANGE),
     }
 
 

@@ -8,7 +8,7 @@ the volume, 2-D configs on its axial slices) under :func:`torch.inference_mode`,
 arg-max, and resamples the label map back onto the input grid with nearest-neighbour
 interpolation (axis by axis, as reorienting and respacing keep the axes; MONAI
 ``SpatialResample`` otherwise). The result has the input's shape and affine exactly.
-Training (:mod:`ctpipe.engines.segment`) uses the same steps and the same inferer, so a
+Training (:mod:`ctpipe.training.segment.trainer`) uses the same steps and the same inferer, so a
 model sees at inference what it saw in training.
 
 Orientation. Volumes are indexed ``(i, j, k)``; ``roi_size`` is given in that order.
@@ -49,12 +49,15 @@ from torch import nn
 
 from ctpipe.inference import DeviceLike, check_device, eval_mode, model_device
 from ctpipe.nets.segmenters import SegmenterConfig
+from ctpipe.transforms import SEGMENT_HU_WINDOW
 
 __all__ = [
     "AXCODES",
     "BLEND_MODES",
     "RAS_LABELS",
     "RECORD_KEY",
+    "ROI_SIZE",
+    "TARGET_SPACING",
     "SegmenterInferer",
     "check_axcodes",
     "check_roi_size",
@@ -70,6 +73,10 @@ RECORD_KEY = "segmentation"
 #: Default orientation of the network's input: a DICOM axial series as stored
 #: (``i`` to the patient's left, ``j`` to posterior, ``k`` to superior).
 AXCODES = "LPS"
+#: Default spacing (mm) along ``(i, j, k)`` the network works at (checkpoints record theirs).
+TARGET_SPACING = (1.5, 1.5, 3.0)
+#: Default sliding window in voxels ``(i, j, k)`` (checkpoints record theirs).
+ROI_SIZE = (96, 96, 32)
 #: Axis labels of MONAI ``Orientation`` in the RAS frame of ``MetaTensor`` affines.
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
@@ -184,10 +191,10 @@ def segment_volume(
     model: nn.Module,
     *,
     config: SegmenterConfig,
-    target_spacing: Spacing3 | None = (1.5, 1.5, 3.0),
-    hu_window: tuple[float, float] = (-200.0, 300.0),
+    target_spacing: Spacing3 | None = TARGET_SPACING,
+    hu_window: tuple[float, float] = SEGMENT_HU_WINDOW,
     axcodes: str | None = AXCODES,
-    roi_size: Sequence[int] = (96, 96, 32),
+    roi_size: Sequence[int] = ROI_SIZE,
     overlap: float = 0.25,
     mode: str = "gaussian",
     sw_batch_size: int = 1,

@@ -19,6 +19,12 @@ import numpy as np
 HU_RANGE = (-1024.0, 3072.0)
 #: Abdominal soft-tissue display window (HU) used for metrics and figures.
 DISPLAY_WINDOW = (-160.0, 240.0)
+#: HU between air (-1000) and fat (-100): above it is body, below it air.
+BODY_THRESHOLD_HU = -500.0
+#: Default HU window a segmenter maps to [0, 1] (a segmenter checkpoint records its own).
+SEGMENT_HU_WINDOW = (-200.0, 300.0)
+#: Default HU window a DCGAN maps to [-1, 1] (a GAN checkpoint records its own).
+GAN_HU_WINDOW = (-1024.0, 1024.0)
 
 ArrayT = TypeVar("ArrayT")
 

@@ -211,10 +211,11 @@ def grid_slice(
         InputError: The file cannot be read or has no such slice (the count is named).
     """
     from ctpipe.body_mask import body_bbox_centre, body_mask
-    from ctpipe.engines.vae_data import read_series
     from ctpipe.errors import InputError
+    from ctpipe.io.reader import read_study
 
-    hu, spacing = read_series(path, allow_irregular=allow_irregular)
+    volume = read_study(path, allow_irregular=allow_irregular)
+    hu, spacing = volume.hu, volume.spacing
     count = hu.shape[2]
     k = count // 2 if slice_index is None else slice_index
     if not -count <= k < count:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ctpipe.cli_data import add_data_parser
+from ctpipe.cli.data import add_data_parser
 from ctpipe.io.manifest import load_manifest, read_header
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,8 +141,6 @@ def test_verify_shared_pairs(capsys) -> None:
 
 
 def test_entry_point_wires_data_commands(tree: Path, manifest: Path) -> None:
-    if not (REPO / "ctpipe" / "cli.py").exists():
-        pytest.skip("ctpipe/cli.py does not exist yet")
     code = "import sys; from ctpipe.cli import main; sys.exit(main())"
     argv = [sys.executable, "-c", code, "data", "verify", str(manifest), str(tree)]
     ok = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+from ctpipe.checkpoints.gan import save_gan
 from ctpipe.cli import main
-from ctpipe.engines.gan_checkpoint import save_gan
 from ctpipe.io.nifti import read_nifti, write_nifti
 from ctpipe.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from ctpipe.phantom import make_phantom

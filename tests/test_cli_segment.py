@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from ctpipe.checkpoints.segmenter import save_segmenter
 from ctpipe.cli import main
-from ctpipe.engines.segment_checkpoint import save_segmenter
 from ctpipe.nets.segmenters import SegmenterConfig, build_segmenter
 from ctpipe.phantom import make_phantom, write_phantom
 
@@ -142,7 +142,7 @@ def test_bad_output_weights_and_device(tmp_path, capsys, phantom, weights):
     code, _, err = run(capsys, phantom.ct_nifti, "--weights", path, "--output", tmp_path / "a.png")
     assert code == 2 and "a.png: the label map must be written as NIfTI" in err
     denoiser = tmp_path / "denoiser.pt"
-    from ctpipe.engines.checkpoint import save_checkpoint
+    from ctpipe.checkpoints.file import save_checkpoint
     from ctpipe.nets import build_denoiser
 
     save_checkpoint(denoiser, build_denoiser("redcnn", filters=4), model_name="redcnn")
@@ -159,7 +159,7 @@ def test_bad_output_weights_and_device(tmp_path, capsys, phantom, weights):
 
 def test_train_segment_task_parses_and_reports_bad_configs(tmp_path, capsys):
     from ctpipe.cli import build_parser
-    from ctpipe.cli_train import run_train_segment
+    from ctpipe.cli.train import run_train_segment
 
     args = build_parser().parse_args(
         ["train", "segment", "c.yaml", "--resume", "r/checkpoint_latest.pt", "--output", "o"]

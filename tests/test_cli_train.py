@@ -4,8 +4,8 @@ import argparse
 
 import pytest
 
-from ctpipe.cli_train import add_train_parser, run_train_denoise
-from ctpipe.engines.config import TrainConfigError
+from ctpipe.cli.train import add_train_parser, run_train_denoise
+from ctpipe.training.config import TrainConfigError
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,10 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from ctpipe.checkpoints.file import save_checkpoint
+from ctpipe.checkpoints.vae import VAE_FORMAT
 from ctpipe.cli import main
-from ctpipe.engines.checkpoint import save_checkpoint
 from ctpipe.io.nifti import read_nifti, write_nifti
-from ctpipe.nets.vae import VAE, VAE_FORMAT
+from ctpipe.nets.vae import VAE
 from ctpipe.phantom import make_phantom
 
 GRID = {"size": [32, 32], "pixel_mm": 6.0, "window": [-160.0, 240.0]}

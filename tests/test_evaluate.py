@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from ctpipe.cli_evaluate import add_evaluate_parser, load_weight_methods
+from ctpipe.cli.evaluate import add_evaluate_parser, load_weight_methods
 from ctpipe.evaluate import (
     BM3D,
     LDCT_INPUT,
@@ -266,8 +266,8 @@ def test_cli_refuses_bad_sigma(capsys) -> None:
 
 
 def test_weights_without_checkpoint_module_give_a_clear_error(monkeypatch, tmp_path, capsys):
-    monkeypatch.setitem(sys.modules, "ctpipe.engines.checkpoint", None)
-    with pytest.raises(ImportError, match=r"--weights needs ctpipe\.engines\.checkpoint"):
+    monkeypatch.setitem(sys.modules, "ctpipe.checkpoints.denoiser", None)
+    with pytest.raises(ImportError, match=r"--weights needs ctpipe\.checkpoints\.denoiser"):
         load_weight_methods([tmp_path / "model.pt"])
     assert run("evaluate", "denoise", "--data", "x", "--weights", tmp_path / "model.pt") == 2
     assert "load_denoiser" in capsys.readouterr().err
@@ -280,9 +280,9 @@ def test_weights_become_hu_methods(monkeypatch, tmp_path: Path) -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x + 1.0 / 4096
 
-    fake = types.ModuleType("ctpipe.engines.checkpoint")
+    fake = types.ModuleType("ctpipe.checkpoints.denoiser")
     fake.load_denoiser = lambda path: (AddOneUnit(), {"path": str(path)})  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "ctpipe.engines.checkpoint", fake)
+    monkeypatch.setitem(sys.modules, "ctpipe.checkpoints.denoiser", fake)
     methods = load_weight_methods([tmp_path / "a.pt", tmp_path / "b.pt"])
     assert list(methods) == ["AddOneUnit (a.pt)", "AddOneUnit (b.pt)"]
     hu = np.linspace(-1000, 1000, 64, dtype=np.float32).reshape(8, 8)
@@ -292,7 +292,7 @@ def test_weights_become_hu_methods(monkeypatch, tmp_path: Path) -> None:
 def test_real_checkpoint_goes_through_the_pipeline_inferer(tmp_path: Path) -> None:
     import torch
 
-    from ctpipe.engines.checkpoint import save_checkpoint
+    from ctpipe.checkpoints.file import save_checkpoint
     from ctpipe.inference import denoise_slice
     from ctpipe.nets import build_denoiser
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ctpipe.cli_simulate import add_simulate_parser, output_paths
+from ctpipe.cli.simulate import add_simulate_parser, output_paths
 from ctpipe.phantom import make_phantom
 from ctpipe.simulate import (
     DEFAULT_INCIDENT_PHOTONS,
@@ -299,14 +299,15 @@ def test_cli_defaults_agree_with_the_simulator_and_import_no_numpy() -> None:
     import subprocess
     import sys
 
-    from ctpipe import cli_simulate, simulate
+    from ctpipe import simulate
+    from ctpipe.cli import simulate as cli_simulate
 
     assert cli_simulate.FILTER_CHOICES == simulate.FILTERS
     assert cli_simulate.DEFAULT_ANGLES == simulate.REFERENCE_VIEWS
     assert cli_simulate.DEFAULT_PHOTONS_PER_MA == simulate.PHOTONS_PER_MA
     assert simulate.LowDoseSimulator().angular_modulation == cli_simulate.DEFAULT_ANGULAR_MODULATION
     code = (
-        "import argparse, sys; from ctpipe.cli_simulate import add_simulate_parser; "
+        "import argparse, sys; from ctpipe.cli.simulate import add_simulate_parser; "
         "add_simulate_parser(argparse.ArgumentParser().add_subparsers()); "
         "print('numpy' in sys.modules)"
     )

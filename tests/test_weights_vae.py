@@ -40,7 +40,7 @@ def test_model_card_describes_data_recipe_and_metrics():
 @pytest.mark.shared_data
 def test_a_lesion_in_held_out_slices_raises_the_map_there_only():
     from ctpipe.anomaly import RandomLesions, anomaly_volume, insert_lesions
-    from ctpipe.engines.vae_data import read_series
+    from ctpipe.training.vae.data import read_series
 
     hu, spacing = read_series(shared_path("pancreas_ct_series"))
     hu = hu[:, :, 60:62]  # held out of training (slices 45-74)

@@ -111,7 +111,7 @@ class VAEAnomalyScorer:
     """Score slices with a VAE: reconstruction-error maps and negative ELBO.
 
     Args:
-        model: The VAE (:func:`ctpipe.nets.vae.load_vae`).
+        model: The VAE (:func:`ctpipe.checkpoints.vae.load_vae`).
         grid: Its slice grid; ``None``: the grid stored in its checkpoint record.
         sigma: The decoder's fixed standard deviation (``mse`` models); ``None``: the
             training configuration's ``loss.sigma`` in its checkpoint record.

@@ -2,7 +2,8 @@
 
 The package has one module per step:
 
-* :mod:`ctpipe.evaluate.run`: :class:`SlicePair`, :func:`evaluate_denoisers` (every
+* :mod:`ctpipe.evaluate.pairs`: :class:`SlicePair`, a low-dose slice and its reference;
+* :mod:`ctpipe.evaluate.run`: :func:`evaluate_denoisers` (every
   method ``hu_2d -> hu_2d`` on every slice, scored against the normal dose) and
   :func:`evaluate_ldct_baselines` (BM3D's sigma chosen on the training split, then "LDCT
   input", "BM3D" and extra methods scored on the test split);
@@ -12,10 +13,11 @@ The package has one module per step:
 * :mod:`ctpipe.evaluate.figure`: :func:`write_comparison_figure` (input, outputs and
   reference over their differences to the reference).
 
-Every public name is importable from ``ctpipe.evaluate``.
+Every public name is importable from ``ctpipe.evaluate`` (imported when first used).
 
 Example:
     >>> import numpy as np
+    >>> from ctpipe.evaluate import LDCT_INPUT, SlicePair, evaluate_denoisers, identity
     >>> ref = np.zeros((32, 32), dtype=np.float32)
     >>> pairs = [SlicePair(ref + 20.0, ref, name="s0")]
     >>> result = evaluate_denoisers(pairs, {LDCT_INPUT: identity})
@@ -23,33 +25,25 @@ Example:
     ['LDCT input']
 """
 
-from ctpipe.evaluate.figure import DIFF_RANGE_HU, write_comparison_figure
-from ctpipe.evaluate.report import METRIC_COLUMNS, EvaluationResult, write_evaluation
-from ctpipe.evaluate.run import (
-    BM3D,
-    LDCT_INPUT,
-    HuFunction,
-    SlicePair,
-    evaluate_denoisers,
-    evaluate_ldct_baselines,
-    identity,
-    load_slice_pairs,
-    spread_indices,
-)
+from ctpipe.lazy import lazy_exports
 
-__all__ = [
-    "BM3D",
-    "DIFF_RANGE_HU",
-    "LDCT_INPUT",
-    "METRIC_COLUMNS",
-    "EvaluationResult",
-    "HuFunction",
-    "SlicePair",
-    "evaluate_denoisers",
-    "evaluate_ldct_baselines",
-    "identity",
-    "load_slice_pairs",
-    "spread_indices",
-    "write_comparison_figure",
-    "write_evaluation",
-]
+_EXPORTS = {
+    "DIFF_RANGE_HU": "ctpipe.evaluate.figure",
+    "write_comparison_figure": "ctpipe.evaluate.figure",
+    "LDCT_INPUT": "ctpipe.evaluate.pairs",
+    "SlicePair": "ctpipe.evaluate.pairs",
+    "load_slice_pairs": "ctpipe.evaluate.pairs",
+    "METRIC_COLUMNS": "ctpipe.evaluate.report",
+    "EvaluationResult": "ctpipe.evaluate.report",
+    "write_evaluation": "ctpipe.evaluate.report",
+    "BM3D": "ctpipe.evaluate.run",
+    "HuFunction": "ctpipe.evaluate.run",
+    "evaluate_denoisers": "ctpipe.evaluate.run",
+    "evaluate_ldct_baselines": "ctpipe.evaluate.run",
+    "identity": "ctpipe.evaluate.run",
+    "spread_indices": "ctpipe.evaluate.run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

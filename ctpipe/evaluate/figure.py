@@ -21,7 +21,7 @@ from ctpipe.metrics import denoising_quality
 from ctpipe.transforms import DISPLAY_WINDOW
 
 if TYPE_CHECKING:
-    from ctpipe.evaluate.run import SlicePair
+    from ctpipe.evaluate.pairs import SlicePair
 
 __all__ = ["DIFF_RANGE_HU", "write_comparison_figure"]
 
@@ -64,7 +64,7 @@ def write_comparison_figure(
         raise ValueError(f"diff_range_hu must be a positive number, got {diff_range_hu}")
     from matplotlib.figure import Figure  # no pyplot: no global backend state
 
-    from ctpipe.evaluate.run import LDCT_INPUT  # here: run imports report imports figure
+    from ctpipe.evaluate.pairs import LDCT_INPUT
 
     panels: list[tuple[str, np.ndarray]] = [(LDCT_INPUT, pair.low_hu)]
     panels += [(name, np.asarray(out)) for name, out in outputs.items() if name != LDCT_INPUT]

@@ -37,7 +37,7 @@ from ctpipe.metrics import METRIC_NAMES
 from ctpipe.transforms import DISPLAY_WINDOW
 
 if TYPE_CHECKING:
-    from ctpipe.evaluate.run import SlicePair
+    from ctpipe.evaluate.pairs import SlicePair
 
 __all__ = ["METRIC_COLUMNS", "EvaluationResult", "write_evaluation"]
 

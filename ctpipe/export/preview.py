@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ctpipe.io.atomic import atomic_path
+from ctpipe.transforms import DISPLAY_WINDOW
 
 __all__ = ["LABEL_COLOURS", "write_preview_png"]
 
@@ -60,7 +61,7 @@ def write_preview_png(
     hu: np.ndarray,
     path: str | PathLike[str],
     *,
-    window: tuple[float, float] = (-160.0, 240.0),
+    window: tuple[float, float] = DISPLAY_WINDOW,
     slice_index: int | None = None,
     axes: str = "axial",
     spacing: Sequence[float] = (1.0, 1.0, 1.0),

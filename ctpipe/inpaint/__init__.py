@@ -25,8 +25,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ctpipe.lazy import lazy_exports
 
 _EXPORTS = {
     "read_mask": "ctpipe.inpaint.masks",
@@ -51,8 +50,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ctpipe.inpaint' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

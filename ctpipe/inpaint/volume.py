@@ -1,7 +1,7 @@
 """Inpaint a CT volume (or slice) in HU with a DCGAN: the entry point of ``ctpipe inpaint``.
 
 :func:`inpaint_volume` takes an ``(i, j, k)`` float32 HU volume, a bool mask of the same
-shape and a trained generator/discriminator pair (:func:`ctpipe.engines.gan_checkpoint.
+shape and a trained generator/discriminator pair (:func:`ctpipe.checkpoints.gan.
 load_gan`), and:
 
 1. plans one tile per part of the mask (:mod:`ctpipe.inpaint.tiles`);
@@ -20,7 +20,7 @@ Known pixels are returned bit for bit. The result records every setting, the mod
 sha256 and window, per-slice statistics and the time taken.
 
 Example:
-    >>> from ctpipe.engines.gan_checkpoint import load_gan  # doctest: +SKIP
+    >>> from ctpipe.checkpoints.gan import load_gan  # doctest: +SKIP
     >>> gan = load_gan("ctpipe/weights/dcgan64_ct_cpu.pt")  # doctest: +SKIP
     >>> result = inpaint_volume(hu, mask, gan.generator, gan.discriminator,  # doctest: +SKIP
     ...                         window=gan.window)
@@ -206,8 +206,8 @@ def inpaint_volume(
         generator: The DCGAN generator (eval mode is set during the search).
         discriminator: Its discriminator, for the prior loss (``None``: no prior).
         window: HU window of the model; by default the generator's
-            ``checkpoint_record["window"]`` (set by :func:`~ctpipe.engines.
-            gan_checkpoint.load_gan`).
+            ``checkpoint_record["window"]`` (set by :func:`~ctpipe.checkpoints.
+            gan.load_gan`).
         settings: How to inpaint (defaults when ``None``).
         pool: A pool of samples to reuse (drawn from ``settings`` when ``None`` and
             ``settings.init`` is ``pool``).
@@ -221,7 +221,7 @@ def inpaint_volume(
     """
     import torch
 
-    from ctpipe.engines.checkpoint import state_sha256
+    from ctpipe.checkpoints.file import state_sha256
     from ctpipe.inpaint.init import LatentPool
     from ctpipe.inpaint.masks import check_mask
     from ctpipe.inpaint.tiles import plan_tiles
@@ -324,7 +324,7 @@ def _window(generator: Any, window: tuple[float, float] | None) -> tuple[float, 
     if window is None or len(window) != 2 or not window[1] > window[0]:
         raise ValueError(
             f"window must be the model's HU (low, high) with high > low (load the model with "
-            f"ctpipe.engines.gan_checkpoint.load_gan, or pass window=), got {window!r}"
+            f"ctpipe.checkpoints.gan.load_gan, or pass window=), got {window!r}"
         )
     return float(window[0]), float(window[1])
 

@@ -3,14 +3,14 @@
 Names are imported lazily, so ``import ctpipe.io`` costs nothing until one is used.
 
 Example:
-    >>> from ctpipe.io import load_ct, scan_dicom
-    >>> image = load_ct("/data/CT/series1")  # doctest: +SKIP
+    >>> from ctpipe.io import load_ct, read_study, scan_dicom
+    >>> volume = read_study("/data/CT/series1")  # doctest: +SKIP
+    >>> image = load_ct("/data/CT/series1")  # the same, as a MONAI MetaTensor  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ctpipe.lazy import lazy_exports
 
 _EXPORTS = {
     "scan_dicom": "ctpipe.io.discovery",
@@ -26,6 +26,7 @@ _EXPORTS = {
     "ct_loader": "ctpipe.io.reader",
     "ct_loader_dict": "ctpipe.io.reader",
     "load_ct": "ctpipe.io.reader",
+    "read_study": "ctpipe.io.reader",
     "read_nifti": "ctpipe.io.nifti",
     "write_nifti": "ctpipe.io.nifti",
     "find_aapm_pairs": "ctpipe.io.aapm",
@@ -35,8 +36,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ctpipe.io' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -75,7 +75,7 @@ class CTVolume:
 
     @classmethod
     def from_nifti(cls, path: str | os.PathLike[str]) -> CTVolume:
-        """Read a NIfTI volume (values taken as HU) with its affine.
+        """Read a NIfTI volume (values taken as HU) with its affine; a 2-D image is one slice.
 
         Example:
             >>> CTVolume.from_nifti("ct.nii.gz").spacing  # doctest: +SKIP
@@ -84,6 +84,8 @@ class CTVolume:
         from ctpipe.io.nifti import read_nifti
 
         array, affine_ras = read_nifti(path)
+        if array.ndim == 2:
+            array = array[:, :, None]
         meta: dict[str, object] = {"ctpipe_source_files": [str(path)]}
         return cls(np.asarray(array, dtype=np.float32), lps_to_ras(affine_ras), None, meta)
 

@@ -1,11 +1,17 @@
-"""A MONAI ``ImageReader`` for CT DICOM series, and ``LoadImage`` helpers that use it.
+"""The one way to read a study, for ctpipe's own code and for MONAI's ``LoadImage``.
+
+:func:`read_study` reads any input ctpipe takes (a DICOM series folder, file, list of
+files or scanned series; NIfTI; NRRD; MetaImage) into a :class:`~ctpipe.io.dicom_volume.
+CTVolume`: HU, the exact affine, and for DICOM the series with its headers. The workflow,
+the demo and the PACS node call it; :func:`load_ct` gives the same volume as a MONAI
+``MetaTensor`` (HU, RAS affine, the DICOM identity in ``meta``) for the CLI and training.
 
 MONAI's own DICOM readers either need ITK or take slices in the order given and trust one
-header for spacing. :class:`CTSeriesReader` plugs ctpipe's discovery into MONAI's reader
+header for spacing. :class:`CTSeriesReader` plugs :func:`read_study` into MONAI's reader
 mechanism instead: series found by UID (or by shared tags when UIDs are empty), slices
 sorted along the normal, gaps and tilts refused with the gap named, HU from each slice's
-rescale, and an exact RAS affine. NRRD and MetaImage files are read through SimpleITK
-(:mod:`ctpipe.io.image_file`) by the same reader; NIfTI goes through MONAI's readers.
+rescale, and an exact RAS affine; NIfTI through nibabel (:mod:`ctpipe.io.nifti`), NRRD
+and MetaImage through SimpleITK (:mod:`ctpipe.io.image_file`).
 
 Example:
     >>> from monai.transforms import LoadImaged
@@ -31,7 +37,11 @@ from monai.utils import ensure_tuple
 
 from ctpipe.errors import InputError
 from ctpipe.io.dicom_volume import CTVolume, read_dicom_volume
+from ctpipe.io.discovery import DicomSeries
 from ctpipe.io.image_file import is_image_file, read_image_file
+from ctpipe.io.nifti import NIFTI_SUFFIXES
+
+StudySource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | DicomSeries
 
 #: File suffixes taken as DICOM (besides folders and files without a suffix).
 DICOM_SUFFIXES = (".dcm", ".ima", ".dicom", ".dic")
@@ -51,8 +61,58 @@ def is_dicom_source(path: str | os.PathLike[str]) -> bool:
     return suffix in DICOM_SUFFIXES or (suffix == "" or suffix[1:].isdigit())
 
 
+def read_study(
+    source: StudySource,
+    *,
+    series_uid: str | None = None,
+    modalities: Sequence[str] | None = ("CT",),
+    allow_irregular: bool = False,
+) -> CTVolume:
+    """Read one study's volume, whatever form it comes in.
+
+    Args:
+        source: A DICOM folder (scanned recursively), file, list of files of one series,
+            or a scanned :class:`~ctpipe.io.discovery.DicomSeries`; or a NIfTI, NRRD or
+            MetaImage file (values taken as HU).
+        series_uid: Which series to read when a DICOM folder holds several.
+        modalities: DICOM modalities that may be read (CT by default); None allows any.
+        allow_irregular: Read DICOM series with gaps, uneven spacing or a tilted gantry
+            (with a warning).
+
+    Returns:
+        The :class:`~ctpipe.io.dicom_volume.CTVolume` (``series`` holds the DICOM headers).
+
+    Raises:
+        InputError: The source does not exist or cannot be read as one volume (names the
+            file and the problem).
+
+    Example:
+        >>> read_study("/data/CT/series1").meta["Modality"]  # doctest: +SKIP
+        'CT'
+    """
+    if isinstance(source, DicomSeries):
+        return read_dicom_volume(source, modalities=modalities, allow_irregular=allow_irregular)
+    names = [Path(name) for name in ensure_tuple(source)]
+    if not names:
+        raise InputError(".", "no input given")
+    if len(names) == 1:
+        path = names[0]
+        if not path.exists():
+            raise InputError(path, "no such file or folder")
+        if path.is_file() and path.name.endswith(NIFTI_SUFFIXES):
+            return CTVolume.from_nifti(path)
+        if is_image_file(path):
+            return read_image_file(path)
+    return read_dicom_volume(
+        names[0] if len(names) == 1 else names,
+        series_uid=series_uid,
+        modalities=modalities,
+        allow_irregular=allow_irregular,
+    )
+
+
 class CTSeriesReader(ImageReader):
-    """Read a DICOM CT series (folder, file or list of files of one series) for MONAI.
+    """Read a study for MONAI (:func:`read_study`: DICOM, NIfTI, NRRD, MetaImage).
 
     Args:
         series_uid: SeriesInstanceUID to read when a folder holds several series.
@@ -79,19 +139,18 @@ class CTSeriesReader(ImageReader):
     def verify_suffix(
         self, filename: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]
     ) -> bool:
-        """True when every name is a folder, looks like a DICOM file, or is NRRD/MetaImage."""
-        return all(is_dicom_source(name) or is_image_file(name) for name in ensure_tuple(filename))
+        """True when every name is a folder or looks like DICOM, NIfTI, NRRD or MetaImage."""
+        return all(
+            is_dicom_source(name) or is_image_file(name) or str(name).endswith(NIFTI_SUFFIXES)
+            for name in ensure_tuple(filename)
+        )
 
     def read(
         self, data: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], **kwargs: Any
     ) -> CTVolume:
-        """Read one series: a folder, a file, or the files of a single series."""
-        names = [Path(n) for n in ensure_tuple(data)]
-        if len(names) == 1 and is_image_file(names[0]):
-            return read_image_file(names[0])
-        source: Any = names[0] if len(names) == 1 else names
-        return read_dicom_volume(
-            source,
+        """Read one study: a folder, a file, or the files of a single series."""
+        return read_study(
+            data,
             series_uid=kwargs.get("series_uid", self.series_uid),
             modalities=self.modalities,
             allow_irregular=self.allow_irregular,
@@ -129,7 +188,7 @@ def ct_loader(
     allow_irregular: bool = False,
     ensure_channel_first: bool = False,
 ):
-    """A MONAI ``LoadImage`` that reads DICOM through ctpipe and NIfTI/NRRD through MONAI.
+    """A MONAI ``LoadImage`` that reads every input through :func:`read_study`.
 
     Args:
         series_uid: SeriesInstanceUID to pick from folders holding several series.

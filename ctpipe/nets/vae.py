@@ -13,8 +13,8 @@ a per-pixel log-variance ``x_logvar``. The prior is ``p(z) = N(0, I)``.
 Layers are MONAI ``Convolution`` blocks (convolution, batch norm, leaky ReLU), so the same
 class builds a 2-D model (``in_shape=(H, W)``) or a 3-D one (``in_shape=(D, H, W)``).
 
-A trained model is stored as a ctpipe checkpoint of format :data:`VAE_FORMAT` and rebuilt with
-:func:`load_vae`.
+A trained model is stored as a ctpipe checkpoint and rebuilt by
+:func:`ctpipe.checkpoints.vae.load_vae`.
 
 Example:
     >>> import torch
@@ -31,7 +31,6 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from os import PathLike
 from typing import Any, NamedTuple
 
 import torch
@@ -39,10 +38,8 @@ from torch import nn
 
 from ctpipe.elbo import RECONSTRUCTIONS, reparameterize
 
-__all__ = ["NORMS", "VAE", "VAE_FORMAT", "VAEOutput", "load_vae"]
+__all__ = ["NORMS", "VAE", "VAEOutput"]
 
-#: ``record["format"]`` of VAE checkpoints (see :mod:`ctpipe.engines.checkpoint`).
-VAE_FORMAT = "ctpipe.vae"
 #: Normalisation layers the encoder and decoder may use.
 NORMS = ("batch", "instance", "none")
 
@@ -241,43 +238,6 @@ class VAE(nn.Module):
     def parameter_count(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-def load_vae(path: str | PathLike[str], map_location: str | torch.device | None = "cpu") -> VAE:
-    """Rebuild the VAE of a ctpipe checkpoint (format :data:`VAE_FORMAT`), in eval mode.
-
-    Args:
-        path: A checkpoint written by ``ctpipe train vae`` or exported from one.
-        map_location: Device of the returned model's weights.
-
-    Returns:
-        The model in eval mode; ``model.checkpoint_record`` holds the record (model,
-        config, the slice grid under ``"grid"``, metrics, versions).
-
-    Raises:
-        InputError: The file is not a ctpipe VAE checkpoint or its weights do not fit.
-
-    Example:
-        >>> vae = load_vae("ctpipe/weights/vae_ct128_cpu.pt")  # doctest: +SKIP
-        >>> vae.checkpoint_record["grid"]["pixel_mm"]  # doctest: +SKIP
-        3.0
-    """
-    from ctpipe.engines.checkpoint import read_checkpoint
-    from ctpipe.errors import InputError
-
-    checkpoint = read_checkpoint(path, map_location, checkpoint_format=VAE_FORMAT)
-    record = checkpoint["ctpipe"]
-    kwargs = dict(record.get("model", {}).get("kwargs", {}))
-    try:
-        model = VAE(**kwargs)
-        model.load_state_dict(checkpoint["network"])
-    except (TypeError, ValueError, RuntimeError) as err:
-        problem = str(err).strip().splitlines()[0]
-        raise InputError(path, f"cannot rebuild the VAE {kwargs}: {problem}") from None
-    if map_location is not None:
-        model.to(map_location)
-    model.checkpoint_record = record  # type: ignore[assignment]
-    return model.eval()
 
 
 def _norm(norm: str) -> str | None:

@@ -25,14 +25,6 @@ DEFAULT_GAN = "dcgan64_ct_cpu.pt"
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
-#: Shipped weights used by each workflow step whose ``weights`` is ``default``.
-DEFAULT_WEIGHTS_BY_STEP = {
-    "denoise": DEFAULT_DENOISER,
-    "segment": DEFAULT_SEGMENTER,
-    "anomaly": DEFAULT_VAE,
-    "inpaint": DEFAULT_GAN,
-}
-
 
 def weights_path(name: str = DEFAULT_DENOISER) -> Path:
     """Path of shipped weights by file name.
@@ -54,7 +46,7 @@ def model_card(name: str = DEFAULT_DENOISER) -> str:
 
 def load_default_denoiser(map_location: str = "cpu"):
     """Load the default denoiser (RED-CNN, 32 filters, trained on CPU), in eval mode."""
-    from ctpipe.engines.checkpoint import load_denoiser
+    from ctpipe.checkpoints.denoiser import load_denoiser
 
     return load_denoiser(weights_path(), map_location=map_location)
 
@@ -72,7 +64,7 @@ def load_default_segmenter(map_location: str = "cpu"):
         >>> config.class_names[1], model.checkpoint_record["inference"]["axcodes"]  # doctest: +SKIP
         ('liver', 'LPS')
     """
-    from ctpipe.engines.segment_checkpoint import load_segmenter
+    from ctpipe.checkpoints.segmenter import load_segmenter
 
     return load_segmenter(weights_path(DEFAULT_SEGMENTER), map_location=map_location)
 
@@ -88,7 +80,7 @@ def load_default_vae(map_location: str = "cpu"):
         >>> vae.checkpoint_record["grid"]["size"]  # doctest: +SKIP
         [128, 128]
     """
-    from ctpipe.nets.vae import load_vae
+    from ctpipe.checkpoints.vae import load_vae
 
     return load_vae(weights_path(DEFAULT_VAE), map_location=map_location)
 
@@ -97,7 +89,7 @@ def load_default_gan(map_location: str = "cpu"):
     """Load the default DCGAN (64 x 64 CT patches, trained on CPU) for inpainting.
 
     Returns:
-        :class:`~ctpipe.engines.gan_checkpoint.GanModels`: generator and discriminator in
+        :class:`~ctpipe.checkpoints.gan.GanModels`: generator and discriminator in
         eval mode and the HU window they work in, for :func:`ctpipe.inpaint.inpaint_volume`.
 
     Example:
@@ -105,6 +97,6 @@ def load_default_gan(map_location: str = "cpu"):
         >>> gan.window, gan.generator.image_size  # doctest: +SKIP
         ((-1024.0, 1024.0), 64)
     """
-    from ctpipe.engines.gan_checkpoint import load_gan
+    from ctpipe.checkpoints.gan import load_gan
 
     return load_gan(weights_path(DEFAULT_GAN), map_location=map_location)

@@ -6,6 +6,10 @@
 * :mod:`ctpipe.workflow.runner`: :func:`run_study`, one study, all or nothing.
 * :mod:`ctpipe.workflow.batch`: :func:`run_batch`, every series under a folder tree,
   resumable, one failure never stops the rest.
+* :mod:`ctpipe.workflow.shipped`: the workflow files shipped with ctpipe, by name.
+
+Names are imported lazily, so ``import ctpipe.workflow.shipped`` (the CLI) loads nothing
+heavy.
 
 Example:
     >>> from ctpipe.workflow import load_workflow, run_study
@@ -14,16 +18,20 @@ Example:
     'done'
 """
 
-from ctpipe.workflow.batch import BatchResult, run_batch
-from ctpipe.workflow.config import Workflow, WorkflowError, load_workflow
-from ctpipe.workflow.runner import StudyResult, run_study
+from __future__ import annotations
 
-__all__ = [
-    "BatchResult",
-    "StudyResult",
-    "Workflow",
-    "WorkflowError",
-    "load_workflow",
-    "run_batch",
-    "run_study",
-]
+from ctpipe.lazy import lazy_exports
+
+_EXPORTS = {
+    "BatchResult": "ctpipe.workflow.batch",
+    "run_batch": "ctpipe.workflow.batch",
+    "Workflow": "ctpipe.workflow.config",
+    "WorkflowError": "ctpipe.workflow.config",
+    "load_workflow": "ctpipe.workflow.config",
+    "StudyResult": "ctpipe.workflow.runner",
+    "run_study": "ctpipe.workflow.runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

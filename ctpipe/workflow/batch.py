@@ -328,6 +328,7 @@ def run_batch(
                 task_resources or {},
                 emit,
                 overwrite=overwrite,
+                task=process_job,
             )
         elif todo:
             models = models or Models.load(workflow, source=workflow_source)

@@ -5,7 +5,7 @@ tcp://host:8786``, e.g. one started by dask-jobqueue on Slurm or by the Dask Hel
 Kubernetes), or to a ``LocalCluster`` of ``--workers N`` processes (one thread each, torch
 threads split between them) started here and stopped afterwards.
 
-:func:`run_on_cluster` submits :func:`ctpipe.workflow.batch.process_job` for every series:
+:func:`run_on_cluster` submits a task (:func:`ctpipe.workflow.batch.process_job`) per series:
 each worker loads the workflow's models once and keeps them for its next series; a task
 can ask for resources (``{"GPU": 1}``) so a worker started with ``--resources GPU=1``
 runs one series at a time on its GPU. Results come back as they finish and the batch
@@ -126,18 +126,21 @@ def run_on_cluster(
     resources: dict[str, float],
     emit: Callable[[dict[str, Any]], None],
     *,
+    task: Callable[..., dict[str, Any]],
     overwrite: bool = False,
 ) -> None:
-    """Submit one task per job and ``emit`` each summary row as its task finishes."""
-    from distributed import as_completed
+    """Submit ``task`` for each job and ``emit`` each summary row as its task finishes.
 
-    from ctpipe.workflow.batch import process_job
+    ``task(job, workflow, output, resume=, workflow_source=, overwrite=)`` runs one series
+    on a worker and returns its summary row (:func:`ctpipe.workflow.batch.process_job`).
+    """
+    from distributed import as_completed
 
     batch = uuid.uuid4().hex[:8]
     futures = {}
     for job in jobs:
         future = client.submit(
-            process_job,
+            task,
             job,
             workflow,
             str(output),

@@ -9,22 +9,24 @@ exists, so a batch never starts on a workflow it cannot finish.
 Keys (all optional except ``name``):
 
 * ``name``, ``description``.
-* ``steps``: the steps in order, from ``denoise``, ``segment``, ``anomaly``, ``inpaint``.
-  Image steps (``denoise``, ``inpaint``) replace the image the next steps see;
-  ``segment`` labels the current image and ``anomaly`` maps its VAE reconstruction error.
+* ``steps``: the steps in order, from those of :data:`ctpipe.steps.STEPS` (``denoise``,
+  ``segment``, ``anomaly``, ``inpaint``). Image steps (``denoise``, ``inpaint``) replace
+  the image the next steps see; ``segment`` labels the current image and ``anomaly`` maps
+  its VAE reconstruction error.
 * ``input``: ``series_uid`` (which series when a folder holds several),
   ``allow_irregular`` (read series with gaps or a tilted gantry, with a warning).
-* ``denoise``: ``weights`` (``default``: the shipped RED-CNN; or a checkpoint path),
-  ``device``, ``batch_size``, ``amp``.
-* ``segment``: ``weights`` (``default``: the shipped segmenter) or ``bundle`` (a local
-  MONAI bundle folder, relative to the workflow file like ``weights``; ``bundle_model``
-  picks ``model.pt`` or ``model.ts``), ``device``, ``sw_device``, ``amp``, ``roi_size``,
-  ``overlap``, ``blend``, ``sw_batch_size`` (a bundle keeps its own window settings).
-* ``anomaly``: ``weights`` (``default``: the shipped VAE), ``device``, ``samples``,
-  ``seed``, ``smooth_mm``, ``batch_size``.
-* ``inpaint``: ``weights`` (``default``: the shipped DCGAN), ``device``, the mask source
+* a section per step, named after it, holding that step's settings (the fields of its
+  class in :mod:`ctpipe.steps`): ``weights`` (``default``: the weights ctpipe ships for
+  the step; or a checkpoint path) and the step's own keys, e.g. ``denoise``: ``device``,
+  ``batch_size``, ``amp``; ``segment``: ``bundle`` (a local MONAI bundle folder instead of
+  ``weights``, relative to the workflow file like ``weights``; ``bundle_model`` picks
+  ``model.pt`` or ``model.ts``), ``device``, ``sw_device``, ``amp``, ``roi_size``,
+  ``overlap``, ``blend``, ``sw_batch_size`` (a bundle keeps its own window settings);
+  ``anomaly``: ``device``, ``samples``,
+  ``seed``, ``smooth_mm``, ``batch_size``; ``inpaint``: ``device``, the mask source
   (``mask``: ``generated``, ``file`` or ``labels``, with ``mask_kind``, ``mask_path``,
-  ``mask_classes``, ``mask_slices``, ``seed``) and the search ``settings``.
+  ``mask_classes``, ``mask_slices``, ``seed``) and the search ``settings``. Devices are
+  those of :mod:`ctpipe.devices`.
 * ``export``: ``nifti``, ``dicom`` (a derived CT series of the final image), ``seg``
   (DICOM-SEG of the labels), ``rtstruct`` (the labels as an RT Structure Set),
   ``statistics`` (``statistics.csv``: each class's volume and HU), ``previews``,
@@ -43,6 +45,7 @@ segment, anomaly, inpaint, got str 'segmnet'; did you mean 'segment'?
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -51,19 +54,14 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
-from ctpipe.engines.config import check_device_setting
 from ctpipe.errors import InputError
-from ctpipe.inpaint.volume import InpaintSettings
-from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclass
+from ctpipe.schema import dataclass_to_dict, did_you_mean, parse_dataclass, read_yaml
+from ctpipe.steps import STEPS, Step
 
 __all__ = [
     "DEFAULT_WEIGHTS",
-    "AnomalyStep",
-    "DenoiseStep",
     "ExportConfig",
-    "InpaintStep",
     "InputConfig",
-    "SegmentStep",
     "Workflow",
     "WorkflowError",
     "bundle_folder",
@@ -73,8 +71,8 @@ __all__ = [
 
 #: ``weights`` value naming the weights shipped with ctpipe.
 DEFAULT_WEIGHTS = "default"
-
-StepName = Literal["denoise", "segment", "anomaly", "inpaint"]
+#: The steps a workflow runs when its file names none.
+DEFAULT_STEPS = ("denoise", "segment")
 
 
 class WorkflowError(InputError):
@@ -98,174 +96,6 @@ class InputConfig:
 
     series_uid: str | None = None
     allow_irregular: bool = False
-
-
-@dataclass(frozen=True)
-class DenoiseStep:
-    """Settings of the ``denoise`` step (:func:`ctpipe.inference.denoise_volume`).
-
-    Args:
-        weights: ``default`` (the shipped RED-CNN) or a ctpipe checkpoint path.
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-        batch_size: Slices per forward pass.
-        amp: bfloat16 autocast on CUDA (ignored on CPU). Off by default: it cost the
-            shipped RED-CNN 0.5-0.7 dB PSNR (``benchmarks/RESULTS.md``).
-
-    Example:
-        >>> DenoiseStep(batch_size=0)
-        Traceback (most recent call last):
-        ...
-        ValueError: batch_size must be >= 1, got 0
-    """
-
-    weights: str = DEFAULT_WEIGHTS
-    device: str = "auto"
-    batch_size: int = 4
-    amp: bool = False
-
-    def __post_init__(self) -> None:
-        check_device_setting("device", self.device)
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-
-
-@dataclass(frozen=True)
-class SegmentStep:
-    """Settings of the ``segment`` step (:func:`ctpipe.segment.segment_volume`, or a bundle).
-
-    Args:
-        weights: ``default`` (the shipped segmenter) or a ctpipe segmenter checkpoint.
-        bundle: A local MONAI bundle folder to segment with instead (its own network,
-            transforms and window settings; :mod:`ctpipe.bundle`).
-        bundle_model: The bundle's weights, ``model.pt`` or ``model.ts`` (``None``:
-            ``model.pt`` when present).
-        device: Device the labels are assembled on (``auto``: the CPU).
-        sw_device: Device the network runs on (``auto``: CUDA when available).
-        amp: Mixed precision for a bundle's network on CUDA (ignored on the CPU).
-        roi_size: Sliding-window size in voxels ``(i, j, k)``; ``None``: the model's.
-        overlap: Fraction shared by neighbouring windows, in [0, 1).
-        blend: ``gaussian`` or ``constant`` weighting of overlapping windows.
-        sw_batch_size: Windows per forward pass.
-
-    Example:
-        >>> SegmentStep(overlap=1.0)
-        Traceback (most recent call last):
-        ...
-        ValueError: overlap must be >= 0 and < 1, got 1.0
-        >>> SegmentStep(weights="mine.pt", bundle="bundles/spleen_ct_segmentation")
-        Traceback (most recent call last):
-        ...
-        ValueError: give weights or bundle, not both (a bundle brings its own weights)
-    """
-
-    weights: str = DEFAULT_WEIGHTS
-    bundle: str | None = None
-    bundle_model: Literal["model.pt", "model.ts"] | None = None
-    device: str = "auto"
-    sw_device: str = "auto"
-    roi_size: tuple[int, ...] | None = None
-    overlap: float = 0.25
-    blend: Literal["gaussian", "constant"] = "gaussian"
-    sw_batch_size: int = 2
-    amp: bool = True
-
-    def __post_init__(self) -> None:
-        check_device_setting("device", self.device)
-        check_device_setting("sw_device", self.sw_device)
-        if self.bundle is not None and self.weights != DEFAULT_WEIGHTS:
-            raise ValueError("give weights or bundle, not both (a bundle brings its own weights)")
-        if self.bundle is not None and not self.bundle.strip():
-            raise ValueError("bundle must name a bundle folder, got an empty string")
-        if self.bundle_model is not None and self.bundle is None:
-            raise ValueError("bundle_model needs a bundle")
-        if not 0 <= self.overlap < 1:
-            raise ValueError(f"overlap must be >= 0 and < 1, got {self.overlap}")
-        if self.sw_batch_size < 1:
-            raise ValueError(f"sw_batch_size must be >= 1, got {self.sw_batch_size}")
-        if self.roi_size is not None and (
-            len(self.roi_size) not in (2, 3) or min(self.roi_size) < 1
-        ):
-            raise ValueError(f"roi_size must be 2 or 3 positive integers, got {self.roi_size}")
-
-
-@dataclass(frozen=True)
-class AnomalyStep:
-    """Settings of the ``anomaly`` step (:func:`ctpipe.anomaly.anomaly_volume`, a VAE).
-
-    Args:
-        weights: ``default`` (the shipped VAE) or a ctpipe VAE checkpoint.
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-        samples: Posterior draws averaged per slice.
-        seed: Seed of the draws (the same seed gives the same map).
-        smooth_mm: Gaussian smoothing of the map (mm; 0: none).
-        batch_size: Slices per forward pass.
-
-    Example:
-        >>> AnomalyStep(samples=0)
-        Traceback (most recent call last):
-        ...
-        ValueError: samples must be >= 1, got 0
-    """
-
-    weights: str = DEFAULT_WEIGHTS
-    device: str = "auto"
-    samples: int = 4
-    seed: int = 0
-    smooth_mm: float = 0.0
-    batch_size: int = 16
-
-    def __post_init__(self) -> None:
-        check_device_setting("device", self.device)
-        if self.samples < 1:
-            raise ValueError(f"samples must be >= 1, got {self.samples}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.smooth_mm < 0:
-            raise ValueError(f"smooth_mm must be >= 0, got {self.smooth_mm}")
-
-
-@dataclass(frozen=True)
-class InpaintStep:
-    """Settings of the ``inpaint`` step (:func:`ctpipe.inpaint.inpaint_volume`, a DCGAN).
-
-    Args:
-        weights: ``default`` (the shipped DCGAN) or a ctpipe GAN checkpoint.
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-        mask: Where the hole comes from: ``file`` (``mask_path``, NIfTI on the CT's grid
-            or a PNG repeated on every slice), ``labels`` (the voxels the ``segment``
-            step gave ``mask_classes``) or ``generated`` (a seeded ``mask_kind`` shape).
-        mask_path: The mask file for ``file``; ``{series}`` is replaced by the input's
-            folder or file name (one mask per study of a batch).
-        mask_classes: Class names for ``labels``.
-        mask_kind: ``box``, ``strokes`` or ``streaks`` (metal-like) for ``generated``.
-        mask_slices: ``[start, stop)`` slices a generated mask covers (``None``: all).
-        seed: Seed of a generated mask.
-        settings: The search, initialisation, sequence and blending settings.
-
-    Example:
-        >>> InpaintStep(mask="file")
-        Traceback (most recent call last):
-        ...
-        ValueError: mask_path must be given for mask 'file'
-    """
-
-    weights: str = DEFAULT_WEIGHTS
-    device: str = "auto"
-    mask: Literal["generated", "file", "labels"] = "generated"
-    mask_path: str | None = None
-    mask_classes: tuple[str, ...] = ()
-    mask_kind: Literal["box", "strokes", "streaks"] = "streaks"
-    mask_slices: tuple[int, int] | None = None
-    seed: int = 0
-    settings: InpaintSettings = field(default_factory=InpaintSettings)
-
-    def __post_init__(self) -> None:
-        check_device_setting("device", self.device)
-        object.__setattr__(self, "mask_classes", tuple(self.mask_classes))
-        if self.mask == "file" and not self.mask_path:
-            raise ValueError("mask_path must be given for mask 'file'")
-        if self.mask == "labels" and not self.mask_classes:
-            raise ValueError("mask_classes must name at least one class for mask 'labels'")
 
 
 @dataclass(frozen=True)
@@ -306,44 +136,81 @@ class ExportConfig:
             raise ValueError("series_description must not be empty")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Workflow:
     """A workflow: the steps run on every study and what is exported; valid once built.
+
+    Every step of :data:`ctpipe.steps.STEPS` has settings here (its defaults unless
+    given), reached as an attribute named after the step (``workflow.denoise``) or with
+    :meth:`step`; only those listed in ``steps`` run.
 
     Args:
         name: Short name (letters, digits, ``_``, ``-``, ``.``), used in records.
         steps: Step names in the order they run, each at most once.
         description: Free text shown in reports.
         input: How inputs are read.
-        denoise: Settings of the ``denoise`` step.
-        segment: Settings of the ``segment`` step.
-        anomaly: Settings of the ``anomaly`` step.
-        inpaint: Settings of the ``inpaint`` step.
         export: What is written.
+        step_settings: Settings of the steps (instances of their classes), any order.
+        **settings: Settings of single steps by name, e.g. ``denoise=DenoiseStep(...)``;
+            they replace those of ``step_settings``.
 
     Example:
         >>> Workflow(name="x", steps=("segment", "segment"))
         Traceback (most recent call last):
         ...
         ValueError: steps must each appear once, got ('segment', 'segment')
+        >>> Workflow(name="x").segment.overlap
+        0.25
     """
 
     name: str
-    steps: tuple[StepName, ...] = ("denoise", "segment")
-    description: str = ""
-    input: InputConfig = field(default_factory=InputConfig)
-    denoise: DenoiseStep = field(default_factory=DenoiseStep)
-    segment: SegmentStep = field(default_factory=SegmentStep)
-    anomaly: AnomalyStep = field(default_factory=AnomalyStep)
-    inpaint: InpaintStep = field(default_factory=InpaintStep)
-    export: ExportConfig = field(default_factory=ExportConfig)
+    steps: tuple[str, ...]
+    description: str
+    input: InputConfig
+    export: ExportConfig
+    step_settings: tuple[Step, ...]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", tuple(self.steps))
+    def __init__(
+        self,
+        name: str,
+        steps: tuple[str, ...] = DEFAULT_STEPS,
+        description: str = "",
+        input: InputConfig | None = None,
+        export: ExportConfig | None = None,
+        step_settings: tuple[Step, ...] = (),
+        **settings: Step,
+    ) -> None:
+        given = {type(step).name: step for step in step_settings}
+        for key, step in settings.items():
+            if key not in STEPS:
+                raise TypeError(
+                    f"Workflow got an unknown step {key!r}{did_you_mean(key, list(STEPS))}"
+                )
+            given[key] = step
+        for key, step in given.items():
+            if not isinstance(step, STEPS[key]):
+                raise TypeError(f"{key} must be a {STEPS[key].__name__}, got {type(step).__name__}")
+        put = object.__setattr__
+        put(self, "name", name)
+        put(self, "steps", tuple(steps))
+        put(self, "description", description)
+        put(self, "input", input if input is not None else InputConfig())
+        put(self, "export", export if export is not None else ExportConfig())
+        put(self, "step_settings", tuple(given.get(key) or cls() for key, cls in STEPS.items()))
+        self._check()
+
+    def _check(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
             raise ValueError(f"name must be letters, digits, '_', '-' or '.', got {self.name!r}")
         if not self.steps:
             raise ValueError("steps must name at least one step")
+        for index, step in enumerate(self.steps):
+            if step not in STEPS:
+                names = list(STEPS)
+                raise ValueError(
+                    f"steps[{index}] must be one of {', '.join(names)}, got "
+                    f"{type(step).__name__} {step!r}" + did_you_mean(str(step), names)
+                )
         if len(set(self.steps)) != len(self.steps):
             raise ValueError(f"steps must each appear once, got {self.steps}")
         if "inpaint" in self.steps and self.inpaint.mask == "labels":
@@ -352,22 +219,53 @@ class Workflow:
                 raise ValueError("inpaint.mask 'labels' needs a segment step before inpaint")
         if "segment" not in self.steps:
             labels_exports = {"seg": False, "rtstruct": False, "statistics": False}
-            object.__setattr__(self, "export", _replace(self.export, **labels_exports))
+            object.__setattr__(self, "export", dataclasses.replace(self.export, **labels_exports))
+
+    def step(self, name: str) -> Step:
+        """The settings (and behaviour) of step ``name``.
+
+        Raises:
+            KeyError: No such step is registered.
+        """
+        for step in self.step_settings:
+            if type(step).name == name:
+                return step
+        raise KeyError(f"no step {name!r}; the steps are {', '.join(STEPS)}")
+
+    def __getattr__(self, name: str) -> Step:
+        if name.startswith("_") or name in ("step_settings", "name"):
+            raise AttributeError(name)
+        try:
+            return self.step(name)
+        except KeyError:
+            raise AttributeError(f"'Workflow' object has no attribute {name!r}") from None
 
     @classmethod
     def from_dict(cls, data: object, *, source: str | PathLike[str] = "<workflow>") -> Workflow:
         """Build a workflow from parsed YAML, naming the key path of any problem."""
-        return parse_dataclass(cls, data, source=source, error=WorkflowError)
+        parsed = parse_dataclass(_schema(), data, source=source, error=WorkflowError)
+        values = {f.name: getattr(parsed, f.name) for f in dataclasses.fields(parsed)}
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as err:
+            raise WorkflowError(source, str(err)) from None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for YAML, JSON and run records.
+        """Plain data for YAML, JSON and run records: a section per step, as in the file.
 
         Example:
             >>> wf = Workflow(name="x")
             >>> Workflow.from_dict(wf.to_dict()) == wf
             True
         """
-        return dataclass_to_dict(self)
+        return {
+            "name": self.name,
+            "steps": list(self.steps),
+            "description": self.description,
+            "input": dataclass_to_dict(self.input),
+            **{type(step).name: dataclass_to_dict(step) for step in self.step_settings},
+            "export": dataclass_to_dict(self.export),
+        }
 
     @property
     def sha256(self) -> str:
@@ -381,6 +279,23 @@ class Workflow:
         settings.pop("description")
         text = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _schema() -> type:
+    """The workflow file's schema: the fixed sections and one per registered step."""
+    names = tuple(STEPS)
+    return dataclasses.make_dataclass(
+        "Workflow",
+        [
+            ("name", str),
+            ("steps", tuple[Literal[names], ...], field(default=DEFAULT_STEPS)),
+            ("description", str, field(default="")),
+            ("input", InputConfig, field(default_factory=InputConfig)),
+            *[(name, step, field(default_factory=step)) for name, step in STEPS.items()],
+            ("export", ExportConfig, field(default_factory=ExportConfig)),
+        ],
+        frozen=True,
+    )
 
 
 def load_workflow(path: str | PathLike[str], *, check_weights: bool = True) -> Workflow:
@@ -403,13 +318,11 @@ def load_workflow(path: str | PathLike[str], *, check_weights: bool = True) -> W
         >>> wf.steps  # doctest: +SKIP
         ('denoise',)
     """
-    workflow = load_yaml_dataclass(Workflow, path, error=WorkflowError, what="workflow")
+    data = read_yaml(path, error=WorkflowError, what="workflow")
+    workflow = Workflow.from_dict(data, source=Path(path))
     if check_weights:
         for step in workflow.steps:
-            if step == "segment" and workflow.segment.bundle is not None:
-                check_bundle(workflow, source=path)
-            else:
-                weights_file(workflow, step, source=path)
+            weights_file(workflow, step, source=path)
     return workflow
 
 
@@ -445,17 +358,23 @@ def check_bundle(workflow: Workflow, *, source: str | PathLike[str]) -> Path:
     return folder
 
 
-def weights_file(workflow: Workflow, step: str, *, source: str | PathLike[str]) -> Path:
-    """The weights file a step uses; refuses one that does not exist.
+def weights_file(workflow: Workflow, step: str, *, source: str | PathLike[str]) -> Path | None:
+    """The weights a step uses (``None`` for a step without weights).
 
-    Relative paths are taken from the workflow file's folder first, then from the
-    working directory.
+    A step that names a MONAI ``bundle`` (the segmenter) uses the bundle's folder, checked
+    by :func:`check_bundle`. Relative paths are taken from the workflow file's folder first,
+    then from the working directory. Refuses a file that does not exist.
     """
     from ctpipe import weights
 
-    name = getattr(workflow, step).weights
+    settings = workflow.step(step)
+    if getattr(settings, "bundle", None) is not None:
+        return check_bundle(workflow, source=source)
+    name = getattr(settings, "weights", None)
+    if name is None:
+        return None
     if name == DEFAULT_WEIGHTS:
-        shipped = weights.DEFAULT_WEIGHTS_BY_STEP.get(step)
+        shipped = type(settings).shipped_weights
         if shipped is None:
             raise WorkflowError(
                 source, f"{step}.weights: ctpipe ships no default weights for this step"
@@ -475,9 +394,3 @@ def weights_file(workflow: Workflow, step: str, *, source: str | PathLike[str]) 
         f"{step}.weights: no such file {name!r} (looked in "
         f"{', '.join(str(c) for c in candidates)}); use 'default' for the shipped weights",
     )
-
-
-def _replace(obj: Any, **changes: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(obj, **changes)

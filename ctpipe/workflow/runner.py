@@ -44,6 +44,7 @@ from typing import Any
 
 from ctpipe.errors import CTPipeError, OutputError
 from ctpipe.io.atomic import atomic_path
+from ctpipe.io.dicom_volume import CTVolume
 from ctpipe.io.discovery import DicomSeries
 from ctpipe.io.output_folder import check_output_folder, is_non_empty
 from ctpipe.workflow.config import Workflow, load_workflow
@@ -122,6 +123,7 @@ def run_study(
     workflow_source: str | PathLike[str] = "<workflow>",
     notes: dict[str, Any] | None = None,
     overwrite: bool = False,
+    volume: CTVolume | None = None,
 ) -> StudyResult:
     """Run ``workflow`` on one study and write its folder atomically.
 
@@ -143,6 +145,8 @@ def run_study(
             (``reception``); a ``warnings`` list among them heads the report.
         overwrite: Replace ``output_dir`` even when it holds files ctpipe did not write
             (never when it is, holds or lies inside the input).
+        volume: ``source`` already read (:func:`ctpipe.io.reader.read_study`), so that
+            it is not read twice (the demo summarises it first).
 
     Returns:
         The :class:`StudyResult`.
@@ -156,7 +160,7 @@ def run_study(
     if run.refusal is not None:
         raise run.refusal
     run.record.update(notes or {})
-    run.read()
+    run.read(volume)
     run.compute(models)
     return run.finish()
 
@@ -227,12 +231,14 @@ class StudyRun:
         """Whether a phase failed."""
         return self.record["status"] == "failed"
 
-    def read(self) -> StudyRun:
-        """Load the input volume."""
+    def read(self, volume: CTVolume | None = None) -> StudyRun:
+        """Load the input volume (``volume``: the input already read)."""
         if self.failed:
             return self
         with self._phase("read"):
-            self.state = StudyState(_read(self.source, self.workflow))
+            self.state = StudyState(
+                volume if volume is not None else _read(self.source, self.workflow)
+            )
             self.record["input"].update(_describe_volume(self.state))
         return self
 
@@ -402,22 +408,10 @@ def _protected(source: InputSource, workflow_source: str | PathLike[str]) -> lis
     return sorted(paths)
 
 
-def _read(source: InputSource, workflow: Workflow):
-    from ctpipe.io.dicom_volume import CTVolume
-    from ctpipe.io.image_file import is_image_file, read_image_file
-    from ctpipe.io.nifti import NIFTI_SUFFIXES
+def _read(source: InputSource, workflow: Workflow) -> CTVolume:
+    from ctpipe.io.reader import read_study
 
-    if not isinstance(source, DicomSeries):
-        path = Path(source)
-        if not path.exists():
-            from ctpipe.errors import InputError
-
-            raise InputError(path, "no such file or folder")
-        if path.is_file() and path.name.endswith(NIFTI_SUFFIXES):
-            return CTVolume.from_nifti(path)
-        if is_image_file(path):
-            return read_image_file(path)
-    return CTVolume.from_dicom_series(
+    return read_study(
         source,
         series_uid=workflow.input.series_uid,
         allow_irregular=workflow.input.allow_irregular,
@@ -425,7 +419,7 @@ def _read(source: InputSource, workflow: Workflow):
 
 
 def _record_start(workflow: Workflow, source: InputSource) -> dict[str, Any]:
-    from ctpipe.engines.common import versions
+    from ctpipe.provenance import package_versions, versions
 
     described = (
         {"path": str(source.folder), "series_key": str(source.key)}
@@ -443,7 +437,7 @@ def _record_start(workflow: Workflow, source: InputSource) -> dict[str, Any]:
         "versions": {
             **versions(),
             "python": platform.python_version(),
-            **_versions("pydicom", "highdicom", "nibabel", "SimpleITK"),
+            **package_versions("pydicom", "highdicom", "nibabel", "SimpleITK"),
         },
         "machine": {"host": platform.node(), "platform": platform.platform(), "pid": os.getpid()},
     }
@@ -459,18 +453,6 @@ def _describe_volume(state: StudyState) -> dict[str, Any]:
         "files": len(meta.get("ctpipe_source_files", [])),
         **{k: str(meta[k]) for k in keys if meta.get(k) not in (None, "")},
     }
-
-
-def _versions(*packages: str) -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in packages:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found
 
 
 def _staging_path(output_dir: Path) -> Path:

@@ -7,13 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from ctpipe.weights import (
-    DEFAULT_GAN,
-    DEFAULT_WEIGHTS_BY_STEP,
-    load_default_gan,
-    model_card,
-    weights_path,
-)
+from ctpipe.steps import STEPS
+from ctpipe.weights import DEFAULT_GAN, load_default_gan, model_card, weights_path
 from tests.conftest import shared_path
 
 
@@ -24,7 +19,7 @@ def test_default_gan_loads_in_eval_mode_with_its_window():
     assert gan.generator.image_size == 64 and gan.generator.latent_size == 100
     assert gan.record["format"] == "ctpipe.gan"
     assert weights_path(DEFAULT_GAN).stat().st_size < 4_000_000
-    assert DEFAULT_WEIGHTS_BY_STEP["inpaint"] == DEFAULT_GAN
+    assert STEPS["inpaint"].shipped_weights == DEFAULT_GAN
 
 
 def test_model_card_describes_data_recipe_command_and_metrics():

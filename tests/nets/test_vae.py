@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ctpipe.engines.checkpoint import save_checkpoint
+from ctpipe.checkpoints.file import save_checkpoint
+from ctpipe.checkpoints.vae import VAE_FORMAT, load_vae
 from ctpipe.errors import InputError
-from ctpipe.nets.vae import VAE, VAE_FORMAT, load_vae
+from ctpipe.nets.vae import VAE
 
 
 def test_2d_forward_shapes_and_latent_statistics():

@@ -22,7 +22,7 @@ def tiny_segmenter(tmp_path_factory) -> Path:
     """A seeded, untrained 2-D UNet segmenter checkpoint (liver, spleen)."""
     import torch
 
-    from ctpipe.engines.segment_checkpoint import save_segmenter
+    from ctpipe.checkpoints.segmenter import save_segmenter
     from ctpipe.nets.segmenters import SegmenterConfig, build_segmenter
 
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ctpipe.cli import main
-from ctpipe.cli_workflow import WORKFLOWS_DIR, resolve_workflow
+from ctpipe.cli.workflow import WORKFLOWS_DIR, resolve_workflow
 
 pytestmark = pytest.mark.filterwarnings("ignore:skipped .* non-DICOM file")
 

@@ -1,0 +1,74 @@
+"""What every ``ctpipe`` sub-command module shares: exit codes and command groups.
+
+Exit codes: 0 when everything is done, 1 when the command ran but found problems (a
+failed study, a manifest mismatch), 2 on unusable input (one line naming the file).
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="ctpipe")
+    >>> group, commands = add_command_group(
+    ...     parser.add_subparsers(), "data", help="datasets", description="Datasets."
+    ... )
+    >>> group.prog, EXIT_ERROR
+    ('ctpipe data', 2)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from ctpipe.errors import EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_PROBLEMS",
+    "add_command_group",
+    "parse_args",
+    "print_help",
+]
+
+
+def print_help(parser: argparse.ArgumentParser) -> int:
+    """Print ``parser``'s help to stderr; return :data:`EXIT_ERROR` (no command was given)."""
+    parser.print_help(sys.stderr)
+    return EXIT_ERROR
+
+
+def add_command_group(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    title: str = "commands",
+    metavar: str = "COMMAND",
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """Add a command group (``ctpipe NAME COMMAND``) that prints its help when bare.
+
+    Returns:
+        ``(group_parser, commands)``: add the group's commands to ``commands``.
+    """
+    group = subparsers.add_parser(name, help=help, description=description)
+    group.set_defaults(func=lambda _args: print_help(group))
+    return group, group.add_subparsers(title=title, metavar=metavar)
+
+
+def parse_args(
+    add_parser: Callable[[argparse._SubParsersAction], object], argv: Sequence[str]
+) -> argparse.Namespace:
+    """Parse ``argv`` with a ``ctpipe`` parser holding only what ``add_parser`` adds.
+
+    For examples and tests of one command module.
+
+    Example:
+        >>> def add(subparsers):
+        ...     subparsers.add_parser("hello").add_argument("--name")
+        >>> parse_args(add, ["hello", "--name", "CT"]).name
+        'CT'
+    """
+    parser = argparse.ArgumentParser(prog="ctpipe")
+    add_parser(parser.add_subparsers())
+    return parser.parse_args(list(argv))

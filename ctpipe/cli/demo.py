@@ -1,0 +1,54 @@
+"""``ctpipe demo``: the default workflow end to end on a phantom or a given series.
+
+Example:
+    >>> from ctpipe.cli.common import parse_args
+    >>> parse_args(add_demo_parser, ["demo", "--output", "out"]).output
+    'out'
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS
+
+__all__ = ["add_demo_parser"]
+
+
+def add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    """Add ``demo`` to a CLI."""
+    p = sub.add_parser(
+        "demo",
+        help="run the default workflow (denoise, segment, export) on a sample series",
+        description="Run the default workflow (denoise -> segment -> derived DICOM, "
+        "DICOM-SEG, NIfTI, previews, HTML report) on a CT series: a generated phantom "
+        "unless --input is given. Prints the series summary and where the report is.",
+    )
+    p.add_argument("--input", help="DICOM folder/file or NIfTI to use instead of the phantom")
+    p.add_argument("--output", default="ctpipe_demo", help="output folder (default: %(default)s)")
+    p.add_argument("--series", help="SeriesInstanceUID when the input holds several series")
+    p.add_argument(
+        "--allow-irregular",
+        action="store_true",
+        help="read series with missing slices or a tilted gantry (with a warning)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an output folder that holds files ctpipe did not write",
+    )
+    p.set_defaults(func=run_demo_command)
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    """Handler of ``ctpipe demo``: 0 when the study is done, 1 when it failed."""
+    from ctpipe.demo import run_demo
+
+    result = run_demo(
+        input_path=args.input,
+        output=args.output,
+        series_uid=args.series,
+        allow_irregular=args.allow_irregular,
+        overwrite=args.overwrite,
+    )
+    return EXIT_OK if result.study.status == "done" else EXIT_PROBLEMS

@@ -1,0 +1,33 @@
+"""Lazy package attributes: a package's names are imported when first used.
+
+So ``import ctpipe.io`` (or ``ctpipe.inpaint``, ``ctpipe.workflow``) costs nothing until one
+of its names is used, and the CLI stays fast.
+
+Example:
+    >>> getattr_ = lazy_exports("pkg", {"sqrt": "math"})
+    >>> getattr_("sqrt")(9.0)
+    3.0
+    >>> getattr_("cbrt")
+    Traceback (most recent call last):
+    ...
+    AttributeError: module 'pkg' has no attribute 'cbrt'
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["lazy_exports"]
+
+
+def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` importing each of ``exports`` (name -> module) when used."""
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            return getattr(importlib.import_module(exports[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

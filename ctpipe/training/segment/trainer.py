@@ -1,0 +1,356 @@
+"""Train a segmenter with MONAI engines: ``SupervisedTrainer`` + ``SupervisedEvaluator``.
+
+:func:`build_segment_trainer` assembles, from a :class:`~ctpipe.training.segment.config.
+SegmentTrainConfig`, the same machinery as the denoiser's trainer
+(:mod:`ctpipe.training.denoise.trainer`):
+
+* the network (:func:`ctpipe.nets.build_segmenter`, MONAI ``UNet`` or ``SegResNet``),
+  wrapped in ``DistributedDataParallel`` under ``torchrun``;
+* a ``SupervisedTrainer`` over ``RandCropByPosNegLabeld`` patches of cached, preprocessed
+  cases (:mod:`ctpipe.training.segment.data`) with Adam, the seed's Dice loss and/or
+  cross-entropy (:mod:`ctpipe.losses`), AMP on CUDA only, and these handlers, in order:
+  ``CheckpointLoader`` (resume), a non-finite-loss check, ``ValidationHandler``,
+  :class:`~ctpipe.training.history.TrainingHistory`, ``LrScheduleHandler``, an atomic
+  ``CheckpointSaver`` (``checkpoint_latest.pt``), ``StatsHandler`` and a progress bar;
+* a ``SupervisedEvaluator`` running :class:`ctpipe.segment.SegmenterInferer` (MONAI's
+  sliding window, the same as ``ctpipe segment``) over whole validation cases, with
+  MONAI's ``MeanDice`` over all classes (``mean_dice``, the key metric that picks
+  ``checkpoint_best.pt``) and, per class, ``MeanDice`` (``dice_<class>``) and
+  ``HausdorffDistance`` at the 95th percentile in millimetres (``hd95_<class>``).
+
+Only rank 0 writes. Checkpoints are self-describing (:mod:`ctpipe.checkpoints.
+segmenter`): the class map, preprocessing and sliding-window settings travel with
+the weights. :func:`train_segmenter` is the entry point (also ``ctpipe train segment
+CONFIG`` and ``torchrun --nproc_per_node 2 -m ctpipe.training segment CONFIG``).
+
+Example:
+    >>> from ctpipe.training.segment.config import load_segment_config
+    >>> config = load_segment_config("workflows/training/segment_unet2d_cpu.yaml")  # doctest: +SKIP
+    >>> result = train_segmenter(config)  # doctest: +SKIP
+    >>> result.metrics["dice_liver"]  # doctest: +SKIP
+    0.91
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ctpipe.errors import InputError
+from ctpipe.training.handlers import check_resume_progress
+from ctpipe.training.harness import (
+    Supervised,
+    TrainResult,
+    build_supervised,
+    place_network,
+    run_training,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from monai.engines import SupervisedEvaluator, SupervisedTrainer
+
+    from ctpipe.training.distributed import DistributedContext
+    from ctpipe.training.segment.config import SegmentTrainConfig
+
+__all__ = [
+    "KEY_METRIC",
+    "build_segment_trainer",
+    "inference_settings",
+    "train_segmenter",
+]
+
+#: The validation metric that picks the best checkpoint (mean Dice over the classes).
+KEY_METRIC = "mean_dice"
+
+
+def inference_settings(config: SegmentTrainConfig) -> dict[str, Any]:
+    """Preprocessing and sliding-window settings recorded in the checkpoint.
+
+    They are the keyword arguments of :func:`ctpipe.segment.segment_volume` for this
+    model (except ``sw_batch_size``, a property of the machine).
+
+    Example:
+        >>> from ctpipe.training.segment.config import SegmentDataConfig, SegmentTrainConfig
+        >>> from ctpipe.nets.segmenters import SegmenterConfig
+        >>> c = SegmentTrainConfig(SegmenterConfig(), SegmentDataConfig(datalist="d"), "o")
+        >>> inference_settings(c)["target_spacing"], inference_settings(c)["axcodes"]
+        ([1.5, 1.5, 3.0], 'LPS')
+    """
+    pre, window = config.preprocess, config.inference
+    return {
+        "hu_window": list(pre.hu_window),
+        "target_spacing": None if pre.target_spacing is None else list(pre.target_spacing),
+        "axcodes": pre.axcodes,
+        "roi_size": list(window.roi_size),
+        "overlap": window.overlap,
+        "mode": window.mode,
+    }
+
+
+def build_segment_trainer(
+    config: SegmentTrainConfig,
+    *,
+    context: DistributedContext | None = None,
+    train_loader: Iterable | None = None,
+    val_loader: Iterable | None = None,
+) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
+    """Build the MONAI trainer and evaluator of a segmentation configuration.
+
+    Args:
+        config: The training configuration.
+        context: Rank, world size and device; by default :func:`~ctpipe.training.
+            distributed.setup_distributed` of ``config.train.device``.
+        train_loader: Batches (dicts with ``"image"`` and ``"label"``) to train on instead
+            of those of ``config.data``, e.g. a list holding one fixed batch.
+        val_loader: Validation cases instead of those of ``config.data`` (used only with
+            ``train_loader``).
+
+    Returns:
+        ``(trainer, evaluator)``; ``evaluator`` is ``None`` without validation cases or
+        with ``train.validation_interval`` 0. The trainer carries ``trainer.history``,
+        ``trainer.context`` and ``trainer.segmenter`` (the unwrapped network).
+
+    Raises:
+        InputError: On unusable data, or a ``resume`` checkpoint that is not a ctpipe
+            segmenter training checkpoint of this model.
+    """
+    from ctpipe.checkpoints.segmenter import SEGMENTER_FORMAT, tag_segmenter
+    from ctpipe.nets.segmenters import build_segmenter
+    from ctpipe.training.common import seed_everything
+    from ctpipe.training.distributed import setup_distributed
+    from ctpipe.training.segment.data import build_segment_loaders, split_cases
+
+    context = context if context is not None else setup_distributed(config.train.device)
+    network, model = place_network(
+        lambda: tag_segmenter(build_segmenter(config.model), config.model),
+        config.train.seed,
+        context,
+    )
+    split = None
+    if train_loader is None:
+        seed_everything(config.train.seed + context.rank)  # each rank draws its own patches
+        split = split_cases(config.data)
+        train_loader, val_loader = build_segment_loaders(
+            config, split, rank=context.rank, world_size=context.world_size
+        )
+    task = Supervised(
+        network=network,
+        model=model,
+        loss=_build_loss(config),
+        train_loader=train_loader,
+        val_loader=val_loader,
+        evaluator=functools.partial(_build_evaluator, config=config),
+        model_name=config.model.architecture,
+        key_metric=KEY_METRIC,
+        meta={
+            "model": {"name": config.model.architecture, "kwargs": dict(network.config)},  # type: ignore[arg-type]
+            "class_names": list(config.model.class_names),
+            "data": split.describe() if split is not None else "given loaders",
+            "key_metric": KEY_METRIC,
+        },
+        record_extra={"inference": inference_settings(config)},
+        checkpoint_format=SEGMENTER_FORMAT,
+        curve_metrics=((KEY_METRIC, "mean Dice"),),
+        check_resume=functools.partial(_check_resume, config=config),
+    )
+    trainer, evaluator = build_supervised(config, task, context)
+    trainer.segmenter = network  # type: ignore[attr-defined]
+    return trainer, evaluator
+
+
+def train_segmenter(config: SegmentTrainConfig) -> TrainResult:
+    """Train a segmenter as configured; the entry point of ``ctpipe train segment``.
+
+    Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) every process calls this; they train
+    one model with ``DistributedDataParallel`` and rank 0 writes the outputs
+    (:func:`ctpipe.training.harness.run_training`).
+
+    Args:
+        config: The training configuration.
+
+    Returns:
+        The paths written, the progress reached, the latest validation metrics
+        (``mean_dice``, ``dice_<class>``, ``hd95_<class>``) and timings.
+
+    Raises:
+        InputError: On unusable data or resume checkpoint.
+        FloatingPointError: If the loss becomes NaN or infinite.
+    """
+    model = config.model
+    return run_training(
+        config,
+        lambda config, context: build_segment_trainer(config, context=context),
+        what=f"{model.architecture} {model.spatial_dims}-D segmenter "
+        f"({', '.join(model.class_names[1:])})",
+        summary=lambda metrics: {k: v for k, v in metrics.items() if k == KEY_METRIC},
+        model_attribute="segmenter",
+    )
+
+
+# --- pieces ----------------------------------------------------------------------------------
+
+
+def _build_loss(config: SegmentTrainConfig) -> torch.nn.Module:
+    from ctpipe.losses import build_segmentation_loss
+
+    spec = config.train.loss
+    options: dict[str, Any] = {
+        "num_classes": config.model.out_channels,
+        "include_background": spec.include_background,
+        "class_weights": spec.class_weights,
+    }
+    if spec.name != "ce":
+        options["smooth"] = spec.smooth
+    if spec.name == "dice_ce":
+        options.update(lambda_dice=spec.lambda_dice, lambda_ce=spec.lambda_ce)
+    return build_segmentation_loss(spec.name, **options)
+
+
+def _build_evaluator(
+    network: torch.nn.Module,
+    val_loader: Iterable,
+    device: torch.device,
+    amp: bool,
+    *,
+    config: SegmentTrainConfig,
+) -> SupervisedEvaluator:
+    """Sliding-window validation on whole cases: mean Dice, Dice and HD95 per class."""
+    from monai.engines import SupervisedEvaluator
+    from monai.handlers import IgniteMetricHandler, MeanDice, from_engine
+    from monai.transforms import AsDiscreted, Compose
+
+    from ctpipe.segment import SegmenterInferer
+
+    window = config.inference
+    classes = config.model.out_channels
+    inferer = SegmenterInferer(
+        config.model,
+        window.roi_size,
+        overlap=window.overlap,
+        mode=window.mode,
+        sw_batch_size=window.sw_batch_size,
+    )
+    post = Compose(
+        [
+            AsDiscreted("pred", argmax=True, to_onehot=classes),
+            AsDiscreted("label", to_onehot=classes),
+        ]
+    )
+    metrics: dict[str, Any] = {}
+    for channel, name in enumerate(config.model.class_names):
+        if channel == 0:
+            continue
+        pick = _channel(channel)
+        metrics[f"dice_{name}"] = IgniteMetricHandler(
+            metric_fn=_class_dice(), output_transform=pick
+        )
+        metrics[f"hd95_{name}"] = IgniteMetricHandler(
+            metric_fn=_hausdorff_mm(window.hd_percentile), output_transform=pick
+        )
+    return SupervisedEvaluator(
+        device=device,
+        val_data_loader=val_loader,
+        network=network,
+        inferer=inferer,
+        postprocessing=post,
+        key_val_metric={
+            KEY_METRIC: MeanDice(
+                include_background=False, output_transform=from_engine(["pred", "label"])
+            )
+        },
+        additional_metrics=metrics,
+        amp=amp,
+    )
+
+
+def _channel(channel: int) -> Callable[[Any], tuple[list[Any], list[Any]]]:
+    """Output transform picking one one-hot channel of each decollated case."""
+
+    def pick(output: Any) -> tuple[list[Any], list[Any]]:
+        items = output if isinstance(output, list) else [output]
+        return (
+            [item["pred"][channel : channel + 1] for item in items],
+            [item["label"][channel : channel + 1] for item in items],
+        )
+
+    return pick
+
+
+def _class_dice() -> Any:
+    """MONAI's ``DiceMetric`` of one class; NaN (not MONAI's 0) when no case has it."""
+    from monai.metrics import DiceMetric
+
+    class ClassDice(DiceMetric):
+        def aggregate(self, reduction: Any = None) -> Any:
+            return _nan_mean(self.get_buffer())
+
+    return ClassDice(include_background=True)
+
+
+def _hausdorff_mm(percentile: float) -> Any:
+    """MONAI's ``HausdorffDistanceMetric`` in millimetres, per class.
+
+    MONAI's handler measures in voxels; validation cases are at the target spacing, which
+    may differ per axis (and per case along a kept axis), so the spacing is read from each
+    label's affine. A class missing from the prediction but present in the reference
+    scores infinity (MONAI gives NaN, which its mean would drop); a class absent from the
+    reference is not scored; with no scored case the result is NaN (MONAI's mean gives 0).
+    """
+    import warnings
+
+    import numpy as np
+    import torch
+    from monai.metrics import HausdorffDistanceMetric
+
+    class HausdorffDistanceMM(HausdorffDistanceMetric):
+        def _compute_tensor(self, y_pred: Any, y: Any, **kwargs: Any) -> Any:
+            affine = getattr(y, "affine", None)
+            if affine is not None:
+                matrix = np.asarray(affine.detach().cpu(), dtype=np.float64)
+                matrix = matrix[0] if matrix.ndim == 3 else matrix
+                kwargs["spacing"] = [float(v) for v in np.linalg.norm(matrix[:3, :3], axis=0)]
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*(all 0|nan/inf distance).*")
+                warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*")
+                values = super()._compute_tensor(y_pred, y, **kwargs)
+            dims = tuple(range(2, y.ndim))
+            missed = (y_pred.sum(dim=dims) == 0) & (y.sum(dim=dims) > 0)
+            absent = y.sum(dim=dims) == 0
+            values = torch.where(missed.to(values.device), torch.inf, values)
+            return torch.where(absent.to(values.device), torch.nan, values)
+
+        def aggregate(self, reduction: Any = None) -> Any:
+            return _nan_mean(self.get_buffer())
+
+    return HausdorffDistanceMM(include_background=True, percentile=percentile)
+
+
+def _nan_mean(values: Any) -> Any:
+    """Mean over the finite-or-infinite entries, NaN when every entry is NaN."""
+    import torch
+
+    kept = values[~torch.isnan(values)]
+    return kept.float().mean() if kept.numel() else torch.tensor(float("nan"))
+
+
+def _check_resume(path: Path, *, config: SegmentTrainConfig) -> None:
+    """Refuse a resume checkpoint of another model or one without training state."""
+    from ctpipe.checkpoints.file import read_checkpoint
+    from ctpipe.checkpoints.segmenter import SEGMENTER_FORMAT, segmenter_kwargs
+
+    checkpoint = read_checkpoint(path, checkpoint_format=SEGMENTER_FORMAT)
+    record = checkpoint["ctpipe"]
+    saved = dict(record.get("model", {}).get("kwargs", {}))
+    current = segmenter_kwargs(config.model)
+    if saved != current:
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        raise InputError(
+            path,
+            f"cannot resume: the checkpoint holds another segmenter (model keys that differ: "
+            f"{', '.join(changed)}; checkpoint {[saved.get(k) for k in changed]}, config "
+            f"{[current.get(k) for k in changed]})",
+        )
+    check_resume_progress(path, checkpoint, config.train.epochs)
