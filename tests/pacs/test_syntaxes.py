@@ -46,7 +46,25 @@ from tests.pacs.conftest import (
     write_phantom_series,
 )
 
-STORESCU = shutil.which("storescu")
+
+def _dcmtk_storescu() -> str | None:
+    """dcmtk's storescu: pynetdicom installs an app of the same name, earlier on the PATH
+    of an activated virtual environment, with other options."""
+    for candidate in (shutil.which("storescu"), "/usr/bin/storescu", "/usr/local/bin/storescu"):
+        if candidate and Path(candidate).is_file() and "pynetdicom" not in _head(candidate):
+            return candidate
+    return None
+
+
+def _head(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(2048).decode("latin-1")
+    except OSError:
+        return ""
+
+
+STORESCU = _dcmtk_storescu()
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 #: Syntaxes the reader decodes with the plugins ctpipe depends on, and one it cannot.
 DECODED = [
