@@ -44,7 +44,7 @@ MIN_AIR_FRACTION = 0.001
 CT_HU_RANGE = (-34000.0, 65536.0)
 #: The smallest slice, in pixels per side, the commands accept: a smaller one is no CT
 #: image, and the denoiser's receptive field alone spans 21 pixels.
-MIN_CT_SLICE_PIXELS = 32
+MIN_CT_SLICE_PIXELS = 24
 
 
 class NonHUError(InputError):
