@@ -178,10 +178,22 @@ def _with_input_flags(workflow, args: argparse.Namespace):
     return replace(workflow, input=replace(workflow.input, allow_non_hu=True))
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the ``sys.stderr`` of the moment, not the one when it was made.
+
+    A process that runs several commands (tests, notebooks) may replace ``sys.stderr``
+    between them; a handler holding an old, closed stream would print a traceback.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # no flush of the old one: it may be closed
+        super().emit(record)
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="ctpipe: %(message)s",
-        stream=sys.stderr,
-        force=True,  # this command's level and stderr, whatever ran before in the process
+        handlers=[_StderrHandler()],
+        force=True,  # this command's level, whatever ran before in the process
     )

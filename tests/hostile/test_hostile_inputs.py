@@ -99,10 +99,10 @@ def test_bad_input_is_one_line_exit_2_and_loses_nothing(template, tmp_path, caps
 
 def test_good_input_passes_every_check(template, tmp_path, capsys):
     """The template itself is read: the corpus fails on what each case changed."""
-    from ctpipe.io.load import read_ct
+    from ctpipe.io.reader import read_study
 
     for source in (template / "dicom", template / "ct.nii.gz"):
-        assert read_ct(source, min_slice_pixels=32).hu.shape == (40, 40, 4)
+        assert read_study(source, min_slice_pixels=32).hu.shape == (40, 40, 4)
 
 
 @pytest.mark.parametrize(
