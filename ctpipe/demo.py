@@ -27,6 +27,7 @@ import numpy as np
 from ctpipe.io.atomic import atomic_path
 from ctpipe.io.dicom_volume import CTVolume
 from ctpipe.io.reader import read_study
+from ctpipe.io.validate import MIN_CT_SLICE_PIXELS
 
 #: The phantom grid of the demo (voxels, mm): an abdomen-sized field of view.
 DEMO_SHAPE, DEMO_SPACING = (192, 192, 32), (1.8, 1.8, 3.0)
@@ -55,6 +56,7 @@ def run_demo(
     allow_irregular: bool = False,
     quiet: bool = False,
     overwrite: bool = False,
+    allow_non_hu: bool = False,
 ) -> DemoResult:
     """Summarise a series (a generated phantom by default) and run the default workflow.
 
@@ -65,6 +67,7 @@ def run_demo(
         allow_irregular: Read series with gaps or a tilted gantry (with a warning).
         quiet: Print nothing.
         overwrite: Write into an output folder that holds files the demo did not write.
+        allow_non_hu: Read input that does not look like CT in Hounsfield units.
 
     Returns:
         The :class:`DemoResult`.
@@ -85,14 +88,20 @@ def run_demo(
     if input_path is None:
         input_path = _make_phantom_input(out, say)
     started = time.perf_counter()
-    volume = read_study(input_path, series_uid=series_uid, allow_irregular=allow_irregular)
+    volume = read_study(
+        input_path,
+        series_uid=series_uid,
+        allow_irregular=allow_irregular,
+        allow_non_hu=allow_non_hu,
+        min_slice_pixels=MIN_CT_SLICE_PIXELS,
+    )
     summary = summarise(volume, source=input_path, load_seconds=time.perf_counter() - started)
     say(format_summary(summary))
     summary_json = out / "summary.json"
     with atomic_path(summary_json) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     workflow = Workflow(name="denoise_segment")
-    workflow = replace(workflow, input=InputConfig(series_uid, allow_irregular))
+    workflow = replace(workflow, input=InputConfig(series_uid, allow_irregular, allow_non_hu))
     say(f"\nRunning workflow {workflow.name}: {' -> '.join(workflow.steps)} -> export ...")
     study = run_study(workflow, input_path, out / "study", overwrite=overwrite, volume=volume)
     say(_describe(study))

@@ -79,6 +79,9 @@ TARGET_SPACING = (1.5, 1.5, 3.0)
 ROI_SIZE = (96, 96, 32)
 #: Axis labels of MONAI ``Orientation`` in the RAS frame of ``MetaTensor`` affines.
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+#: The logits of the windows may hold this many times the voxel limit of
+#: :mod:`ctpipe.io.limits` (float32 values): 8 x 2**30 by default, 32 GiB.
+WINDOW_VOXELS_PER_LIMIT = 8
 
 Spacing3 = tuple[float | None, float | None, float | None]
 
@@ -165,6 +168,47 @@ class SegmenterInferer(Inferer):
         logits = self._checked(inferer(images, network, *args, **kwargs))  # (B K, out, J, I)
         logits = logits.reshape(batch, slices, logits.shape[1], size_j, size_i)
         return logits.permute(0, 2, 4, 3, 1)  # (B, out, I, J, K)
+
+    def check_size(self, shape: Sequence[int]) -> None:
+        """Refuse windows whose logits would not fit: before anything is allocated.
+
+        MONAI pads a volume smaller than the window up to it and keeps the logits of the
+        padded volume, so an absurd ``roi_size`` asks for terabytes. The estimate (padded
+        logits plus one batch of windows, float32) must stay within
+        :data:`WINDOW_VOXELS_PER_LIMIT` times the voxel limit of :mod:`ctpipe.io.limits`.
+
+        Raises:
+            ValueError: The windows would need more (the message names ``roi_size``).
+
+        Example:
+            >>> from ctpipe.nets.segmenters import SegmenterConfig
+            >>> config = SegmenterConfig(spatial_dims=2, class_map={"liver": 1},
+            ...                          channels=(4, 8), strides=(2,))
+            >>> SegmenterInferer(config, roi_size=(200000, 200000)).check_size((64, 64, 4))
+            Traceback (most recent call last):
+            ...
+            ValueError: roi_size [200000, 200000] needs about 1490 GiB of logits ...
+        """
+        from ctpipe.io.limits import max_voxels
+
+        roi = list(self.roi_size)
+        shape = [int(v) for v in shape]
+        channels = self.config.out_channels
+        if self.config.spatial_dims == 3:
+            padded = math.prod(max(r, s) for r, s in zip(roi, shape, strict=True))
+            windows = math.prod(roi)
+        else:
+            padded = shape[2] * max(roi[0], shape[0]) * max(roi[1], shape[1])
+            windows = math.prod(roi)
+        needed = channels * (padded + self.sw_batch_size * windows)
+        allowed = WINDOW_VOXELS_PER_LIMIT * max_voxels()
+        if needed > allowed:
+            raise ValueError(
+                f"roi_size {roi} needs about {needed * 4 / 2**30:.0f} GiB of logits for a "
+                f"{' x '.join(map(str, shape))} volume, more than the "
+                f"{allowed * 4 / 2**30:.0f} GiB allowed ({WINDOW_VOXELS_PER_LIMIT} x "
+                "--max-voxels float32 values); give a roi_size close to the volume's size"
+            )
 
     def settings(self) -> dict[str, Any]:
         """The inferer's settings as plain data (for records)."""
@@ -272,6 +316,7 @@ def segment_volume(
         pixdim = [-1.0 if s is None else s for s in spacing]  # MONAI: <= 0 keeps the axis
         volume = Spacing(pixdim=pixdim, mode="bilinear", padding_mode="border")(volume)
 
+    inferer.check_size(volume.shape[1:])
     model.to(compute_device)
     data = volume.as_tensor()
     with eval_mode(model), torch.inference_mode():

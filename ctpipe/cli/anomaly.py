@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 
+from ctpipe.cli.common import add_allow_non_hu
+
 __all__ = ["MAP_NAME", "OVERLAY_NAME", "SCORES_NAME", "add_anomaly_parser", "run_anomaly"]
 
 #: File names written to the output folder.
@@ -62,6 +64,7 @@ def add_anomaly_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     parser.add_argument(
         "--allow-irregular", action="store_true", help="read series with gaps or tilt"
     )
+    add_allow_non_hu(parser)
     parser.add_argument("--top", type=int, default=5, help="slices listed (default: 5)")
     parser.set_defaults(func=run_anomaly)
     return parser
@@ -77,11 +80,21 @@ def run_anomaly(args: argparse.Namespace) -> int:
     from ctpipe.anomaly import anomaly_volume, write_anomaly_overlay, write_anomaly_record
     from ctpipe.cli.vae import _model
     from ctpipe.errors import InputError
+    from ctpipe.io.output_folder import check_output_file
     from ctpipe.io.reader import read_study
+    from ctpipe.io.validate import MIN_CT_SLICE_PIXELS
 
     if args.samples < 1:
         raise InputError(args.input, f"--samples must be at least 1, got {args.samples}")
-    volume = read_study(args.input, series_uid=args.series, allow_irregular=args.allow_irregular)
+    for name in (MAP_NAME, OVERLAY_NAME, SCORES_NAME):
+        check_output_file(Path(args.output) / name, inputs=[args.input])
+    volume = read_study(
+        args.input,
+        series_uid=args.series,
+        allow_irregular=args.allow_irregular,
+        allow_non_hu=args.allow_non_hu,
+        min_slice_pixels=MIN_CT_SLICE_PIXELS,
+    )
     hu, affine, spacing = volume.hu, volume.affine_ras, volume.spacing
     if args.slice is not None and not 0 <= args.slice < hu.shape[2]:
         raise InputError(

@@ -25,6 +25,7 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_OK",
     "EXIT_PROBLEMS",
+    "add_allow_non_hu",
     "add_command_group",
     "parse_args",
     "print_help",
@@ -72,3 +73,21 @@ def parse_args(
     parser = argparse.ArgumentParser(prog="ctpipe")
     add_parser(parser.add_subparsers())
     return parser.parse_args(list(argv))
+
+
+def add_allow_non_hu(parser: argparse.ArgumentParser) -> None:
+    """Add ``--allow-non-hu``: read input that does not look like CT in HU anyway.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_allow_non_hu(parser)
+        >>> parser.parse_args(["--allow-non-hu"]).allow_non_hu
+        True
+    """
+    parser.add_argument(
+        "--allow-non-hu",
+        action="store_true",
+        help="read input that does not look like CT in Hounsfield units (a missing or invalid "
+        "DICOM rescale, no air in the volume) instead of refusing it; the numbers computed "
+        "from it are then yours to trust",
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS
+from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS, add_allow_non_hu
 
 __all__ = ["add_demo_parser"]
 
@@ -37,6 +37,7 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="write into an output folder that holds files ctpipe did not write",
     )
+    add_allow_non_hu(p)
     p.set_defaults(func=run_demo_command)
 
 
@@ -49,6 +50,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
         output=args.output,
         series_uid=args.series,
         allow_irregular=args.allow_irregular,
+        allow_non_hu=args.allow_non_hu,
         overwrite=args.overwrite,
     )
     return EXIT_OK if result.study.status == "done" else EXIT_PROBLEMS

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli.common import EXIT_OK
+from ctpipe.cli.common import EXIT_OK, add_allow_non_hu
 
 __all__ = ["add_inpaint_parser", "output_paths", "run_inpaint"]
 
@@ -111,6 +111,7 @@ def add_inpaint_parser(
         "--device", default="auto", help="GAN: auto, cpu, cuda or cuda:N (default: auto)"
     )
     parser.add_argument("--series", help="SeriesInstanceUID when the input holds several")
+    add_allow_non_hu(parser)
     parser.set_defaults(func=run_inpaint)
     return parser
 
@@ -146,12 +147,17 @@ def run_inpaint(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ctpipe.errors import InputError
+    from ctpipe.io.output_folder import check_output_file
     from ctpipe.io.reader import load_ct
+    from ctpipe.io.validate import MIN_CT_SLICE_PIXELS
 
     try:
         nifti, sidecar, mask_out = output_paths(args.output)
     except ValueError as err:
         raise InputError(args.output, str(err)) from None
+    protected = [args.input, *([args.mask] if getattr(args, "mask", None) else [])]
+    for path in (nifti, sidecar, *([mask_out] if getattr(args, "generate", None) else [])):
+        check_output_file(path, inputs=protected)
     for flag, value, least in (
         ("--iterations", args.iterations, 1),
         ("--follow-iterations", args.follow_iterations, 1),
@@ -159,12 +165,13 @@ def run_inpaint(args: argparse.Namespace) -> int:
     ):
         if value < least:
             raise InputError(args.output, f"{flag} must be >= {least}, got {value}")
-    image = load_ct(args.input, series_uid=args.series)
+    image = load_ct(
+        args.input,
+        series_uid=args.series,
+        allow_non_hu=getattr(args, "allow_non_hu", False),
+        min_slice_pixels=MIN_CT_SLICE_PIXELS,
+    )
     hu = np.asarray(image, dtype=np.float32)
-    if hu.ndim == 2:
-        hu = hu[:, :, None]
-    if hu.ndim != 3:
-        raise InputError(args.input, f"expected a 2D or 3D CT image, got shape {hu.shape}")
     affine = np.asarray(image.affine, dtype=np.float64)
     mask, mask_record, source = _mask(args, hu, affine)
     record: dict[str, Any] = {"input": str(args.input), "series": args.series, "mask": mask_record}

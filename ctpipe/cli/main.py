@@ -29,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ctpipe {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--max-voxels",
+        type=_positive_int,
+        metavar="N",
+        help="largest volume any command reads, in voxels, checked on the declared size "
+        "before allocating (default: 2**30, i.e. 4 GiB as float32; or CTPIPE_MAX_VOXELS)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     from ctpipe.cli.anomaly import add_anomaly_parser
     from ctpipe.cli.data import add_data_parser
@@ -58,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Print warnings as one ``ctpipe: warning:`` line, without source lines."""
     print(f"ctpipe: warning: {message}", file=file or sys.stderr)
@@ -71,10 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     from ctpipe.errors import CTPipeError
+    from ctpipe.io.limits import voxel_limit
 
     warnings.showwarning = _show_warning
     try:
-        return int(args.func(args))
+        with voxel_limit(args.max_voxels):
+            return int(args.func(args))
     except CTPipeError as exc:
         if args.debug:
             raise
@@ -86,9 +105,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = exc.filename if exc.filename is not None else "(no path)"
         print(f"ctpipe: error: {where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
+    except MemoryError:
+        if args.debug:
+            raise
+        print("ctpipe: error: out of memory (see --max-voxels)", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("ctpipe: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # no traceback for users: one line, --debug shows it
+        if args.debug:
+            raise
+        text = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+        print(
+            f"ctpipe: error: internal error ({detail}); please report it with the output "
+            "of --debug",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -34,9 +34,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli.common import EXIT_OK
+from ctpipe.cli.common import EXIT_OK, add_allow_non_hu
 
-__all__ = ["add_segment_parser", "format_volumes", "run_segment"]
+__all__ = ["add_segment_parser", "format_volumes", "read_ct_input", "run_segment"]
 
 #: Windows per forward pass of the shipped model unless ``--sw-batch-size`` says otherwise.
 SW_BATCH_SIZE = 4
@@ -108,6 +108,7 @@ def add_segment_parser(
         action="store_true",
         help="read DICOM series with missing slices or a tilted gantry (with a warning)",
     )
+    add_allow_non_hu(p)
     p.set_defaults(func=run_segment)
     return p
 
@@ -151,12 +152,17 @@ def run_segment(args: argparse.Namespace) -> int:
     check_output_file(output, inputs=[args.input])
     if args.statistics is not None:
         check_output_file(args.statistics, inputs=[args.input, output])
+    image = read_ct_input(
+        args.input,
+        series_uid=args.series,
+        allow_irregular=args.allow_irregular,
+        allow_non_hu=args.allow_non_hu,
+    )
     window = {"roi_size": args.roi_size, "overlap": args.overlap, "mode": args.blend}
     if args.bundle is not None:
         segment, class_names, description = _bundle_segmenter(args, window)
     else:
         segment, class_names, description = _model_segmenter(args, window)
-    image = read_ct_input(args.input, series_uid=args.series, allow_irregular=args.allow_irregular)
     try:
         labels = segment(image)
     except ValueError as err:  # a setting outside its rule (named in the message)
@@ -212,20 +218,30 @@ def _bundle_segmenter(args: argparse.Namespace, window: dict[str, Any]):
     return segmenter, bundle.class_names, f"ctpipe segment: bundle {bundle.name} {bundle.version}"
 
 
-def read_ct_input(path: str, *, series_uid: str | None = None, allow_irregular: bool = False):
+def read_ct_input(
+    path: str,
+    *,
+    series_uid: str | None = None,
+    allow_irregular: bool = False,
+    allow_non_hu: bool = False,
+):
     """Read a CT volume in HU as a MetaTensor, or raise an InputError naming the problem.
+
+    The command-line form of :func:`ctpipe.io.reader.load_ct`: the same loader and checks
+    as every other command, with the commands' smallest slice size.
 
     Args:
         path: DICOM series folder or file, or a NIfTI/NRRD volume.
         series_uid: SeriesInstanceUID to pick when a folder holds several series.
         allow_irregular: Read DICOM series with gaps or tilt (with a warning).
+        allow_non_hu: Read values that are not CT in Hounsfield units anyway.
 
     Returns:
         The HU volume ``(i, j, k)`` with its RAS affine.
 
     Raises:
         InputError: Missing file, unreadable file, not 3-D, or values that are not HU
-            (no voxel below -500 HU: no air, so not CT in Hounsfield units).
+            (see :func:`ctpipe.io.reader.read_study`).
 
     Example:
         >>> read_ct_input("/no/such/ct.nii.gz")
@@ -233,38 +249,16 @@ def read_ct_input(path: str, *, series_uid: str | None = None, allow_irregular: 
         ...
         ctpipe.errors.InputError: /no/such/ct.nii.gz: no such file or folder
     """
-    from ctpipe.errors import CTPipeError, InputError
-
-    source = Path(path)
-    if not source.exists():
-        raise InputError(source, "no such file or folder")
     from ctpipe.io.reader import load_ct
+    from ctpipe.io.validate import MIN_CT_SLICE_PIXELS
 
-    try:
-        image = load_ct(source, series_uid=series_uid, allow_irregular=allow_irregular)
-    except CTPipeError:
-        raise
-    except Exception as err:  # readers raise many types for files that are not images
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise InputError(
-            source,
-            f"cannot be read as a CT volume (a DICOM series or NIfTI/NRRD): "
-            f"{type(err).__name__}: {first}",
-        ) from None
-    image = image.squeeze() if image.ndim > 3 else image
-    if image.ndim != 3 or min(image.shape) < 1:
-        raise InputError(source, f"not a 3-D volume: shape {tuple(image.shape)}")
-    from ctpipe.transforms import BODY_THRESHOLD_HU as AIR_HU  # nothing below it: no air
-
-    low, high = float(image.min()), float(image.max())
-    if low > AIR_HU:
-        raise InputError(
-            source,
-            f"does not look like CT in Hounsfield units: values span {low:g} .. {high:g} "
-            f"with nothing below {AIR_HU:g} HU (air is about -1000 HU); give a CT volume "
-            "with its rescale applied",
-        )
-    return image
+    return load_ct(
+        path,
+        series_uid=series_uid,
+        allow_irregular=allow_irregular,
+        allow_non_hu=allow_non_hu,
+        min_slice_pixels=MIN_CT_SLICE_PIXELS,
+    )
 
 
 def _load_model(weights: str | None) -> tuple[Any, Any]:

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli.common import EXIT_ERROR, EXIT_OK
+from ctpipe.cli.common import EXIT_ERROR, EXIT_OK, add_allow_non_hu
 
 __all__ = ["add_simulate_parser", "output_paths", "run_simulate"]
 
@@ -111,6 +111,7 @@ def add_simulate_parser(
     )
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
     parser.add_argument("--series", help="SeriesInstanceUID when the input holds several")
+    add_allow_non_hu(parser)
     parser.set_defaults(func=run_simulate)
     return parser
 
@@ -148,6 +149,8 @@ def _stem(path: Path) -> str:
 def run_simulate(args: argparse.Namespace) -> int:
     """Handle ``ctpipe simulate``: write the simulated NIfTI and sidecar; return the code.
 
+    Bad input raises ``CTPipeError`` (one line naming the file, exit status 2).
+
     Example:
         >>> args = argparse.Namespace(input="ct.nii.gz", output="out", dose=2.0,
         ...     photons=None, photons_per_ma=None, electronic_noise=10.0, angles=360,
@@ -155,17 +158,24 @@ def run_simulate(args: argparse.Namespace) -> int:
         >>> run_simulate(args)
         2
     """
-    from ctpipe.errors import CTPipeError
-
     try:
         simulator = _simulator(args)
         nifti, sidecar = output_paths(args.input, args.output, args.dose)
+        _check_outputs(args.input, nifti, sidecar)
         _simulate(args, simulator, nifti, sidecar)
-    except (CTPipeError, ValueError, OSError) as error:
-        print(f"ctpipe simulate: error: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:  # bad settings; a disk that refuses the write
+        print(f"ctpipe: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     print(f"wrote {nifti} and {sidecar}")
     return EXIT_OK
+
+
+def _check_outputs(source: str, *outputs: Path) -> None:
+    """Refuse outputs that are (or hold) the input, or cannot be written, before reading."""
+    from ctpipe.io.output_folder import check_output_file
+
+    for output in outputs:
+        check_output_file(output, inputs=[source])
 
 
 def _simulator(args: argparse.Namespace):
@@ -185,8 +195,14 @@ def _simulate(args: argparse.Namespace, simulator, nifti: Path, sidecar: Path) -
     import numpy as np
 
     from ctpipe.io.reader import load_ct
+    from ctpipe.io.validate import MIN_CT_SLICE_PIXELS
 
-    image = load_ct(args.input, series_uid=args.series)
+    image = load_ct(
+        args.input,
+        series_uid=args.series,
+        allow_non_hu=getattr(args, "allow_non_hu", False),
+        min_slice_pixels=MIN_CT_SLICE_PIXELS,
+    )
     hu, affine = _volume(image), np.asarray(image.affine, dtype=np.float64)
     spacing = tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0))
     photons, source = _photons(args, image.meta, hu.shape[2], simulator.incident_photons)

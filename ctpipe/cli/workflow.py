@@ -12,8 +12,9 @@ is checked before any work starts. Nothing the user wrote is replaced: ``--outpu
 not be, hold or lie inside the input, and an existing folder must be empty or one ctpipe
 wrote (a study folder with its ``run.json``, a batch folder with its ``batch.json``)
 unless ``--overwrite`` is given. A failed run leaves an earlier result as it was.
-Exit status: 0 when everything is done, 1 when a study failed (its error is recorded and
-printed), 2 when the workflow, the input or the output is unusable.
+Exit status: 0 when everything is done, 1 when a study failed while processing (its error
+is recorded and printed), 2 when the workflow, the input or the output is unusable (for
+``run``, a study that failed on its input: recorded too).
 
 Example:
     >>> from ctpipe.cli.common import parse_args
@@ -30,7 +31,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS
+from ctpipe.cli.common import EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, add_allow_non_hu
 from ctpipe.workflow.shipped import resolve_workflow, shipped_dir
 
 __all__ = ["add_workflow_parsers", "resolve_workflow", "run_batch_command", "run_command"]
@@ -99,6 +100,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="write into an output folder that holds files ctpipe did not write, replacing "
         "them (never the input)",
     )
+    add_allow_non_hu(parser)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -107,20 +109,22 @@ def run_command(args: argparse.Namespace) -> int:
 
     _logging(args.verbose)
     path = resolve_workflow(args.workflow)
-    workflow = load_workflow(path)
+    workflow = _with_input_flags(load_workflow(path), args)
     result = run_study(
         workflow, args.input, args.output, workflow_source=path, overwrite=args.overwrite
     )
     print(f"{result.status}: {result.name} in {result.seconds:.1f} s")
     if result.error:
-        print(f"error: {result.error}", file=sys.stderr)
+        print(f"ctpipe: error: {result.error}", file=sys.stderr)
     if result.kept_previous:
         print(f"kept: the earlier result in {result.output_dir} is left as it was")
     elif result.report is not None:
         print(f"report: {result.report}")
     if result.written:
         print(f"record: {result.output_dir / 'run.json'}")
-    return EXIT_OK if result.status == "done" else EXIT_PROBLEMS
+    if result.status == "done":
+        return EXIT_OK
+    return EXIT_ERROR if result.bad_input else EXIT_PROBLEMS
 
 
 def run_batch_command(args: argparse.Namespace) -> int:
@@ -131,7 +135,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
 
     _logging(args.verbose)
     path = resolve_workflow(args.workflow)
-    workflow = load_workflow(path)
+    workflow = _with_input_flags(load_workflow(path), args)
     try:
         resources = parse_resources(args.task_resources)
     except ValueError as err:
@@ -165,9 +169,31 @@ def run_batch_command(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _with_input_flags(workflow, args: argparse.Namespace):
+    """The workflow with ``--allow-non-hu`` applied to its ``input`` section."""
+    if not args.allow_non_hu:
+        return workflow
+    from dataclasses import replace
+
+    return replace(workflow, input=replace(workflow.input, allow_non_hu=True))
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the ``sys.stderr`` of the moment, not the one when it was made.
+
+    A process that runs several commands (tests, notebooks) may replace ``sys.stderr``
+    between them; a handler holding an old, closed stream would print a traceback.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # no flush of the old one: it may be closed
+        super().emit(record)
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="ctpipe: %(message)s",
-        stream=sys.stderr,
+        handlers=[_StderrHandler()],
+        force=True,  # this command's level, whatever ran before in the process
     )

@@ -502,6 +502,8 @@ def _read_slice(path: Path) -> _Slice | str:
         return "not DICOM"
     except CorruptDicomError as error:
         return f"unreadable DICOM header: {error.problem}"
+    except OSError as error:
+        return f"cannot be opened: {error.strerror or error}"
     if header is None:
         return "DICOM without image data"
     if header.modality and header.modality.upper() != "CT":

@@ -44,17 +44,26 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
     Yields:
         The temporary path to write to.
+
+    Raises:
+        OSError: Writing failed (a full disk, ...); its ``filename`` is ``target``.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(target.suffixes)
-    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=target.parent)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), str(target)) from err
     os.close(fd)
     tmp = Path(name)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get normal modes
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as err:  # a full disk, a lost mount: name the output, not the temp file
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, err.strerror or str(err), str(target)) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

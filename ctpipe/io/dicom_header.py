@@ -49,8 +49,8 @@ class SliceHeader:
     study_date: str
     convolution_kernel: str
     slice_thickness: float | None
-    rescale_slope: float
-    rescale_intercept: float
+    rescale_slope: float | None
+    rescale_intercept: float | None
     transfer_syntax_uid: str
     manufacturer: str
     image_type: tuple[str, ...]
@@ -59,6 +59,7 @@ class SliceHeader:
     bits_allocated: int = 16
     pixel_representation: int = 0
     samples_per_pixel: int = 1
+    bits_stored: int | None = None
 
     @property
     def is_native_single_frame(self) -> bool:
@@ -113,6 +114,7 @@ def read_slice_header(path: str | os.PathLike[str]) -> SliceHeader | None:
     Raises:
         NotDicomError: The file is not DICOM.
         CorruptDicomError: The file is DICOM but its header is damaged or truncated.
+        OSError: The file cannot be opened or read (no permission, an I/O error).
 
     Example:
         >>> from pydicom.data import get_testdata_file
@@ -124,6 +126,8 @@ def read_slice_header(path: str | os.PathLike[str]) -> SliceHeader | None:
         ds = pydicom.dcmread(path, defer_size=256)
     except InvalidDicomError as exc:
         raise NotDicomError(path, "not a DICOM file") from exc
+    except OSError:
+        raise  # the file cannot be opened or read (permission, I/O): not a damaged header
     except Exception as exc:  # pydicom raises many types on damaged files
         if _has_dicom_magic(path):
             raise CorruptDicomError(path, f"cannot parse header ({exc})") from exc
@@ -135,7 +139,7 @@ def read_slice_header(path: str | os.PathLike[str]) -> SliceHeader | None:
         return None
     try:
         return _header_from_dataset(path, ds)
-    except (ValueError, TypeError, AttributeError) as exc:
+    except Exception as exc:  # any tag value that is not what DICOM says it holds
         raise CorruptDicomError(path, f"malformed header value ({exc})") from exc
 
 
@@ -150,8 +154,11 @@ def _missing_pixels_problem(ds: pydicom.Dataset) -> str | None:
 
 
 def _has_dicom_magic(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(132)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
     return head[128:132] == b"DICM"
 
 
@@ -177,8 +184,8 @@ def _header_from_dataset(path: Path, ds: pydicom.Dataset) -> SliceHeader:
         study_date=str(ds.get("StudyDate", "") or ""),
         convolution_kernel=_joined(ds.get("ConvolutionKernel")),
         slice_thickness=_float_or_none(ds.get("SliceThickness")),
-        rescale_slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
-        rescale_intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+        rescale_slope=_float_or_none(ds.get("RescaleSlope")),
+        rescale_intercept=_float_or_none(ds.get("RescaleIntercept")),
         transfer_syntax_uid=str(ds.file_meta.get("TransferSyntaxUID", "")),
         manufacturer=str(ds.get("Manufacturer", "") or ""),
         image_type=tuple(str(v) for v in (ds.get("ImageType") or ())),
@@ -187,13 +194,16 @@ def _header_from_dataset(path: Path, ds: pydicom.Dataset) -> SliceHeader:
         bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
         pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
         samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
+        bits_stored=_int_or_none(ds.get("BitsStored")),
     )
 
 
 def _floats(value: object) -> tuple[float, ...] | None:
     if value is None or value == "":
         return None
-    return tuple(float(v) for v in value)  # type: ignore[union-attr]
+    if not isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return (float(value),)  # type: ignore[arg-type]  # one value where DICOM wants more
+    return tuple(float(v) for v in value)
 
 
 def _int_or_none(value: object) -> int | None:
@@ -238,6 +248,11 @@ def _pixel_data_problem(path: Path, ds: pydicom.Dataset) -> str | None:
         expected = _expected_native_bytes(ds)
         if expected and length < expected:
             return f"pixel data holds {length} bytes, {expected} expected for this image size"
+        if expected and length > expected + 1:  # one byte pads an odd length
+            return (
+                f"pixel data holds {length} bytes, more than the {expected} that Rows x "
+                "Columns x BitsAllocated declare (a wrong Rows, Columns or BitsAllocated)"
+            )
     return None
 
 

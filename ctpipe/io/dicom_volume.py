@@ -33,6 +33,7 @@ from ctpipe.errors import (
 from ctpipe.io.dicom_header import SliceHeader
 from ctpipe.io.discovery import DicomScan, DicomSeries, scan_dicom
 from ctpipe.io.geometry import affine_lps, lps_to_ras, spacing_of
+from ctpipe.io.header_checks import is_hu_problem
 
 PathSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
@@ -75,7 +76,10 @@ class CTVolume:
 
     @classmethod
     def from_nifti(cls, path: str | os.PathLike[str]) -> CTVolume:
-        """Read a NIfTI volume (values taken as HU) with its affine; a 2-D image is one slice.
+        """Read a NIfTI volume (values taken as HU) with its affine.
+
+        A 2-D image becomes one slice; trailing axes of length 1 are dropped. A 4-D
+        series of several volumes is refused.
 
         Example:
             >>> CTVolume.from_nifti("ct.nii.gz").spacing  # doctest: +SKIP
@@ -86,6 +90,14 @@ class CTVolume:
         array, affine_ras = read_nifti(path)
         if array.ndim == 2:
             array = array[:, :, None]
+        while array.ndim > 3 and array.shape[-1] == 1:
+            array = array[..., 0]
+        if array.ndim != 3:
+            raise InputError(
+                path,
+                f"holds a {array.ndim}-D array of shape {tuple(array.shape)}; give one 3-D "
+                "CT volume",
+            )
         meta: dict[str, object] = {"ctpipe_source_files": [str(path)]}
         return cls(np.asarray(array, dtype=np.float32), lps_to_ras(affine_ras), None, meta)
 
@@ -152,6 +164,7 @@ def read_dicom_volume(
     series_uid: str | None = None,
     modalities: Sequence[str] | None = ("CT",),
     allow_irregular: bool = False,
+    allow_non_hu: bool = False,
 ) -> CTVolume:
     """Read one DICOM series into HU with its exact geometry.
 
@@ -163,12 +176,17 @@ def read_dicom_volume(
         allow_irregular: Read series with gaps, uneven spacing or a tilted gantry
             anyway (with a warning): the affine then uses the mean slice step, which is
             exact for a tilt and approximate for gaps.
+        allow_non_hu: Read a CT series whose HU rescale is missing or invalid anyway
+            (with a warning; a missing or zero slope is taken as 1, a missing
+            intercept as 0).
 
     Returns:
         The :class:`CTVolume`.
 
     Raises:
-        SeriesGeometryError: The slices do not form a regular grid (names the gap).
+        SeriesGeometryError: The slices do not form a regular grid (names the gap), or
+            their headers are invalid (a missing rescale, a zero pixel spacing, a size
+            above the voxel limit, ...).
         CorruptDicomError: A file's pixel data cannot be decoded (names the file).
 
     Example:
@@ -186,12 +204,14 @@ def read_dicom_volume(
     if series.is_multiframe and not series.problems:
         hu, affine = _read_multiframe(series.first.path)
     else:
-        hu, affine = _read_slices(series, allow_irregular)
+        hu, affine = _read_slices(series, allow_irregular, allow_non_hu)
     return CTVolume(hu=hu, affine_lps=affine, series=series, meta=series_meta(series))
 
 
-def _read_slices(series: DicomSeries, allow_irregular: bool) -> tuple[np.ndarray, np.ndarray]:
-    _check_readable(series, allow_irregular)
+def _read_slices(
+    series: DicomSeries, allow_irregular: bool, allow_non_hu: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    _check_readable(series, allow_irregular, allow_non_hu)
     layout = series.layout
     if layout is None:
         raise SeriesGeometryError(series.folder, "; ".join(series.problems))
@@ -220,11 +240,11 @@ def _read_multiframe(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return hu, affine
 
 
-def _check_readable(series: DicomSeries, allow_irregular: bool) -> None:
+def _check_readable(series: DicomSeries, allow_irregular: bool, allow_non_hu: bool) -> None:
     for header in series.slices:
         if header.pixel_data_problem:
             raise CorruptDicomError(header.path, header.pixel_data_problem)
-    blocking = [p for p in series.problems if _is_blocking(p, allow_irregular)]
+    blocking = [p for p in series.problems if _is_blocking(p, allow_irregular, allow_non_hu)]
     if blocking:
         raise SeriesGeometryError(series.folder, "; ".join(blocking))
     if series.problems:
@@ -233,8 +253,10 @@ def _check_readable(series: DicomSeries, allow_irregular: bool) -> None:
         )
 
 
-def _is_blocking(problem: str, allow_irregular: bool) -> bool:
+def _is_blocking(problem: str, allow_irregular: bool, allow_non_hu: bool = False) -> bool:
     tolerable = ("missing slice", "uneven spacing", "tilted gantry")
+    if allow_non_hu and is_hu_problem(problem):
+        return False
     return not (allow_irregular and problem.startswith(tolerable))
 
 
@@ -282,10 +304,12 @@ def _decode_hu(header: SliceHeader, out: np.ndarray) -> None:
             f"pixel array shape {stored.shape} != Rows x Columns {header.rows}x{header.columns}",
         )
     out[...] = stored
-    if header.rescale_slope != 1.0:
-        out *= np.float32(header.rescale_slope)
-    if header.rescale_intercept != 0.0:
-        out += np.float32(header.rescale_intercept)
+    slope = header.rescale_slope or 1.0  # missing or 0: only read when allowed
+    intercept = header.rescale_intercept or 0.0
+    if slope != 1.0:
+        out *= np.float32(slope)
+    if intercept != 0.0:
+        out += np.float32(intercept)
 
 
 def _stored_values(header: SliceHeader) -> np.ndarray:

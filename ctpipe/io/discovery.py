@@ -27,9 +27,12 @@ from pathlib import Path
 from ctpipe.errors import CorruptDicomError, InputError, NoSeriesFoundError, NotDicomError
 from ctpipe.io.dicom_header import SliceHeader, read_slice_header
 from ctpipe.io.geometry import SliceLayout, analyse_slice_positions, orientation_problem
+from ctpipe.io.header_checks import rescale_problems, size_problems, value_problems
 
 #: Above this many files a progress bar is shown while scanning (when asked for).
 PROGRESS_MIN_FILES = 200
+#: Header values without which slices cannot be placed in space (problems naming them).
+GEOMETRY_VALUES = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows")
 #: How many file names a warning lists before it says "and N more".
 MAX_NAMES_IN_MESSAGE = 5
 
@@ -209,7 +212,8 @@ def _nothing_found_reason(files: list[Path], scan: DicomScan) -> str:
     if scan.skipped:
         parts.append(f"{len(scan.skipped)} not DICOM")
     if scan.unreadable:
-        parts.append(f"{len(scan.unreadable)} unreadable")
+        path, why = scan.unreadable[0]
+        parts.append(f"{len(scan.unreadable)} unreadable (first: {path.name}: {why})")
     if scan.non_image:
         parts.append(f"{len(scan.non_image)} DICOM without image data")
     return "; ".join(parts)
@@ -236,7 +240,11 @@ def _names(paths: Sequence[Path]) -> str:
 
 
 def _read_header(path: Path, scan: DicomScan) -> SliceHeader | None:
-    """Read one header, recording a non-DICOM, damaged or image-less file in the scan."""
+    """Read one header, recording a non-DICOM, damaged, unreadable or image-less file.
+
+    Nothing one file holds stops the scan: a file that cannot be opened (no permission)
+    or whose header breaks the parser in an unforeseen way is recorded as unreadable.
+    """
     try:
         header = read_slice_header(path)
     except NotDicomError:
@@ -244,6 +252,12 @@ def _read_header(path: Path, scan: DicomScan) -> SliceHeader | None:
         return None
     except CorruptDicomError as exc:
         scan.unreadable.append((path, exc.problem))
+        return None
+    except OSError as exc:
+        scan.unreadable.append((path, f"cannot be opened: {exc.strerror or exc}"))
+        return None
+    except Exception as exc:  # a parser failure no rule above foresaw: isolate the file
+        scan.unreadable.append((path, f"cannot parse header ({type(exc).__name__}: {exc})"))
         return None
     if header is None:
         scan.non_image.append(path)
@@ -304,13 +318,32 @@ def _series_sort_key(series: DicomSeries) -> tuple:
 def check_series(series: DicomSeries) -> None:
     """Sort a series' slices along the normal and record its problems in place.
 
+    Header values (:mod:`ctpipe.io.header_checks`: HU rescale, geometry values, pixel
+    layout, declared size) are checked first. Whatever goes wrong while checking is
+    recorded as a problem of this series, never raised, so one series cannot stop a scan.
+
     Example:
         >>> check_series(series)  # doctest: +SKIP
         >>> series.problems  # doctest: +SKIP
         ['missing slice(s): gap of 6.000 mm between z=3.000 and z=9.000 ...']
     """
+    try:
+        _check_series(series)
+    except Exception as exc:  # an unforeseen header combination: this series only
+        series.layout = None
+        series.problems.append(
+            f"cannot check the slices of the series in {series.folder} "
+            f"({type(exc).__name__}: {exc})"
+        )
+
+
+def _check_series(series: DicomSeries) -> None:
     slices = series.slices
     series.problems = [f"{s.path}: {s.pixel_data_problem}" for s in slices if s.pixel_data_problem]
+    values = value_problems(slices)
+    series.problems += values + rescale_problems(slices) + size_problems(slices)
+    if any(p.startswith(GEOMETRY_VALUES) for p in values):
+        return  # the slices cannot be placed in space
     grids = {s.grid_key() for s in slices}
     if len(grids) > 1:
         series.problems.append(_mixed_grid_problem(slices))
@@ -319,8 +352,11 @@ def check_series(series: DicomSeries) -> None:
     if series.is_multiframe:
         _check_multiframe(series)
         return
-    if first.orientation is None or first.position is None or first.pixel_spacing is None:
-        series.problems.append(_missing_geometry_problem(first))
+    incomplete = [
+        s for s in slices if s.orientation is None or s.position is None or s.pixel_spacing is None
+    ]
+    if incomplete:
+        series.problems.append(_missing_geometry_problem(incomplete[0]))
         return
     bad_orientation = orientation_problem(first.orientation)
     if bad_orientation:

@@ -48,23 +48,40 @@ def read_image_file(path: str | os.PathLike[str]) -> CTVolume:
     """
     import SimpleITK as sitk
 
+    from ctpipe.io.limits import voxel_problem
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
     try:
-        image = sitk.ReadImage(str(path))
+        reader.ReadImageInformation()
     except RuntimeError as err:
-        first = str(err).strip().splitlines()
-        raise InputError(path, f"cannot read the image: {first[-1] if first else err}") from None
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(path, f"cannot read the image: {_last_line(err)}") from None
+    size = reader.GetSize()
+    components = reader.GetNumberOfComponents()
+    if len(size) != 3 or components != 1:
         raise InputError(
             path,
-            f"expected a 3-D scalar volume, got {image.GetDimension()}-D with "
-            f"{image.GetNumberOfComponentsPerPixel()} components per voxel",
+            f"expected a 3-D scalar volume, got {len(size)}-D with {components} components "
+            "per voxel",
         )
+    problem = voxel_problem(size, what="the header declares")
+    if problem:
+        raise InputError(path, problem)
+    try:
+        image = reader.Execute()
+    except RuntimeError as err:
+        raise InputError(path, f"cannot read the image: {_last_line(err)}") from None
     hu = np.ascontiguousarray(sitk.GetArrayFromImage(image).transpose(2, 1, 0), dtype=np.float32)
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
     affine = np.eye(4)
     affine[:3, :3] = direction * np.asarray(image.GetSpacing(), dtype=np.float64)
     affine[:3, 3] = image.GetOrigin()
     return CTVolume(hu, affine, None, {"ctpipe_source_files": [str(path)]})
+
+
+def _last_line(err: BaseException) -> str:
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(err).__name__

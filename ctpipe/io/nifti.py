@@ -71,6 +71,11 @@ def write_nifti(
 def read_nifti(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """Read a NIfTI file into its (i, j, k) array and RAS affine.
 
+    The header is checked before any voxel is read: its declared size against the voxel
+    limit (:mod:`ctpipe.io.limits`), so a gzip bomb or a header that declares gigabytes
+    is refused before allocating; an uncompressed file must hold every voxel it declares;
+    the voxel type must be a real number.
+
     Args:
         path: A ``.nii`` or ``.nii.gz`` file.
 
@@ -79,7 +84,14 @@ def read_nifti(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
         scales it, in which case it is float32.
 
     Raises:
-        InputError: The file is missing or not a readable NIfTI.
+        InputError: The file is missing, not a readable NIfTI, truncated, too large, or
+            of a voxel type that is not a number (the message names the file).
+
+    Example:
+        >>> read_nifti("/no/such.nii.gz")
+        Traceback (most recent call last):
+        ...
+        ctpipe.errors.InputError: /no/such.nii.gz: no such file
     """
     import nibabel as nib
 
@@ -88,11 +100,52 @@ def read_nifti(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(path, "no such file")
     try:
         image = nib.load(path)
+        shape = tuple(int(v) for v in image.header.get_data_shape())
+        dtype = np.dtype(image.header.get_data_dtype())
+    except Exception as exc:  # nibabel raises several types on damaged files
+        raise InputError(path, f"not a readable NIfTI file ({_first_line(exc)})") from None
+    _check_declared(path, image, shape, dtype)
+    try:
         scaled = image.dataobj.slope != 1 or image.dataobj.inter != 0
         array = np.asarray(image.dataobj, dtype=np.float32 if scaled else None)
-    except Exception as exc:  # nibabel raises several types on damaged files
-        raise InputError(path, f"not a readable NIfTI file ({exc})") from exc
-    return array, np.asarray(image.affine, dtype=np.float64)
+        affine = np.asarray(image.affine, dtype=np.float64)
+    except MemoryError:
+        raise InputError(path, f"not enough memory to read {shape} voxels") from None
+    except Exception as exc:  # truncated gzip streams, short data
+        raise InputError(path, f"truncated or damaged NIfTI data ({_first_line(exc)})") from None
+    return array, affine
+
+
+def _check_declared(path: Path, image, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse a header whose voxels are too many, not numbers, or not in the file."""
+    from ctpipe.io.limits import voxel_problem
+
+    if not shape:
+        raise InputError(path, "the header declares no dimensions")
+    problem = voxel_problem(shape, what="the header declares")
+    if problem:
+        raise InputError(path, problem)
+    if dtype.fields is not None or not (
+        np.issubdtype(dtype, np.integer)
+        or np.issubdtype(dtype, np.floating)
+        or np.issubdtype(dtype, np.bool_)
+    ):
+        raise InputError(path, f"voxels of type {dtype} are not numbers of one channel")
+    if path.name.endswith(".nii"):
+        offset = int(getattr(image.dataobj, "offset", 0))
+        needed = offset + int(np.prod(shape)) * dtype.itemsize
+        size = path.stat().st_size
+        if size < needed:
+            raise InputError(
+                path,
+                f"truncated: the header declares {shape} voxels of {dtype} "
+                f"({needed} bytes with the header) but the file holds {size} bytes",
+            )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def compact_hu(hu: np.ndarray) -> np.ndarray:

@@ -3,8 +3,9 @@
 :func:`read_study` reads any input ctpipe takes (a DICOM series folder, file, list of
 files or scanned series; NIfTI; NRRD; MetaImage) into a :class:`~ctpipe.io.dicom_volume.
 CTVolume`: HU, the exact affine, and for DICOM the series with its headers. The workflow,
-the demo and the PACS node call it; :func:`load_ct` gives the same volume as a MONAI
-``MetaTensor`` (HU, RAS affine, the DICOM identity in ``meta``) for the CLI and training.
+the demo, the PACS node and every command call it; :func:`load_ct` gives the same volume
+as a MONAI ``MetaTensor`` (HU, RAS affine, the DICOM identity in ``meta``). It checks what
+the numbers depend on (HU, finite values, geometry, size) before returning.
 
 MONAI's own DICOM readers either need ITK or take slices in the order given and trust one
 header for spacing. :class:`CTSeriesReader` plugs :func:`read_study` into MONAI's reader
@@ -12,6 +13,9 @@ mechanism instead: series found by UID (or by shared tags when UIDs are empty), 
 sorted along the normal, gaps and tilts refused with the gap named, HU from each slice's
 rescale, and an exact RAS affine; NIfTI through nibabel (:mod:`ctpipe.io.nifti`), NRRD
 and MetaImage through SimpleITK (:mod:`ctpipe.io.image_file`).
+
+In MONAI chains (:func:`ct_loader_dict`), which read label maps too, the decoded values
+are not checked (the header and size checks still apply).
 
 Example:
     >>> from monai.transforms import LoadImaged
@@ -35,11 +39,12 @@ import numpy as np
 from monai.data import ImageReader
 from monai.utils import ensure_tuple
 
-from ctpipe.errors import InputError
+from ctpipe.errors import CTPipeError, InputError
 from ctpipe.io.dicom_volume import CTVolume, read_dicom_volume
 from ctpipe.io.discovery import DicomSeries
 from ctpipe.io.image_file import is_image_file, read_image_file
 from ctpipe.io.nifti import NIFTI_SUFFIXES
+from ctpipe.io.validate import validate_ct_array
 
 StudySource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | DicomSeries
 
@@ -67,8 +72,26 @@ def read_study(
     series_uid: str | None = None,
     modalities: Sequence[str] | None = ("CT",),
     allow_irregular: bool = False,
+    allow_non_hu: bool = False,
+    min_slice_pixels: int = 1,
+    check_values: bool = True,
 ) -> CTVolume:
-    """Read one study's volume, whatever form it comes in.
+    """Read and check one study's volume, whatever form it comes in.
+
+    Every command reads its input here, so every command refuses the same bad inputs with
+    the same one-line message naming the file:
+
+    1. *Before decoding* (the readers): a missing path; a file that is not a readable
+       DICOM, NIfTI, NRRD or MetaImage; a declared size above the voxel limit
+       (:mod:`ctpipe.io.limits`); a NIfTI holding less data than its header declares; a
+       DICOM series with invalid headers (:mod:`ctpipe.io.header_checks`: HU rescale,
+       geometry values, pixel layout) or an irregular slice grid (:mod:`ctpipe.io.geometry`).
+    2. *After decoding* (:mod:`ctpipe.io.validate`, unless ``check_values`` is False): a
+       volume that is not 3-D or is too small, a singular affine, NaN or infinite voxels,
+       values that are not CT in Hounsfield units.
+
+    Anything else a reader raises on a damaged file becomes an
+    :class:`~ctpipe.errors.InputError` naming the file, never a library traceback.
 
     Args:
         source: A DICOM folder (scanned recursively), file, list of files of one series,
@@ -76,22 +99,76 @@ def read_study(
             MetaImage file (values taken as HU).
         series_uid: Which series to read when a DICOM folder holds several.
         modalities: DICOM modalities that may be read (CT by default); None allows any.
+            The HU check applies to CT series and to NIfTI, NRRD and MetaImage volumes.
         allow_irregular: Read DICOM series with gaps, uneven spacing or a tilted gantry
             (with a warning).
+        allow_non_hu: Read values that are not CT in Hounsfield units anyway: a missing or
+            invalid DICOM rescale (with a warning), a volume without air
+            (``--allow-non-hu``).
+        min_slice_pixels: The smallest slice size (pixels along i and j) accepted.
+        check_values: Check the decoded values and affine (step 2). MONAI chains, which
+            read label maps too, turn it off.
 
     Returns:
-        The :class:`~ctpipe.io.dicom_volume.CTVolume` (``series`` holds the DICOM headers).
+        The :class:`~ctpipe.io.dicom_volume.CTVolume` (float32; ``series`` holds the DICOM
+        headers).
 
     Raises:
-        InputError: The source does not exist or cannot be read as one volume (names the
-            file and the problem).
+        InputError: The source cannot be read or its values cannot be trusted (one line
+            naming the file and the problem).
 
     Example:
-        >>> read_study("/data/CT/series1").meta["Modality"]  # doctest: +SKIP
-        'CT'
+        >>> read_study("/no/such/ct.nii.gz")
+        Traceback (most recent call last):
+        ...
+        ctpipe.errors.InputError: /no/such/ct.nii.gz: no such file or folder
     """
+    name = _source_name(source)
+    try:
+        volume = _read(source, series_uid, modalities, allow_irregular, allow_non_hu)
+    except CTPipeError:
+        raise
+    except MemoryError:
+        raise InputError(
+            name, "not enough memory to read it (is it larger than this machine can hold?)"
+        ) from None
+    except OSError as err:
+        where = err.filename if err.filename is not None else name
+        raise InputError(where, f"cannot be read: {err.strerror or err}") from None
+    except Exception as err:  # readers raise many types on damaged files
+        text = str(err).strip().splitlines()
+        detail = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+        raise InputError(name, f"cannot be read as a CT volume ({detail})") from None
+    if check_values:
+        modality = str(volume.meta.get("Modality") or "CT")
+        validate_ct_array(
+            volume.hu,
+            volume.affine_lps,
+            name,
+            allow_non_hu=allow_non_hu or modality != "CT",
+            min_slice_pixels=min_slice_pixels,
+        )
+    return volume
+
+
+def _source_name(source: StudySource) -> Path:
+    """The path an error about ``source`` names (a series' folder, the first file)."""
     if isinstance(source, DicomSeries):
-        return read_dicom_volume(source, modalities=modalities, allow_irregular=allow_irregular)
+        return source.folder
+    names = ensure_tuple(source)
+    return Path(names[0]) if names else Path(".")
+
+
+def _read(
+    source: StudySource,
+    series_uid: str | None,
+    modalities: Sequence[str] | None,
+    allow_irregular: bool,
+    allow_non_hu: bool,
+) -> CTVolume:
+    options = {"modalities": modalities, "allow_irregular": allow_irregular}
+    if isinstance(source, DicomSeries):
+        return read_dicom_volume(source, allow_non_hu=allow_non_hu, **options)
     names = [Path(name) for name in ensure_tuple(source)]
     if not names:
         raise InputError(".", "no input given")
@@ -99,16 +176,35 @@ def read_study(
         path = names[0]
         if not path.exists():
             raise InputError(path, "no such file or folder")
-        if path.is_file() and path.name.endswith(NIFTI_SUFFIXES):
+        if path.is_file() and path.name.lower().endswith(NIFTI_SUFFIXES):
             return CTVolume.from_nifti(path)
-        if is_image_file(path):
+        if path.is_file() and is_image_file(path):
             return read_image_file(path)
-    return read_dicom_volume(
+        if path.is_file():
+            _check_dicom_file(path)
+    volume = read_dicom_volume(
         names[0] if len(names) == 1 else names,
         series_uid=series_uid,
-        modalities=modalities,
-        allow_irregular=allow_irregular,
+        allow_non_hu=allow_non_hu,
+        **options,
     )
+    volume.hu = np.asarray(volume.hu, dtype=np.float32)
+    return volume
+
+
+def _check_dicom_file(path: Path) -> None:
+    """A single file that is not NIfTI or NRRD must be DICOM: say so in one line."""
+    from ctpipe.errors import NotDicomError
+    from ctpipe.io.dicom_header import read_slice_header
+
+    try:
+        read_slice_header(path)
+    except NotDicomError:
+        raise InputError(
+            path,
+            "cannot be read as a CT volume (a DICOM series or NIfTI/NRRD): not a DICOM, "
+            "NIfTI (.nii, .nii.gz), NRRD or MetaImage file",
+        ) from None
 
 
 class CTSeriesReader(ImageReader):
@@ -118,6 +214,7 @@ class CTSeriesReader(ImageReader):
         series_uid: SeriesInstanceUID to read when a folder holds several series.
         modalities: Modalities allowed (CT by default); None allows any.
         allow_irregular: Read series with gaps or a tilted gantry (with a warning).
+        allow_non_hu: Read CT series whose HU rescale is missing or invalid (warning).
 
     Example:
         >>> from monai.transforms import LoadImage
@@ -130,11 +227,13 @@ class CTSeriesReader(ImageReader):
         series_uid: str | None = None,
         modalities: Sequence[str] | None = ("CT",),
         allow_irregular: bool = False,
+        allow_non_hu: bool = False,
     ) -> None:
         super().__init__()
         self.series_uid = series_uid
         self.modalities = None if modalities is None else tuple(modalities)
         self.allow_irregular = allow_irregular
+        self.allow_non_hu = allow_non_hu
 
     def verify_suffix(
         self, filename: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]
@@ -148,12 +247,18 @@ class CTSeriesReader(ImageReader):
     def read(
         self, data: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], **kwargs: Any
     ) -> CTVolume:
-        """Read one study: a folder, a file, or the files of a single series."""
+        """Read one study: a folder, a file, or the files of a single series.
+
+        Label maps pass through the same reader, so only the headers and the declared
+        size are checked, not the values.
+        """
         return read_study(
             data,
             series_uid=kwargs.get("series_uid", self.series_uid),
             modalities=self.modalities,
             allow_irregular=self.allow_irregular,
+            allow_non_hu=self.allow_non_hu,
+            check_values=False,
         )
 
     def get_data(self, img: CTVolume) -> tuple[np.ndarray, dict]:
@@ -263,12 +368,29 @@ def _quiet_optional_readers() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def load_ct(path: str | os.PathLike[str], **kwargs: Any):
+def load_ct(
+    path: str | os.PathLike[str],
+    *,
+    series_uid: str | None = None,
+    modalities: Sequence[str] | None = ("CT",),
+    allow_irregular: bool = False,
+    allow_non_hu: bool = False,
+    min_slice_pixels: int = 1,
+    ensure_channel_first: bool = False,
+):
     """Load a CT volume (DICOM series folder/file, NIfTI, NRRD, MetaImage) as a MetaTensor.
+
+    The volume is read and checked by :func:`read_study` (the loader every command uses),
+    then wrapped with MONAI metadata.
 
     Args:
         path: What to read.
-        **kwargs: Passed to :func:`ct_loader`.
+        series_uid: SeriesInstanceUID to pick from folders holding several series.
+        modalities: Modalities allowed for DICOM (CT by default); None allows any.
+        allow_irregular: Read DICOM series with gaps or tilt (with a warning).
+        allow_non_hu: Read values that are not CT in Hounsfield units anyway.
+        min_slice_pixels: The smallest slice size accepted (pixels along i and j).
+        ensure_channel_first: Add a leading channel dimension.
 
     Returns:
         A MetaTensor indexed (i, j, k) with ``.affine`` in RAS and HU values.
@@ -280,6 +402,22 @@ def load_ct(path: str | os.PathLike[str], **kwargs: Any):
     Raises:
         InputError: ``path`` does not exist, or cannot be read as CT (names it).
     """
-    if not Path(path).exists():
-        raise InputError(path, "no such file or folder")
-    return ct_loader(**kwargs)(path)
+    import torch
+    from monai.data import MetaTensor
+
+    volume = read_study(
+        path,
+        series_uid=series_uid,
+        modalities=modalities,
+        allow_irregular=allow_irregular,
+        allow_non_hu=allow_non_hu,
+        min_slice_pixels=min_slice_pixels,
+    )
+    meta = monai_meta(volume)
+    meta.pop("affine")  # given as the MetaTensor's affine below
+    meta["filename_or_obj"] = str(path)
+    data = torch.from_numpy(np.ascontiguousarray(volume.hu, dtype=np.float32))
+    if ensure_channel_first:
+        data = data[None]
+    affine = torch.as_tensor(volume.affine_ras, dtype=torch.float64)
+    return MetaTensor(data, affine=affine, meta=meta)

@@ -6,8 +6,10 @@ series' study folder from its patient, series number and a hash of its identity
 the workflow's models once, and runs :func:`~ctpipe.workflow.runner.run_study` on each
 series with a progress bar. A failing series is recorded with its error and the others go
 on. A re-run skips every series whose folder records ``done`` under the same workflow
-settings and the same number of input files, and redoes the rest: failed ones, and
-half-finished ones (their hidden staging folders are cleared first).
+settings and the same input files (the same fingerprint: names, sizes, modification
+times and a hash of each file's header and end, :mod:`ctpipe.io.fingerprint`), and redoes
+the rest: failed ones, changed ones, and half-finished ones (their hidden staging folders
+are cleared first).
 
 After every series the batch writes ``batch.json`` (the summary and the scan's
 unreadable files), ``summary.csv`` and ``index.html`` (links to each report), atomically,
@@ -418,13 +420,23 @@ def _skipped_row(job: SeriesJob) -> dict[str, Any]:
 
 
 def _is_done(folder: Path, workflow: Workflow, job: SeriesJob) -> bool:
+    """Done before under the same settings and from the same files.
+
+    The same files: names, sizes, times and the hash of each file's header and end
+    (:mod:`ctpipe.io.fingerprint`).
+    """
+    from ctpipe.io.fingerprint import input_fingerprint
+
     record = read_record(folder)
-    return bool(
+    if not (
         record
         and record.get("status") == "done"
         and record.get("workflow_sha256") == workflow.sha256
         and record.get("input", {}).get("files") == len(job.series.slices)
-    )
+    ):
+        return False
+    recorded = record["input"].get("fingerprint")
+    return recorded == input_fingerprint(s.path for s in job.series.slices)
 
 
 def _report(job: SeriesJob) -> dict[str, str]:

@@ -14,7 +14,8 @@ Keys (all optional except ``name``):
   the image the next steps see; ``segment`` labels the current image and ``anomaly`` maps
   its VAE reconstruction error.
 * ``input``: ``series_uid`` (which series when a folder holds several),
-  ``allow_irregular`` (read series with gaps or a tilted gantry, with a warning).
+  ``allow_irregular`` (read series with gaps or a tilted gantry, with a warning),
+  ``allow_non_hu`` (read input that does not look like CT in Hounsfield units).
 * a section per step, named after it, holding that step's settings (the fields of its
   class in :mod:`ctpipe.steps`): ``weights`` (``default``: the weights ctpipe ships for
   the step; or a checkpoint path) and the step's own keys, e.g. ``denoise``: ``device``,
@@ -88,14 +89,17 @@ class InputConfig:
             (``None``: the input must hold exactly one CT series).
         allow_irregular: Read series with missing slices, uneven spacing or a tilted
             gantry anyway (with a warning).
+        allow_non_hu: Read input that does not look like CT in Hounsfield units (a
+            missing or invalid DICOM rescale, no air in the volume) instead of failing.
 
     Example:
-        >>> InputConfig().allow_irregular
-        False
+        >>> InputConfig().allow_irregular, InputConfig().allow_non_hu
+        (False, False)
     """
 
     series_uid: str | None = None
     allow_irregular: bool = False
+    allow_non_hu: bool = False
 
 
 @dataclass(frozen=True)

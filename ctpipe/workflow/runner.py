@@ -13,7 +13,8 @@ the input; an existing folder must be empty or a study folder of an earlier run 
 ``run.json`` lists every file it holds) unless ``overwrite`` is given. A failed run
 leaves an earlier result in place (only an earlier failure record is replaced).
 
-The run record (``run.json``) holds the input (path, series identity, shape, spacing),
+The run record (``run.json``) holds the input (path, series identity, shape, spacing, and
+the fingerprint of its files: :mod:`ctpipe.io.fingerprint`),
 the workflow and its hash, each step's model (file, sha256), settings, timings and
 metrics, the outputs, the library versions and the total time.
 
@@ -42,7 +43,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from ctpipe.errors import CTPipeError, OutputError
+from ctpipe.errors import CTPipeError, InputError, OutputError
 from ctpipe.io.atomic import atomic_path
 from ctpipe.io.dicom_volume import CTVolume
 from ctpipe.io.discovery import DicomSeries
@@ -84,6 +85,8 @@ class StudyResult:
         record: The run record (as written to ``run.json``).
         kept_previous: The run failed and an earlier result in ``output_dir`` was left
             as it was (the failure record was not written there).
+        bad_input: The run failed because its input or output cannot be used (an
+            :class:`~ctpipe.errors.InputError`), not while processing.
         written: Whether ``output_dir`` was written (False when the output was refused
             or an earlier result was kept).
     """
@@ -96,6 +99,7 @@ class StudyResult:
     record: dict[str, Any] = field(default_factory=dict, repr=False)
     kept_previous: bool = False
     written: bool = True
+    bad_input: bool = False
 
     @property
     def report(self) -> Path | None:
@@ -207,7 +211,9 @@ class StudyRun:
             _check_staging_name(output_dir)
         except OutputError as err:
             self.refusal = err
-            self.record.update(status="failed", error=str(err), failed_in="output")
+            self.record.update(
+                status="failed", error=str(err), failed_in="output", error_type="input"
+            )
 
     @classmethod
     def start(
@@ -310,14 +316,16 @@ class StudyRun:
             record=record,
             kept_previous=kept_previous,
             written=written,
+            bad_input=record.get("error_type") == "input",
         )
 
     def _fail(self, phase: str, err: BaseException) -> None:
         self.record["status"] = "failed"
         self.record["error"] = _one_line(err)
+        self.record["error_type"] = "input" if isinstance(err, InputError) else "processing"
         self.record["traceback"] = traceback.format_exc()
         self.record["failed_in"] = phase
-        logger.warning("%s: failed: %s", self.output_dir.name, self.record["error"])
+        logger.info("%s: failed: %s", self.output_dir.name, self.record["error"])
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -410,11 +418,14 @@ def _protected(source: InputSource, workflow_source: str | PathLike[str]) -> lis
 
 def _read(source: InputSource, workflow: Workflow) -> CTVolume:
     from ctpipe.io.reader import read_study
+    from ctpipe.io.validate import MIN_CT_SLICE_PIXELS
 
     return read_study(
         source,
         series_uid=workflow.input.series_uid,
         allow_irregular=workflow.input.allow_irregular,
+        allow_non_hu=workflow.input.allow_non_hu,
+        min_slice_pixels=MIN_CT_SLICE_PIXELS,
     )
 
 
@@ -444,13 +455,17 @@ def _record_start(workflow: Workflow, source: InputSource) -> dict[str, Any]:
 
 
 def _describe_volume(state: StudyState) -> dict[str, Any]:
+    from ctpipe.io.fingerprint import input_fingerprint
+
     volume = state.volume
     meta = volume.meta or {}
     keys = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription", "Modality")
+    files = meta.get("ctpipe_source_files", [])
     return {
         "shape": list(volume.hu.shape),
         "spacing_mm": [round(float(s), 4) for s in volume.spacing],
-        "files": len(meta.get("ctpipe_source_files", [])),
+        "files": len(files),
+        "fingerprint": input_fingerprint(files),
         **{k: str(meta[k]) for k in keys if meta.get(k) not in (None, "")},
     }
 

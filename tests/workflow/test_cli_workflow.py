@@ -25,7 +25,7 @@ def test_run_prints_report_and_record(tmp_path, phantom_series, workflow_file, c
     assert f"record: {out / 'run.json'}" in printed
 
 
-def test_run_failed_study_exits_1_with_the_error(tmp_path, workflow_file, capsys):
+def test_run_on_missing_input_exits_2_with_the_error(tmp_path, workflow_file, capsys):
     code = main(
         [
             "run",
@@ -37,8 +37,8 @@ def test_run_failed_study_exits_1_with_the_error(tmp_path, workflow_file, capsys
         ]
     )
     captured = capsys.readouterr()
-    assert code == 1
-    assert "nope: no such file or folder" in captured.err
+    assert code == 2
+    assert captured.err.strip() == f"ctpipe: error: {tmp_path / 'nope'}: no such file or folder"
 
 
 def test_bad_workflow_exits_2_in_one_line_before_work(tmp_path, phantom_series):

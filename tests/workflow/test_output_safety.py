@@ -111,7 +111,7 @@ def test_failed_run_with_overwrite_leaves_the_folder_as_it_was(
         other,
         "--overwrite",
     )
-    assert code == 1
+    assert code == 2
     assert "typo: no such file or folder" in err
     assert "left as it was" in out
     assert snapshot(other) == before
@@ -137,7 +137,7 @@ def test_failed_rerun_keeps_the_earlier_result(tmp_path, done_folder, workflow_f
     code, out, err = run_cli(
         capsys, "run", workflow_file(), "--input", tmp_path / "typo", "--output", done_folder
     )
-    assert code == 1 and "typo: no such file or folder" in err
+    assert code == 2 and "typo: no such file or folder" in err
     assert f"the earlier result in {done_folder} is left as it was" in out
     assert snapshot(done_folder) == before
     assert json.loads((done_folder / "run.json").read_text())["status"] == "done"

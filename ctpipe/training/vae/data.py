@@ -41,11 +41,18 @@ logger = logging.getLogger("ctpipe.train")
 
 
 def load_volume(
-    path: str | Path, *, series_uid: str | None = None, allow_irregular: bool = False
+    path: str | Path,
+    *,
+    series_uid: str | None = None,
+    allow_irregular: bool = False,
+    allow_non_hu: bool = False,
+    min_slice_pixels: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read a CT volume (DICOM series, NIfTI) as float32 HU ``(i, j, k)`` and its RAS affine.
 
-    Warnings of the reader (e.g. gaps read anyway) go to the ``ctpipe.train`` log.
+    It reads through :func:`ctpipe.io.reader.read_study`, so the volume is checked as every
+    command checks its input (HU, finite values, geometry, size). Warnings of the reader
+    (e.g. gaps read anyway) go to the ``ctpipe.train`` log.
 
     Raises:
         InputError: The path is missing or cannot be read as one CT volume
@@ -55,7 +62,13 @@ def load_volume(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        volume = read_study(path, series_uid=series_uid, allow_irregular=allow_irregular)
+        volume = read_study(
+            path,
+            series_uid=series_uid,
+            allow_irregular=allow_irregular,
+            allow_non_hu=allow_non_hu,
+            min_slice_pixels=min_slice_pixels,
+        )
     for warning in caught:
         logger.info("%s: %s", path, warning.message)
     hu = volume.hu
