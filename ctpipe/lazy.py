@@ -4,7 +4,7 @@ So ``import ctpipe.io`` (or ``ctpipe.inpaint``, ``ctpipe.workflow``) costs nothi
 of its names is used, and the CLI stays fast.
 
 Example:
-    >>> getattr_ = lazy_exports("pkg", {"sqrt": "math"})
+    >>> getattr_ = lazy_exports("pkg", {"math": ("sqrt",)})
     >>> getattr_("sqrt")(9.0)
     3.0
     >>> getattr_("cbrt")
@@ -16,18 +16,19 @@ Example:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["lazy_exports"]
 
 
-def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` importing each of ``exports`` (name -> module) when used."""
+def lazy_exports(package: str, exports: Mapping[str, Sequence[str]]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` importing each name of ``exports`` (module -> names) when used."""
+    where = {name: module for module, names in exports.items() for name in names}
 
     def __getattr__(name: str) -> Any:
-        if name in exports:
-            return getattr(importlib.import_module(exports[name]), name)
+        if name in where:
+            return getattr(importlib.import_module(where[name]), name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__

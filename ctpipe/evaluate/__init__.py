@@ -28,22 +28,19 @@ Example:
 from ctpipe.lazy import lazy_exports
 
 _EXPORTS = {
-    "DIFF_RANGE_HU": "ctpipe.evaluate.figure",
-    "write_comparison_figure": "ctpipe.evaluate.figure",
-    "LDCT_INPUT": "ctpipe.evaluate.pairs",
-    "SlicePair": "ctpipe.evaluate.pairs",
-    "load_slice_pairs": "ctpipe.evaluate.pairs",
-    "METRIC_COLUMNS": "ctpipe.evaluate.report",
-    "EvaluationResult": "ctpipe.evaluate.report",
-    "write_evaluation": "ctpipe.evaluate.report",
-    "BM3D": "ctpipe.evaluate.run",
-    "HuFunction": "ctpipe.evaluate.run",
-    "evaluate_denoisers": "ctpipe.evaluate.run",
-    "evaluate_ldct_baselines": "ctpipe.evaluate.run",
-    "identity": "ctpipe.evaluate.run",
-    "spread_indices": "ctpipe.evaluate.run",
+    "ctpipe.evaluate.figure": ("DIFF_RANGE_HU", "write_comparison_figure"),
+    "ctpipe.evaluate.pairs": ("LDCT_INPUT", "SlicePair", "load_slice_pairs"),
+    "ctpipe.evaluate.report": ("METRIC_COLUMNS", "EvaluationResult", "write_evaluation"),
+    "ctpipe.evaluate.run": (
+        "BM3D",
+        "HuFunction",
+        "evaluate_denoisers",
+        "evaluate_ldct_baselines",
+        "identity",
+        "spread_indices",
+    ),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

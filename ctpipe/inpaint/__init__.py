@@ -28,26 +28,21 @@ from __future__ import annotations
 from ctpipe.lazy import lazy_exports
 
 _EXPORTS = {
-    "read_mask": "ctpipe.inpaint.masks",
-    "check_mask": "ctpipe.inpaint.masks",
-    "BoxMask": "ctpipe.inpaint.mask_generators",
-    "StrokeMask": "ctpipe.inpaint.mask_generators",
-    "StreakMask": "ctpipe.inpaint.mask_generators",
-    "generate_mask": "ctpipe.inpaint.mask_generators",
-    "SearchSettings": "ctpipe.inpaint.search",
-    "latent_search": "ctpipe.inpaint.search",
-    "LatentPool": "ctpipe.inpaint.init",
-    "nearest_latents": "ctpipe.inpaint.init",
-    "inpaint_sequence": "ctpipe.inpaint.sequence",
-    "blend_plain": "ctpipe.inpaint.blend",
-    "blend_poisson": "ctpipe.inpaint.blend",
-    "InpaintResult": "ctpipe.inpaint.volume",
-    "InpaintSettings": "ctpipe.inpaint.volume",
-    "SliceStats": "ctpipe.inpaint.volume",
-    "inpaint_slice": "ctpipe.inpaint.volume",
-    "inpaint_volume": "ctpipe.inpaint.volume",
+    "ctpipe.inpaint.masks": ("read_mask", "check_mask"),
+    "ctpipe.inpaint.mask_generators": ("BoxMask", "StrokeMask", "StreakMask", "generate_mask"),
+    "ctpipe.inpaint.search": ("SearchSettings", "latent_search"),
+    "ctpipe.inpaint.init": ("LatentPool", "nearest_latents"),
+    "ctpipe.inpaint.sequence": ("inpaint_sequence",),
+    "ctpipe.inpaint.blend": ("blend_plain", "blend_poisson"),
+    "ctpipe.inpaint.volume": (
+        "InpaintResult",
+        "InpaintSettings",
+        "SliceStats",
+        "inpaint_slice",
+        "inpaint_volume",
+    ),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -13,27 +13,14 @@ from __future__ import annotations
 from ctpipe.lazy import lazy_exports
 
 _EXPORTS = {
-    "scan_dicom": "ctpipe.io.discovery",
-    "discover_series": "ctpipe.io.discovery",
-    "DicomScan": "ctpipe.io.discovery",
-    "DicomSeries": "ctpipe.io.discovery",
-    "SliceHeader": "ctpipe.io.dicom_header",
-    "read_slice_header": "ctpipe.io.dicom_header",
-    "CTVolume": "ctpipe.io.dicom_volume",
-    "read_dicom_volume": "ctpipe.io.dicom_volume",
-    "select_series": "ctpipe.io.dicom_volume",
-    "CTSeriesReader": "ctpipe.io.reader",
-    "ct_loader": "ctpipe.io.reader",
-    "ct_loader_dict": "ctpipe.io.reader",
-    "load_ct": "ctpipe.io.reader",
-    "read_study": "ctpipe.io.reader",
-    "read_nifti": "ctpipe.io.nifti",
-    "write_nifti": "ctpipe.io.nifti",
-    "find_aapm_pairs": "ctpipe.io.aapm",
-    "split_by_patient": "ctpipe.io.aapm",
-    "write_datalist": "ctpipe.io.aapm",
+    "ctpipe.io.discovery": ("scan_dicom", "discover_series", "DicomScan", "DicomSeries"),
+    "ctpipe.io.dicom_header": ("SliceHeader", "read_slice_header"),
+    "ctpipe.io.dicom_volume": ("CTVolume", "read_dicom_volume", "select_series"),
+    "ctpipe.io.reader": ("CTSeriesReader", "ct_loader", "ct_loader_dict", "load_ct", "read_study"),
+    "ctpipe.io.nifti": ("read_nifti", "write_nifti"),
+    "ctpipe.io.aapm": ("find_aapm_pairs", "split_by_patient", "write_datalist"),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -59,12 +59,9 @@ def attach_best_saver(
     lower_is_better: bool = False,
 ) -> Any:
     """Save ``save_dict`` as ``filename`` whenever ``key_metric`` reaches a new best."""
-    from ctpipe.training.savers import AtomicCheckpointSaver
-
-    saver = AtomicCheckpointSaver(
-        save_dir=str(output_dir),
-        save_dict=dict(save_dict),
-        name="ctpipe.train",
+    saver = _saver(
+        save_dict,
+        output_dir,
         save_key_metric=True,
         key_metric_name=key_metric,
         key_metric_filename=filename,
@@ -78,18 +75,24 @@ def attach_latest_saver(
     trainer: Any, save_dict: Mapping[str, Any], output_dir: Path, *, interval: int, filename: str
 ) -> None:
     """Save ``save_dict`` as ``filename`` every ``interval`` epochs and when training ends."""
-    from ctpipe.training.savers import AtomicCheckpointSaver
-
-    AtomicCheckpointSaver(
-        save_dir=str(output_dir),
-        save_dict=dict(save_dict),
-        name="ctpipe.train",
+    _saver(
+        save_dict,
+        output_dir,
         save_final=True,
         final_filename=filename,
         save_interval=interval,
         interval_filename=filename,
         n_saved=1,
     ).attach(trainer)
+
+
+def _saver(save_dict: Mapping[str, Any], output_dir: Path, **options: Any) -> Any:
+    """An atomic ``CheckpointSaver`` of ``save_dict`` into ``output_dir``."""
+    from ctpipe.training.savers import AtomicCheckpointSaver
+
+    return AtomicCheckpointSaver(
+        save_dir=str(output_dir), save_dict=dict(save_dict), name="ctpipe.train", **options
+    )
 
 
 def attach_resume(

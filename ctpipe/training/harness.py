@@ -57,6 +57,7 @@ __all__ = [
     "Supervised",
     "TrainResult",
     "adam",
+    "attach_outputs",
     "build_supervised",
     "epoch_length",
     "place_network",
@@ -335,22 +336,35 @@ def build_supervised(
     for handler in task.epoch_handlers:
         handler(trainer)
     if context.is_main:
-        attach_latest_saver(
-            trainer,
-            save_dict,
-            output_dir,
-            interval=config.train.checkpoint_interval,
-            filename=LATEST_NAME,
-        )
-        attach_progress(
-            trainer,
-            log_interval=config.train.log_interval,
-            progress=config.train.progress,
-            bar_values=task.bar_values,
-        )
+        attach_outputs(trainer, save_dict, config, bar_values=task.bar_values)
     trainer.history = history  # type: ignore[attr-defined]
     trainer.context = context  # type: ignore[attr-defined]
     return trainer, evaluator
+
+
+def attach_outputs(
+    trainer: Any,
+    save_dict: Mapping[str, Any],
+    config: Any,
+    *,
+    bar_values: Callable[[Any], dict[str, float]] | None = None,
+    log_values: Callable[[Any], Any] | None = None,
+) -> None:
+    """``checkpoint_latest.pt`` every ``train.checkpoint_interval`` epochs, log lines, bar.
+
+    Attached on rank 0 only (:func:`~ctpipe.training.handlers.attach_latest_saver`,
+    :func:`~ctpipe.training.handlers.attach_progress`).
+    """
+    interval = config.train.checkpoint_interval
+    output_dir = Path(config.output_dir)
+    attach_latest_saver(trainer, save_dict, output_dir, interval=interval, filename=LATEST_NAME)
+    attach_progress(
+        trainer,
+        log_interval=config.train.log_interval,
+        progress=config.train.progress,
+        bar_values=bar_values,
+        log_values=log_values,
+    )
 
 
 def write_config(config: Any, output_dir: Path) -> None:

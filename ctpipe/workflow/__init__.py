@@ -23,15 +23,11 @@ from __future__ import annotations
 from ctpipe.lazy import lazy_exports
 
 _EXPORTS = {
-    "BatchResult": "ctpipe.workflow.batch",
-    "run_batch": "ctpipe.workflow.batch",
-    "Workflow": "ctpipe.workflow.config",
-    "WorkflowError": "ctpipe.workflow.config",
-    "load_workflow": "ctpipe.workflow.config",
-    "StudyResult": "ctpipe.workflow.runner",
-    "run_study": "ctpipe.workflow.runner",
+    "ctpipe.workflow.batch": ("BatchResult", "run_batch"),
+    "ctpipe.workflow.config": ("Workflow", "WorkflowError", "load_workflow"),
+    "ctpipe.workflow.runner": ("StudyResult", "run_study"),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -40,17 +40,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctpipe.errors import InputError
+from ctpipe.training import harness
 from ctpipe.training.handlers import check_resume_progress
-from ctpipe.training.harness import (
-    BEST_NAME,
-    CONFIG_NAME,
-    LATEST_NAME,
-    Supervised,
-    TrainResult,
-    build_supervised,
-    place_network,
-    run_training,
-)
 
 if TYPE_CHECKING:
     import torch
@@ -60,15 +51,7 @@ if TYPE_CHECKING:
     from ctpipe.training.denoise.config import DenoiseTrainConfig
     from ctpipe.training.distributed import DistributedContext
 
-__all__ = [
-    "BEST_NAME",
-    "CONFIG_NAME",
-    "KEY_METRIC",
-    "LATEST_NAME",
-    "TrainResult",
-    "build_denoise_trainer",
-    "train_denoiser",
-]
+__all__ = ["KEY_METRIC", "build_denoise_trainer", "train_denoiser"]
 
 #: The validation metric that picks the best checkpoint by default (``train.key_metric``).
 KEY_METRIC = "psnr"
@@ -113,7 +96,7 @@ def build_denoise_trainer(
     context = context if context is not None else setup_distributed(config.train.device)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    network, model = place_network(
+    network, model = harness.place_network(
         functools.partial(_build_network, config),
         config.train.seed,
         context,
@@ -128,7 +111,7 @@ def build_denoise_trainer(
         train_loader, val_loader = build_loaders(
             config, split, rank=context.rank, world_size=context.world_size
         )
-    task = Supervised(
+    task = harness.Supervised(
         network=network,
         model=model,
         loss=torch.nn.MSELoss() if config.train.loss == "mse" else torch.nn.L1Loss(),
@@ -146,12 +129,12 @@ def build_denoise_trainer(
         baseline=_input_metrics,
         check_resume=functools.partial(_check_resume, network=network, config=config),
     )
-    trainer, evaluator = build_supervised(config, task, context)
+    trainer, evaluator = harness.build_supervised(config, task, context)
     trainer.denoiser = network  # type: ignore[attr-defined]
     return trainer, evaluator
 
 
-def train_denoiser(config: DenoiseTrainConfig) -> TrainResult:
+def train_denoiser(config: DenoiseTrainConfig) -> harness.TrainResult:
     """Train a denoiser as configured; the entry point of ``ctpipe train denoise``.
 
     Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) every process calls this; they join
@@ -169,7 +152,7 @@ def train_denoiser(config: DenoiseTrainConfig) -> TrainResult:
         InputError: On unusable data or resume checkpoint.
         FloatingPointError: If the loss becomes NaN or infinite.
     """
-    return run_training(
+    return harness.run_training(
         config,
         lambda config, context: build_denoise_trainer(config, context=context),
         what=config.model.name,

@@ -47,12 +47,10 @@ from ctpipe.errors import InputError
 from ctpipe.provenance import versions
 from ctpipe.training.common import check_finite_loss, seed_everything
 from ctpipe.training.handlers import (
-    attach_latest_saver,
-    attach_progress,
     attach_resume,
     check_resume_progress,
 )
-from ctpipe.training.harness import CONFIG_NAME, LATEST_NAME, adam, write_config
+from ctpipe.training.harness import CONFIG_NAME, LATEST_NAME, adam, attach_outputs, write_config
 
 if TYPE_CHECKING:
     import numpy as np
@@ -322,17 +320,10 @@ def build_gan_trainer(
     trainer.add_event_handler(
         Events.EPOCH_COMPLETED, lambda e: _write_samples(e, generator, latents, output_dir)
     )
-    attach_latest_saver(
+    attach_outputs(
         trainer,
         save_dict,
-        output_dir,
-        interval=config.train.checkpoint_interval,
-        filename=LATEST_NAME,
-    )
-    attach_progress(
-        trainer,
-        log_interval=config.train.log_interval,
-        progress=config.train.progress,
+        config,
         bar_values=lambda out: {"g": out["g_loss"], "d": out["d_loss"]},
         log_values=lambda out: {"g_loss": out["g_loss"], "d_loss": out["d_loss"]},
     )

@@ -39,14 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctpipe.errors import InputError
+from ctpipe.training import harness
 from ctpipe.training.handlers import check_resume_progress
-from ctpipe.training.harness import (
-    Supervised,
-    TrainResult,
-    build_supervised,
-    place_network,
-    run_training,
-)
 
 if TYPE_CHECKING:
     import torch
@@ -55,12 +49,7 @@ if TYPE_CHECKING:
     from ctpipe.training.distributed import DistributedContext
     from ctpipe.training.segment.config import SegmentTrainConfig
 
-__all__ = [
-    "KEY_METRIC",
-    "build_segment_trainer",
-    "inference_settings",
-    "train_segmenter",
-]
+__all__ = ["KEY_METRIC", "build_segment_trainer", "inference_settings", "train_segmenter"]
 
 #: The validation metric that picks the best checkpoint (mean Dice over the classes).
 KEY_METRIC = "mean_dice"
@@ -124,7 +113,7 @@ def build_segment_trainer(
     from ctpipe.training.segment.data import build_segment_loaders, split_cases
 
     context = context if context is not None else setup_distributed(config.train.device)
-    network, model = place_network(
+    network, model = harness.place_network(
         lambda: tag_segmenter(build_segmenter(config.model), config.model),
         config.train.seed,
         context,
@@ -136,7 +125,7 @@ def build_segment_trainer(
         train_loader, val_loader = build_segment_loaders(
             config, split, rank=context.rank, world_size=context.world_size
         )
-    task = Supervised(
+    task = harness.Supervised(
         network=network,
         model=model,
         loss=_build_loss(config),
@@ -156,12 +145,12 @@ def build_segment_trainer(
         curve_metrics=((KEY_METRIC, "mean Dice"),),
         check_resume=functools.partial(_check_resume, config=config),
     )
-    trainer, evaluator = build_supervised(config, task, context)
+    trainer, evaluator = harness.build_supervised(config, task, context)
     trainer.segmenter = network  # type: ignore[attr-defined]
     return trainer, evaluator
 
 
-def train_segmenter(config: SegmentTrainConfig) -> TrainResult:
+def train_segmenter(config: SegmentTrainConfig) -> harness.TrainResult:
     """Train a segmenter as configured; the entry point of ``ctpipe train segment``.
 
     Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) every process calls this; they train
@@ -180,7 +169,7 @@ def train_segmenter(config: SegmentTrainConfig) -> TrainResult:
         FloatingPointError: If the loss becomes NaN or infinite.
     """
     model = config.model
-    return run_training(
+    return harness.run_training(
         config,
         lambda config, context: build_segment_trainer(config, context=context),
         what=f"{model.architecture} {model.spatial_dims}-D segmenter "

@@ -47,16 +47,8 @@ import numpy as np
 
 from ctpipe.elbo import kl_warmup_beta
 from ctpipe.errors import InputError
+from ctpipe.training import harness
 from ctpipe.training.handlers import check_resume_progress
-from ctpipe.training.harness import (
-    BEST_NAME,
-    LATEST_NAME,
-    Supervised,
-    TrainResult,
-    build_supervised,
-    place_network,
-    run_training,
-)
 
 if TYPE_CHECKING:
     import torch
@@ -68,13 +60,10 @@ if TYPE_CHECKING:
     from ctpipe.training.vae.config import VAETrainConfig
 
 __all__ = [
-    "BEST_NAME",
     "IMAGES_DIR",
     "KEY_METRIC",
-    "LATEST_NAME",
     "EpochImages",
     "KLWarmup",
-    "TrainResult",
     "build_vae_trainer",
     "train_vae",
 ]
@@ -229,7 +218,9 @@ def build_vae_trainer(
     if context.distributed:
         context.close()
         raise InputError(config.output_dir, "VAE training runs in one process; not under torchrun")
-    network, model = place_network(lambda: VAE(**config.model_kwargs()), config.train.seed, context)
+    network, model = harness.place_network(
+        lambda: VAE(**config.model_kwargs()), config.train.seed, context
+    )
     description: dict[str, Any] = {"train": "given loaders"}
     if train_loader is None:
         train_loader, val_loader, description = build_vae_loaders(config)
@@ -254,7 +245,7 @@ def build_vae_trainer(
         )
         images[0].attach(trainer)
 
-    task = Supervised(
+    task = harness.Supervised(
         network=network,
         model=model,
         loss=loss,
@@ -279,13 +270,13 @@ def build_vae_trainer(
         epoch_handlers=(attach_images,) if config.train.image_interval > 0 else (),
         bar_values=lambda o: {"loss": o["loss"].item(), "kl": o.get("kl", math.nan)},
     )
-    trainer, evaluator = build_supervised(config, task, context)
+    trainer, evaluator = harness.build_supervised(config, task, context)
     trainer.vae = network  # type: ignore[attr-defined]
     trainer.images = images[0] if images else None  # type: ignore[attr-defined]
     return trainer, evaluator
 
 
-def train_vae(config: VAETrainConfig) -> TrainResult:
+def train_vae(config: VAETrainConfig) -> harness.TrainResult:
     """Train a VAE as configured; the entry point of ``ctpipe train vae``.
 
     Returns:
@@ -297,7 +288,7 @@ def train_vae(config: VAETrainConfig) -> TrainResult:
         InputError: Unusable data or resume checkpoint.
         FloatingPointError: If the loss becomes NaN or infinite.
     """
-    return run_training(
+    return harness.run_training(
         config,
         lambda config, context: build_vae_trainer(config, context=context),
         what=f"a VAE ({config.model.latent_dim}-D latent)",
