@@ -37,7 +37,7 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
 table { border-collapse: collapse; margin: 0.5em 0; }
 td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
-.done { color: #176317; } .failed { color: #a31515; } .skipped { color: #666; }
+.done { color: #176317; } .failed { color: #a31515; } .skipped, .not_selected { color: #666; }
 figure { display: inline-block; margin: 0.4em; } figure img { max-width: 46vw; }
 figcaption { font-size: 0.85em; color: #555; }
 pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
@@ -97,7 +97,8 @@ def write_batch_index(
 
     Args:
         rows: Dicts with ``name``, ``status``, ``seconds``, ``error`` and optionally
-            ``report`` (a path relative to the index page) and ``input``.
+            ``report`` (a path relative to the index page), ``input``, ``description``
+            and ``reason`` (why a series was left out, or how it was chosen).
         path: The HTML file.
         title: Page heading.
 
@@ -108,7 +109,10 @@ def write_batch_index(
         True
     """
     counts = Counter(str(row.get("status")) for row in rows)
-    header = "<tr><th>series</th><th>status</th><th>seconds</th><th>input</th><th>error</th></tr>"
+    header = (
+        "<tr><th>series</th><th>status</th><th>seconds</th><th>input</th>"
+        "<th>description</th><th>reason</th><th>error</th></tr>"
+    )
     body = []
     for row in rows:
         name = escape(str(row.get("name", "")))
@@ -119,6 +123,8 @@ def write_batch_index(
             f'<tr><td>{name}</td><td class="{status}">{status}</td>'
             f"<td>{escape(_number(row.get('seconds')))}</td>"
             f"<td>{escape(str(row.get('input', '')))}</td>"
+            f"<td>{escape(str(row.get('description') or ''))}</td>"
+            f"<td>{escape(str(row.get('reason') or ''))}</td>"
             f"<td>{escape(str(row.get('error') or ''))}</td></tr>"
         )
     summary = ", ".join(f"{n} {escape(s)}" for s, n in sorted(counts.items()))

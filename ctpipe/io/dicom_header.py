@@ -59,6 +59,8 @@ class SliceHeader:
     bits_allocated: int = 16
     pixel_representation: int = 0
     samples_per_pixel: int = 1
+    sop_class_uid: str = ""
+    body_part_examined: str = ""
 
     @property
     def is_native_single_frame(self) -> bool:
@@ -187,6 +189,10 @@ def _header_from_dataset(path: Path, ds: pydicom.Dataset) -> SliceHeader:
         bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
         pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
         samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
+        sop_class_uid=str(
+            ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID", "") or ""
+        ),
+        body_part_examined=str(ds.get("BodyPartExamined", "") or ""),
     )
 
 

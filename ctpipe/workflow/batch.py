@@ -1,6 +1,9 @@
 """Run a workflow on every DICOM series under a folder tree: isolated, resumable, recorded.
 
-:func:`run_batch` scans the tree (:func:`ctpipe.io.discovery.scan_dicom`), names each
+:func:`run_batch` scans the tree (:func:`ctpipe.io.discovery.scan_dicom`), applies the
+workflow's series selection rules (``select``, :class:`~ctpipe.io.series_selection.
+SeriesSelection`: localizers, dose reports, other reconstructions and phases are left out
+and recorded as ``not_selected`` with the reason), names each
 series' study folder from its patient, series number and a hash of its identity
 (:func:`study_name`: stable across runs, safe as a file name whatever the tags hold), loads
 the workflow's models once, and runs :func:`~ctpipe.workflow.runner.run_study` on each
@@ -33,7 +36,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ from ctpipe.errors import InputError
 from ctpipe.io.atomic import atomic_path
 from ctpipe.io.discovery import DicomSeries, scan_dicom
 from ctpipe.io.output_folder import check_output_folder
+from ctpipe.io.series_selection import SeriesChoice, SeriesSelection
 from ctpipe.workflow.config import Workflow
 from ctpipe.workflow.runner import StudyResult, StudyRun, read_record
 from ctpipe.workflow.steps import Models
@@ -61,15 +65,36 @@ __all__ = [
 logger = logging.getLogger("ctpipe.workflow")
 
 SUMMARY_JSON, SUMMARY_CSV, INDEX_HTML = "batch.json", "summary.csv", "index.html"
-CSV_COLUMNS = ("name", "status", "seconds", "input", "series_uid", "report", "error")
+CSV_COLUMNS = (
+    "name",
+    "status",
+    "seconds",
+    "input",
+    "series_uid",
+    "description",
+    "reason",
+    "report",
+    "error",
+)
+#: Status of a series the workflow's selection rules leave out.
+NOT_SELECTED = "not_selected"
 
 
 @dataclass(frozen=True)
 class SeriesJob:
-    """One series to run: its study folder name and the scanned series."""
+    """One series of a batch: its study folder name, the scanned series, and the decision.
+
+    Args:
+        name: The study folder's name.
+        series: The scanned series.
+        selected: Whether the workflow's selection rules take it.
+        reason: Why it was left out, or how it was chosen among its study's series.
+    """
 
     name: str
     series: DicomSeries
+    selected: bool = True
+    reason: str = ""
 
     @property
     def input(self) -> str:
@@ -93,7 +118,7 @@ class BatchResult:
 
     @property
     def counts(self) -> dict[str, int]:
-        """Rows per status (``done``, ``skipped``, ``failed``)."""
+        """Rows per status (``done``, ``skipped``: done before, ``not_selected``, ``failed``)."""
         return status_counts(self.rows)
 
     @property
@@ -175,8 +200,15 @@ def check_batch_folders(
     )
 
 
-def find_jobs(tree: str | PathLike[str]) -> tuple[list[SeriesJob], list[tuple[Path, str]]]:
+def find_jobs(
+    tree: str | PathLike[str], selection: SeriesSelection | None = None
+) -> tuple[list[SeriesJob], list[tuple[Path, str]]]:
     """Every series under ``tree`` as a job, and the files that could not be read.
+
+    Args:
+        tree: The folder to scan.
+        selection: Rules that decide which series are run (``None``: all of them); the
+            jobs of the others carry ``selected=False`` and the reason.
 
     Raises:
         InputError: ``tree`` does not exist or holds no DICOM series.
@@ -187,15 +219,22 @@ def find_jobs(tree: str | PathLike[str]) -> tuple[list[SeriesJob], list[tuple[Pa
     scan = scan_dicom(root, progress=False)
     if not scan.series and not scan.unreadable:
         raise InputError(root, "no DICOM series found under this folder")
-    jobs = [SeriesJob(study_name(series), series) for series in scan.series]
+    choices = _decide(scan.series, selection)
+    jobs = [SeriesJob(study_name(c.series), c.series, c.selected, c.reason) for c in choices]
     names = [job.name for job in jobs]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:  # the same hash prefix twice: make the names unique by position
         jobs = [
-            SeriesJob(f"{job.name}_{i}", job.series) if job.name in duplicates else job
+            replace(job, name=f"{job.name}_{i}") if job.name in duplicates else job
             for i, job in enumerate(jobs)
         ]
     return jobs, list(scan.unreadable)
+
+
+def _decide(series: list[DicomSeries], selection: SeriesSelection | None) -> list[SeriesChoice]:
+    if selection is None:
+        return [SeriesChoice(s, True) for s in series]
+    return selection.decide(series)
 
 
 def process_job(
@@ -214,6 +253,8 @@ def process_job(
     process (:func:`worker_models`) and reuses them for the next series.
     """
     folder = Path(output_dir) / job.name
+    if not job.selected:
+        return _not_selected_row(job)
     if resume and _is_done(folder, workflow, job):
         return _skipped_row(job)
     run = StudyRun.start(
@@ -285,21 +326,25 @@ def run_batch(
     started = time.perf_counter()
     check_batch_folders(tree, output_dir, overwrite=overwrite, workflow_source=workflow_source)
     output = Path(output_dir)
-    jobs, unreadable = find_jobs(tree)
+    jobs, unreadable = find_jobs(tree, workflow.select)
     output.mkdir(parents=True, exist_ok=True)
     _clear_staging(output)
     rows = [_unreadable_row(path, why) for path, why in unreadable]
     todo = []
     for job in jobs:
-        if resume and _is_done(output / job.name, workflow, job):
+        if not job.selected:
+            rows.append(_not_selected_row(job))
+        elif resume and _is_done(output / job.name, workflow, job):
             rows.append(_skipped_row(job))
         else:
             todo.append(job)
+    selected = sum(job.selected for job in jobs)
     logger.info(
-        "%d series (%d to run, %d done before), %d unreadable files",
+        "%d series (%d not selected, %d to run, %d done before), %d unreadable files",
         len(jobs),
+        len(jobs) - selected,
         len(todo),
-        len(jobs) - len(todo),
+        selected - len(todo),
         len(unreadable),
     )
     bar = _progress(len(todo), progress)
@@ -410,11 +455,17 @@ def _job_row(job: SeriesJob) -> dict[str, Any]:
         "name": job.name,
         "input": job.input,
         "series_uid": job.series.first.series_instance_uid,
+        "description": job.series.first.series_description,
+        "reason": job.reason,
     }
 
 
 def _skipped_row(job: SeriesJob) -> dict[str, Any]:
     return {**_job_row(job), "status": "skipped", "seconds": 0.0, "error": None, **_report(job)}
+
+
+def _not_selected_row(job: SeriesJob) -> dict[str, Any]:
+    return {**_job_row(job), "status": NOT_SELECTED, "seconds": 0.0, "error": None}
 
 
 def _is_done(folder: Path, workflow: Workflow, job: SeriesJob) -> bool:
@@ -436,6 +487,8 @@ def _unreadable_row(path: Path, why: str) -> dict[str, Any]:
         "name": f"unreadable file {path.name}",
         "input": str(path),
         "series_uid": "",
+        "description": "",
+        "reason": "",
         "status": "failed",
         "seconds": 0.0,
         "error": f"{path}: {why}",

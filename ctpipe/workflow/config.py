@@ -15,6 +15,11 @@ Keys (all optional except ``name``):
   its VAE reconstruction error.
 * ``input``: ``series_uid`` (which series when a folder holds several),
   ``allow_irregular`` (read series with gaps or a tilted gantry, with a warning).
+* ``select``: which series of a study the workflow takes
+  (:class:`~ctpipe.io.series_selection.SeriesSelection`: modality, SOP class, ImageType,
+  slice thickness, slice count, kernel / description / body-part patterns, one series per
+  study by a tie-break). A batch records every series it leaves out and why; ``ctpipe run``
+  on a folder of several series runs the one the rules pick.
 * a section per step, named after it, holding that step's settings (the fields of its
   class in :mod:`ctpipe.steps`): ``weights`` (``default``: the weights ctpipe ships for
   the step; or a checkpoint path) and the step's own keys, e.g. ``denoise``: ``device``,
@@ -55,6 +60,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ctpipe.errors import InputError
+from ctpipe.io.series_selection import SeriesSelection
 from ctpipe.schema import dataclass_to_dict, did_you_mean, parse_dataclass, read_yaml
 from ctpipe.steps import STEPS, Step
 
@@ -149,6 +155,7 @@ class Workflow:
         steps: Step names in the order they run, each at most once.
         description: Free text shown in reports.
         input: How inputs are read.
+        select: Which series of a study the workflow takes.
         export: What is written.
         step_settings: Settings of the steps (instances of their classes), any order.
         **settings: Settings of single steps by name, e.g. ``denoise=DenoiseStep(...)``;
@@ -167,6 +174,7 @@ class Workflow:
     steps: tuple[str, ...]
     description: str
     input: InputConfig
+    select: SeriesSelection
     export: ExportConfig
     step_settings: tuple[Step, ...]
 
@@ -176,6 +184,7 @@ class Workflow:
         steps: tuple[str, ...] = DEFAULT_STEPS,
         description: str = "",
         input: InputConfig | None = None,
+        select: SeriesSelection | None = None,
         export: ExportConfig | None = None,
         step_settings: tuple[Step, ...] = (),
         **settings: Step,
@@ -195,6 +204,7 @@ class Workflow:
         put(self, "steps", tuple(steps))
         put(self, "description", description)
         put(self, "input", input if input is not None else InputConfig())
+        put(self, "select", select if select is not None else SeriesSelection())
         put(self, "export", export if export is not None else ExportConfig())
         put(self, "step_settings", tuple(given.get(key) or cls() for key, cls in STEPS.items()))
         self._check()
@@ -263,6 +273,7 @@ class Workflow:
             "steps": list(self.steps),
             "description": self.description,
             "input": dataclass_to_dict(self.input),
+            "select": dataclass_to_dict(self.select),
             **{type(step).name: dataclass_to_dict(step) for step in self.step_settings},
             "export": dataclass_to_dict(self.export),
         }
@@ -271,12 +282,20 @@ class Workflow:
     def sha256(self) -> str:
         """Hash of the settings; a study done under other settings is redone on resume.
 
+        The description and the series selection rules are left out: they change no
+        study's result.
+
         Example:
             >>> Workflow(name="x").sha256 == Workflow(name="x", description="y").sha256
+            True
+            >>> Workflow(name="x").sha256 == Workflow(
+            ...     name="x", select=SeriesSelection(per_study="one")
+            ... ).sha256
             True
         """
         settings = self.to_dict()
         settings.pop("description")
+        settings.pop("select")
         text = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -291,6 +310,7 @@ def _schema() -> type:
             ("steps", tuple[Literal[names], ...], field(default=DEFAULT_STEPS)),
             ("description", str, field(default="")),
             ("input", InputConfig, field(default_factory=InputConfig)),
+            ("select", SeriesSelection, field(default_factory=SeriesSelection)),
             *[(name, step, field(default_factory=step)) for name, step in STEPS.items()],
             ("export", ExportConfig, field(default_factory=ExportConfig)),
         ],

@@ -236,9 +236,10 @@ class StudyRun:
         if self.failed:
             return self
         with self._phase("read"):
-            self.state = StudyState(
-                volume if volume is not None else _read(self.source, self.workflow)
-            )
+            if volume is None:
+                self.source = self._pick_series()
+                volume = _read(self.source, self.workflow)
+            self.state = StudyState(volume)
             self.record["input"].update(_describe_volume(self.state))
         return self
 
@@ -318,6 +319,27 @@ class StudyRun:
         self.record["traceback"] = traceback.format_exc()
         self.record["failed_in"] = phase
         logger.warning("%s: failed: %s", self.output_dir.name, self.record["error"])
+
+    def _pick_series(self) -> InputSource:
+        """A folder of several series: the one the workflow's ``select`` rules pick."""
+        source = self.source
+        if isinstance(source, DicomSeries) or self.workflow.input.series_uid is not None:
+            return source
+        if not Path(source).is_dir():
+            return source
+        from ctpipe.io.discovery import scan_dicom
+        from ctpipe.io.series_selection import pick_series
+
+        scan = scan_dicom(source)
+        if len(scan.series) == 1:
+            return scan.series[0]
+        chosen, choices = pick_series(scan.series, self.workflow.select, folder=source)
+        self.record["input"]["selection"] = [
+            {"series_uid": c.series.key, "selected": c.selected, "reason": c.reason}
+            for c in choices
+        ]
+        self.record["input"]["series_key"] = str(chosen.key)
+        return chosen
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
