@@ -13,7 +13,9 @@ not be, hold or lie inside the input, and an existing folder must be empty or on
 wrote (a study folder with its ``run.json``, a batch folder with its ``batch.json``)
 unless ``--overwrite`` is given. A failed run leaves an earlier result as it was.
 Exit status: 0 when everything is done, 1 when a study failed (its error is recorded and
-printed), 2 when the workflow, the input or the output is unusable.
+printed), 2 when the workflow, the input or the output is unusable. A study the ``guard``
+step finds out of distribution is not a failure: its warning is printed, recorded and
+shown in the report and the batch summary.
 
 Example:
     >>> from ctpipe.cli.common import parse_args
@@ -104,6 +106,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """Handler of ``ctpipe run``."""
     from ctpipe.workflow import load_workflow, run_study
+    from ctpipe.workflow.runner import FINISHED
 
     _logging(args.verbose)
     path = resolve_workflow(args.workflow)
@@ -112,6 +115,8 @@ def run_command(args: argparse.Namespace) -> int:
         workflow, args.input, args.output, workflow_source=path, overwrite=args.overwrite
     )
     print(f"{result.status}: {result.name} in {result.seconds:.1f} s")
+    for warning in result.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
     if result.kept_previous:
@@ -120,7 +125,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"report: {result.report}")
     if result.written:
         print(f"record: {result.output_dir / 'run.json'}")
-    return EXIT_OK if result.status == "done" else EXIT_PROBLEMS
+    return EXIT_OK if result.status in FINISHED else EXIT_PROBLEMS
 
 
 def run_batch_command(args: argparse.Namespace) -> int:
@@ -160,6 +165,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
     for row in result.rows:
         if row["status"] == "failed":
             print(f"failed: {row['name']}: {row['error']}", file=sys.stderr)
+    for row in result.flagged:
+        print(f"WARNING: {row['name']}: {row['warning']}", file=sys.stderr)
     print(f"summary: {Path(args.output) / 'summary.csv'}")
     print(f"index: {Path(args.output) / 'index.html'}")
     return result.exit_code

@@ -47,7 +47,7 @@ from ctpipe.io.discovery import DicomSeries, scan_dicom
 from ctpipe.io.output_folder import check_output_folder
 from ctpipe.io.series_selection import SeriesChoice, SeriesSelection
 from ctpipe.workflow.config import Workflow
-from ctpipe.workflow.runner import StudyResult, StudyRun, read_record
+from ctpipe.workflow.runner import FINISHED, StudyResult, StudyRun, read_record
 from ctpipe.workflow.steps import Models
 
 __all__ = [
@@ -73,6 +73,9 @@ CSV_COLUMNS = (
     "series_uid",
     "description",
     "reason",
+    "guard",
+    "guard_score",
+    "warning",
     "report",
     "error",
 )
@@ -118,8 +121,13 @@ class BatchResult:
 
     @property
     def counts(self) -> dict[str, int]:
-        """Rows per status (``done``, ``skipped``: done before, ``not_selected``, ``failed``)."""
+        """Rows per status: done, out_of_distribution, skipped, not_selected, failed."""
         return status_counts(self.rows)
+
+    @property
+    def flagged(self) -> list[dict[str, Any]]:
+        """Rows of the series the guard found out of distribution."""
+        return [row for row in self.rows if str(row.get("guard", "")).startswith("flagged")]
 
     @property
     def exit_code(self) -> int:
@@ -256,7 +264,7 @@ def process_job(
     if not job.selected:
         return _not_selected_row(job)
     if resume and _is_done(folder, workflow, job):
-        return _skipped_row(job)
+        return _skipped_row(job, folder)
     run = StudyRun.start(
         workflow, job.series, folder, workflow_source=workflow_source, overwrite=overwrite
     )
@@ -335,7 +343,7 @@ def run_batch(
         if not job.selected:
             rows.append(_not_selected_row(job))
         elif resume and _is_done(output / job.name, workflow, job):
-            rows.append(_skipped_row(job))
+            rows.append(_skipped_row(job, output / job.name))
         else:
             todo.append(job)
     selected = sum(job.selected for job in jobs)
@@ -446,7 +454,24 @@ def _row(job: SeriesJob, result: StudyResult) -> dict[str, Any]:
         "status": result.status,
         "seconds": round(result.seconds, 2),
         "error": result.error,
+        **_guard_columns(result.record),
         **(_report(job) if result.report is not None else {}),
+    }
+
+
+def _guard_columns(record: dict[str, Any] | None) -> dict[str, Any]:
+    """The guard's verdict and the run's warnings, for the summaries."""
+    guard = (record or {}).get("guard")
+    warnings = (record or {}).get("warnings") or []
+    if not guard:
+        return {"guard": "", "guard_score": "", "warning": " | ".join(warnings)}
+    verdict = "flagged" if guard["flagged"] else "ok"
+    if guard["flagged"] and guard.get("action") == "skip":
+        verdict = "flagged, not run"
+    return {
+        "guard": verdict,
+        "guard_score": guard["study_score"],
+        "warning": " | ".join(warnings),
     }
 
 
@@ -460,8 +485,16 @@ def _job_row(job: SeriesJob) -> dict[str, Any]:
     }
 
 
-def _skipped_row(job: SeriesJob) -> dict[str, Any]:
-    return {**_job_row(job), "status": "skipped", "seconds": 0.0, "error": None, **_report(job)}
+def _skipped_row(job: SeriesJob, folder: Path | None = None) -> dict[str, Any]:
+    record = read_record(folder) if folder is not None else None
+    return {
+        **_job_row(job),
+        "status": "skipped",
+        "seconds": 0.0,
+        "error": None,
+        **_guard_columns(record),
+        **_report(job),
+    }
 
 
 def _not_selected_row(job: SeriesJob) -> dict[str, Any]:
@@ -472,7 +505,7 @@ def _is_done(folder: Path, workflow: Workflow, job: SeriesJob) -> bool:
     record = read_record(folder)
     return bool(
         record
-        and record.get("status") == "done"
+        and record.get("status") in FINISHED
         and record.get("workflow_sha256") == workflow.sha256
         and record.get("input", {}).get("files") == len(job.series.slices)
     )
@@ -522,6 +555,7 @@ def _write_summary(
         "input": str(tree),
         "seconds": round(seconds, 2),
         "counts": counts,
+        "guard_flagged": sum(str(r.get("guard", "")).startswith("flagged") for r in rows),
         "series": rows,
     }
     with atomic_path(output / SUMMARY_JSON) as tmp:

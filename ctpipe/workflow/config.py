@@ -9,10 +9,12 @@ exists, so a batch never starts on a workflow it cannot finish.
 Keys (all optional except ``name``):
 
 * ``name``, ``description``.
-* ``steps``: the steps in order, from those of :data:`ctpipe.steps.STEPS` (``denoise``,
-  ``segment``, ``anomaly``, ``inpaint``). Image steps (``denoise``, ``inpaint``) replace
-  the image the next steps see; ``segment`` labels the current image and ``anomaly`` maps
-  its VAE reconstruction error.
+* ``steps``: the steps in order, from those of :data:`ctpipe.steps.STEPS` (``guard``,
+  ``denoise``, ``segment``, ``anomaly``, ``inpaint``). ``guard`` (first when present)
+  scores how far the input is from the CT the models were trained on and warns, or skips
+  the study, when it is out of distribution. Image steps (``denoise``, ``inpaint``)
+  replace the image the next steps see; ``segment`` labels the current image and
+  ``anomaly`` maps its VAE reconstruction error.
 * ``input``: ``series_uid`` (which series when a folder holds several),
   ``allow_irregular`` (read series with gaps or a tilted gantry, with a warning).
 * ``select``: which series of a study the workflow takes
@@ -23,9 +25,11 @@ Keys (all optional except ``name``):
 * a section per step, named after it, holding that step's settings (the fields of its
   class in :mod:`ctpipe.steps`): ``weights`` (``default``: the weights ctpipe ships for
   the step; or a checkpoint path) and the step's own keys, e.g. ``denoise``: ``device``,
-  ``batch_size``, ``amp``; ``segment``: ``bundle`` (a local MONAI bundle folder instead of
-  ``weights``, relative to the workflow file like ``weights``; ``bundle_model`` picks
-  ``model.pt`` or ``model.ts``), ``device``, ``sw_device``, ``amp``, ``roi_size``,
+  ``batch_size``, ``amp``; ``guard``: ``device``, ``action`` (``warn`` or ``skip``),
+  ``threshold`` (``null``: the calibrated one), ``max_slices``, ``batch_size``;
+  ``segment``: ``bundle`` (a local MONAI bundle folder instead of ``weights``, relative
+  to the workflow file like ``weights``; ``bundle_model`` picks ``model.pt`` or
+  ``model.ts``), ``device``, ``sw_device``, ``amp``, ``roi_size``,
   ``overlap``, ``blend``, ``sw_batch_size`` (a bundle keeps its own window settings);
   ``anomaly``: ``device``, ``samples``,
   ``seed``, ``smooth_mm``, ``batch_size``; ``inpaint``: ``device``, the mask source
@@ -44,8 +48,8 @@ Example:
     >>> Workflow.from_dict({"name": "demo", "steps": ["denoise", "segmnet"]})
     Traceback (most recent call last):
     ...
-    ctpipe.workflow.config.WorkflowError: <workflow>: steps[1] must be one of denoise, \
-segment, anomaly, inpaint, got str 'segmnet'; did you mean 'segment'?
+    ctpipe.workflow.config.WorkflowError: <workflow>: steps[1] must be one of guard, \
+denoise, segment, anomaly, inpaint, got str 'segmnet'; did you mean 'segment'?
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ __all__ = [
 #: ``weights`` value naming the weights shipped with ctpipe.
 DEFAULT_WEIGHTS = "default"
 #: The steps a workflow runs when its file names none.
-DEFAULT_STEPS = ("denoise", "segment")
+DEFAULT_STEPS = ("guard", "denoise", "segment")
 
 
 class WorkflowError(InputError):
@@ -223,6 +227,11 @@ class Workflow:
                 )
         if len(set(self.steps)) != len(self.steps):
             raise ValueError(f"steps must each appear once, got {self.steps}")
+        if "guard" in self.steps and self.steps[0] != "guard":
+            raise ValueError(
+                f"guard must be the first step (it scores the input before the models run), "
+                f"got {self.steps}"
+            )
         if "inpaint" in self.steps and self.inpaint.mask == "labels":
             steps = list(self.steps)
             if "segment" not in steps or steps.index("segment") > steps.index("inpaint"):
