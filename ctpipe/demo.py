@@ -2,9 +2,11 @@
 
 Without an input the demo writes a seeded synthetic CT phantom as a DICOM series first, so
 it runs anywhere, offline. It prints the input's summary, runs the default workflow
-(``workflows/denoise_segment.yaml``: the shipped RED-CNN denoiser, then the shipped
-segmenter, then the derived DICOM series, DICOM-SEG, NIfTI, previews and the HTML report)
-and prints where the report is.
+(``workflows/denoise_segment.yaml``: the out-of-distribution guard, the shipped RED-CNN
+denoiser, then the shipped segmenter, then the derived DICOM series, DICOM-SEG, NIfTI,
+previews and the HTML report) and prints where the report is. The guard flags the
+phantom (a cartoon, unlike the patients the models were trained on); the demo says so
+and goes on, as the default workflow's ``warn`` action does.
 
 Example:
     >>> import tempfile
@@ -85,6 +87,7 @@ def run_demo(
     out = Path(output)
     check_output_folder(out, overwrite=overwrite, foreign=demo_folder_problem, replaced=False)
     say = (lambda *_: None) if quiet else print
+    phantom = input_path is None
     if input_path is None:
         input_path = _make_phantom_input(out, say)
     started = time.perf_counter()
@@ -104,7 +107,7 @@ def run_demo(
     workflow = replace(workflow, input=InputConfig(series_uid, allow_irregular, allow_non_hu))
     say(f"\nRunning workflow {workflow.name}: {' -> '.join(workflow.steps)} -> export ...")
     study = run_study(workflow, input_path, out / "study", overwrite=overwrite, volume=volume)
-    say(_describe(study))
+    say(_describe(study, phantom))
     return DemoResult(out, summary_json, summary, study)
 
 
@@ -130,17 +133,35 @@ def demo_folder_problem(folder: str | os.PathLike[str]) -> str | None:
     return "is a folder without a ctpipe demo summary (summary.json)"
 
 
-def _describe(study: Any) -> str:
-    if study.status != "done":
+def _describe(study: Any, phantom: bool) -> str:
+    if study.status == "failed":
         return f"failed: {study.error}\nrecord: {study.output_dir / 'run.json'}"
     steps = study.record["steps"]
     times = ", ".join(f"{name} {rec['seconds']:.1f} s" for name, rec in steps.items())
-    lines = [f"done in {study.seconds:.1f} s ({times})"]
-    volumes = steps.get("segment", {}).get("metrics", {}).get("volume_ml", {})
+    lines = [f"{study.status} in {study.seconds:.1f} s ({times})"]
+    guard = study.record.get("guard")
+    if guard is not None:
+        lines.append(_guard_line(guard, phantom))
+    metrics = steps.get("segment", {}).get("metrics", {})
+    volumes = metrics.get("volume_ml", {})
     if volumes:
-        lines.append("volumes (mL): " + ", ".join(f"{k} {v:g}" for k, v in volumes.items()))
+        mark = " UNRELIABLE (study flagged by the guard)" if metrics.get("volume_warning") else ""
+        lines.append(f"volumes (mL){mark}: " + ", ".join(f"{k} {v:g}" for k, v in volumes.items()))
     lines += [f"report: {study.report}", f"outputs: {study.output_dir}"]
     return "\n".join(lines)
+
+
+def _guard_line(guard: dict[str, Any], phantom: bool) -> str:
+    score = f"score {guard['study_score']:.1f}, threshold {guard['study_threshold']:.1f}"
+    if not guard["flagged"]:
+        return f"guard: the input looks like the CT the models were trained on ({score})"
+    expected = (
+        " This is expected here: the phantom is a cartoon, not a patient, and the guard "
+        "says so; the run went on because the workflow's guard action is 'warn'."
+        if phantom
+        else ""
+    )
+    return f"guard: WARNING: {guard['warning']}{expected}"
 
 
 def _make_phantom_input(out: Path, say) -> Path:

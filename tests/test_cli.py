@@ -90,7 +90,12 @@ def test_demo_runs_the_default_workflow_and_prints_the_report(tmp_path, capsys):
     with Image.open(study / "previews" / "labels.png") as png:
         assert png.width > phantom.hu.shape[0]  # three views side by side
     record = json.loads((study / "run.json").read_text())
-    assert record["status"] == "done" and list(record["steps"]) == ["denoise", "segment"]
+    assert record["status"] == "done"
+    assert list(record["steps"]) == ["guard", "denoise", "segment"]
+    # the phantom is a cartoon: the guard flags it, the demo says so and goes on
+    assert record["guard"]["flagged"] is True and record["guard"]["action"] == "warn"
+    assert "guard: WARNING: out of distribution" in out and "This is expected here" in out
+    assert "volumes (mL) UNRELIABLE (study flagged by the guard):" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["shape"] == list(phantom.hu.shape)
     assert summary["hu_min"] == float(phantom.hu.min())

@@ -16,7 +16,9 @@ def test_shipped_vae_loads_with_its_grid_and_training_record():
     record = model.checkpoint_record
     assert record["grid"] == {"size": [128, 128], "pixel_mm": 3.0, "window": [-160.0, 240.0]}
     held = {s["name"] for s in record["config"]["data"]["holdout"]}
-    assert held == {"L192", "pancreas"}
+    assert held == {"L192", "pancreas", "totalseg", "radiomics_lung", "dcmqi"}
+    trained = {s["name"] for s in record["config"]["data"]["train"]}
+    assert {"L096", "L096_upper", "L096_lower"} <= trained
     assert record["note"] == "vae_ct128_cpu.md"
     assert weights_path(DEFAULT_VAE).stat().st_size < 5_000_000
 
@@ -32,9 +34,33 @@ def test_model_card_describes_data_recipe_and_metrics():
         "ctpipe train vae",
         "vae_ct128_cpu_stage2.yaml",
         "benchmarks/bench_anomaly.py",
+        "benchmarks/bench_ood_guard.py",
+        "ctpipe vae calibrate",
         "sha256",
     ):
         assert words in card, words
+
+
+def test_shipped_vae_carries_a_guard_calibration_of_held_back_slices():
+    from ctpipe.anomaly.guard import GUARD_STATISTICS, OODGuard
+
+    model = load_default_vae()
+    calibration = OODGuard(model).calibration
+    assert calibration.statistics == GUARD_STATISTICS
+    assert not any("L192" in source for source in calibration.sources)
+    assert calibration.settings["slices"] == len(calibration.reference) >= 100
+
+
+@pytest.mark.shared_data
+def test_shipped_guard_passes_an_unseen_patient_and_flags_it_with_the_wrong_scale():
+    from ctpipe.anomaly.guard import OODGuard
+    from ctpipe.training.vae.data import read_series
+
+    hu, spacing = read_series(shared_path("aapm_ldct_pairs", "L192", "full_3mm_B30"))
+    guard = OODGuard(load_default_vae())
+    assert not guard.score(hu, spacing).flagged
+    shifted = guard.score(hu + 1024.0, spacing)  # the intercept left out
+    assert shifted.flagged and "air around the body" in shifted.warning()
 
 
 @pytest.mark.shared_data

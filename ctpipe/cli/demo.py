@@ -44,6 +44,7 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
 def run_demo_command(args: argparse.Namespace) -> int:
     """Handler of ``ctpipe demo``: 0 when the study is done, 1 when it failed."""
     from ctpipe.demo import run_demo
+    from ctpipe.workflow.runner import FINISHED
 
     result = run_demo(
         input_path=args.input,
@@ -53,4 +54,4 @@ def run_demo_command(args: argparse.Namespace) -> int:
         allow_non_hu=args.allow_non_hu,
         overwrite=args.overwrite,
     )
-    return EXIT_OK if result.study.status == "done" else EXIT_PROBLEMS
+    return EXIT_OK if result.study.status in FINISHED else EXIT_PROBLEMS

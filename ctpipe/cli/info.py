@@ -1,5 +1,8 @@
 """``ctpipe info PATH``: list the DICOM series under a folder, with their problems.
 
+With ``--workflow WORKFLOW``, also which series its ``select`` rules take, and why it
+leaves each other one out.
+
 Example:
     >>> print(format_series_table([]))
     no series
@@ -27,6 +30,12 @@ def add_info_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("path", help="folder (searched recursively) or DICOM file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--workflow",
+        metavar="WORKFLOW",
+        help="also show which series this workflow (YAML file or shipped name) would take, "
+        "and why it leaves the others out (its select rules)",
+    )
     p.set_defaults(func=run_info)
 
 
@@ -36,6 +45,8 @@ def run_info(args: argparse.Namespace) -> int:
 
     scan = scan_dicom(args.path, progress=True)
     rows = [s.describe() for s in scan.series]
+    if getattr(args, "workflow", None):
+        _add_selection(rows, scan, args.workflow)
     if args.json:
         print(json.dumps({"series": rows, **_scan_extras(scan)}, indent=2))
     else:
@@ -45,6 +56,17 @@ def run_info(args: argparse.Namespace) -> int:
         if scan.skipped:
             print(f"skipped {len(scan.skipped)} non-DICOM file(s)")
     return EXIT_PROBLEMS if any(r["problems"] for r in rows) or scan.unreadable else EXIT_OK
+
+
+def _add_selection(rows: list[dict], scan, workflow_name: str) -> None:
+    """Add each series' ``selected`` and ``selection`` (the reason) under a workflow's rules."""
+    from ctpipe.workflow import load_workflow
+    from ctpipe.workflow.shipped import resolve_workflow
+
+    workflow = load_workflow(resolve_workflow(workflow_name), check_weights=False)
+    for row, choice in zip(rows, workflow.select.decide(scan.series), strict=True):
+        row["selected"] = choice.selected
+        row["selection"] = choice.reason
 
 
 def _scan_extras(scan) -> dict:
@@ -76,12 +98,21 @@ def format_series_table(rows: Sequence[dict]) -> str:
     """
     if not rows:
         return "no series"
-    cells = [[str(r[c]) for c in TABLE_COLUMNS] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(TABLE_COLUMNS)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS, widths, strict=True))]
+    columns = ("workflow", *TABLE_COLUMNS) if "selected" in rows[0] else TABLE_COLUMNS
+    cells = [[_cell(r, c) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     for row, cell in zip(rows, cells, strict=True):
         lines.append("  ".join(v.ljust(w) for v, w in zip(cell, widths, strict=True)))
         lines.append(f"    folder: {row['folder']}  study: {row['study']}")
+        if row.get("selection"):
+            lines.append(f"    {'chosen' if row['selected'] else 'left out'}: {row['selection']}")
         lines += [f"    note: {n}" for n in row["notes"]]
         lines += [f"    PROBLEM: {p}" for p in row["problems"]]
     return "\n".join(lines)
+
+
+def _cell(row: dict, column: str) -> str:
+    if column == "workflow":
+        return "takes" if row["selected"] else "skips"
+    return str(row[column])

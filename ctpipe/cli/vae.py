@@ -8,6 +8,9 @@ The VAE is trained by ``ctpipe train vae CONFIG`` (:mod:`ctpipe.cli.train`).
   codes between two slices' codes.
 * ``ctpipe vae arithmetic A B C --output PNG [--slices KA KB KC]`` decodes ``code(A) -
   code(B) + code(C)``.
+* ``ctpipe vae calibrate CONFIG --weights W --output OUT`` fits the out-of-distribution
+  guard's calibration on the ``data.calibration`` slices of a training configuration and
+  writes the weights with it (:mod:`ctpipe.anomaly.guard`).
 
 Inputs are CT volumes (DICOM series folders or files, NIfTI); ``--slices`` picks the slice
 of each (the middle one by default). Every command uses the shipped VAE unless
@@ -32,6 +35,7 @@ from ctpipe.cli.common import EXIT_OK, add_command_group
 __all__ = [
     "add_vae_parser",
     "run_arithmetic",
+    "run_calibrate",
     "run_interpolate",
     "run_sample",
 ]
@@ -80,7 +84,42 @@ def add_vae_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     _slices(arith, 3)
     _common(arith)
     arith.set_defaults(func=run_arithmetic)
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="fit the out-of-distribution guard's calibration and store it with the weights",
+        description="Score the data.calibration slices of a VAE training CONFIG (held back "
+        "from training) with the guard's statistics, fit their distribution and thresholds, "
+        "and write the weights with the calibration in their record.",
+    )
+    calibrate.add_argument("config", help="the VAE training configuration (YAML)")
+    calibrate.add_argument("--weights", required=True, help="the trained VAE weights")
+    calibrate.add_argument("-o", "--output", required=True, help="weights file to write")
+    calibrate.set_defaults(func=run_calibrate)
     return vae
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """Handler of ``ctpipe vae calibrate``."""
+    from ctpipe.anomaly.guard import calibrate_guard, write_calibrated_weights
+    from ctpipe.checkpoints.vae import load_vae
+    from ctpipe.errors import InputError
+    from ctpipe.training.vae.config import load_vae_config
+    from ctpipe.training.vae.data import source_volumes
+
+    config = load_vae_config(args.config)
+    if not config.data.calibration:
+        raise InputError(args.config, "data.calibration lists no sources to calibrate on")
+    volumes = source_volumes(config.data.calibration, allow_irregular=config.data.allow_irregular)
+    calibration = calibrate_guard(load_vae(args.weights), volumes)
+    path = write_calibrated_weights(args.weights, calibration, args.output)
+    sources = "; ".join(calibration.sources)
+    print(f"calibrated on {calibration.settings['slices']} slices: {sources}")
+    print(
+        f"thresholds: study {calibration.study_threshold:.2f}, "
+        f"slice {calibration.slice_threshold:.2f}"
+    )
+    print(f"weights: {path}")
+    return EXIT_OK
 
 
 def _slices(parser: argparse.ArgumentParser, count: int) -> None:

@@ -14,7 +14,9 @@ wrote (a study folder with its ``run.json``, a batch folder with its ``batch.jso
 unless ``--overwrite`` is given. A failed run leaves an earlier result as it was.
 Exit status: 0 when everything is done, 1 when a study failed while processing (its error
 is recorded and printed), 2 when the workflow, the input or the output is unusable (for
-``run``, a study that failed on its input: recorded too).
+``run``, a study that failed on its input: recorded too). A study the ``guard`` step finds
+out of distribution is not a failure: its warning is printed, recorded and shown in the
+report and the batch summary.
 
 Example:
     >>> from ctpipe.cli.common import parse_args
@@ -106,6 +108,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """Handler of ``ctpipe run``."""
     from ctpipe.workflow import load_workflow, run_study
+    from ctpipe.workflow.runner import FINISHED
 
     _logging(args.verbose)
     path = resolve_workflow(args.workflow)
@@ -114,6 +117,8 @@ def run_command(args: argparse.Namespace) -> int:
         workflow, args.input, args.output, workflow_source=path, overwrite=args.overwrite
     )
     print(f"{result.status}: {result.name} in {result.seconds:.1f} s")
+    for warning in result.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
     if result.error:
         print(f"ctpipe: error: {result.error}", file=sys.stderr)
     if result.kept_previous:
@@ -122,7 +127,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"report: {result.report}")
     if result.written:
         print(f"record: {result.output_dir / 'run.json'}")
-    if result.status == "done":
+    if result.status in FINISHED:
         return EXIT_OK
     return EXIT_ERROR if result.bad_input else EXIT_PROBLEMS
 
@@ -164,6 +169,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
     for row in result.rows:
         if row["status"] == "failed":
             print(f"failed: {row['name']}: {row['error']}", file=sys.stderr)
+    for row in result.flagged:
+        print(f"WARNING: {row['name']}: {row['warning']}", file=sys.stderr)
     print(f"summary: {Path(args.output) / 'summary.csv'}")
     print(f"index: {Path(args.output) / 'index.html'}")
     return result.exit_code

@@ -37,7 +37,9 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
 table { border-collapse: collapse; margin: 0.5em 0; }
 td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
-.done { color: #176317; } .failed { color: #a31515; } .skipped { color: #666; }
+.done { color: #176317; } .failed { color: #a31515; } .skipped, .not_selected { color: #666; }
+.flagged, .out_of_distribution { color: #a35a00; font-weight: bold; }
+.warning { background: #fff3cd; border: 2px solid #a35a00; padding: 0.6em; font-weight: bold; }
 figure { display: inline-block; margin: 0.4em; } figure img { max-width: 46vw; }
 figcaption { font-size: 0.85em; color: #555; }
 pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
@@ -62,6 +64,10 @@ def write_study_report(record: Mapping[str, Any], path: str | PathLike[str]) -> 
         f'<p>Status: <b class="{escape(str(record.get("status")))}">'
         f"{escape(str(record.get('status')))}</b>, {_seconds(record, 'total')}</p>",
         *_warnings(record.get("warnings") or []),
+    ]
+    if record.get("steps_not_run"):
+        parts.append(f"<p>Steps not run: {escape(', '.join(record['steps_not_run']))}</p>")
+    parts += [
         "<h2>Input</h2>",
         _table(record.get("input", {})),
     ]
@@ -97,7 +103,8 @@ def write_batch_index(
 
     Args:
         rows: Dicts with ``name``, ``status``, ``seconds``, ``error`` and optionally
-            ``report`` (a path relative to the index page) and ``input``.
+            ``report`` (a path relative to the index page), ``input``, ``description``
+            and ``reason`` (why a series was left out, or how it was chosen).
         path: The HTML file.
         title: Page heading.
 
@@ -108,25 +115,43 @@ def write_batch_index(
         True
     """
     counts = Counter(str(row.get("status")) for row in rows)
-    header = "<tr><th>series</th><th>status</th><th>seconds</th><th>input</th><th>error</th></tr>"
+    header = (
+        "<tr><th>series</th><th>status</th><th>seconds</th><th>input</th>"
+        "<th>description</th><th>reason</th><th>guard</th><th>warning</th><th>error</th></tr>"
+    )
     body = []
     for row in rows:
         name = escape(str(row.get("name", "")))
         if row.get("report"):
             name = f'<a href="{escape(str(row["report"]))}">{name}</a>'
         status = escape(str(row.get("status", "")))
+        guard = str(row.get("guard") or "")
+        score = row.get("guard_score")
+        guard_text = f"{guard} ({score})" if guard and score not in (None, "") else guard
+        guard_class = "flagged" if guard.startswith("flagged") else ""
         body.append(
             f'<tr><td>{name}</td><td class="{status}">{status}</td>'
             f"<td>{escape(_number(row.get('seconds')))}</td>"
             f"<td>{escape(str(row.get('input', '')))}</td>"
+            f"<td>{escape(str(row.get('description') or ''))}</td>"
+            f"<td>{escape(str(row.get('reason') or ''))}</td>"
+            f'<td class="{guard_class}">{escape(guard_text)}</td>'
+            f"<td>{escape(str(row.get('warning') or ''))}</td>"
             f"<td>{escape(str(row.get('error') or ''))}</td></tr>"
         )
     summary = ", ".join(f"{n} {escape(s)}" for s, n in sorted(counts.items()))
+    flagged = sum(str(row.get("guard") or "").startswith("flagged") for row in rows)
     parts = [
         f"<h1>{escape(title)}</h1>",
         f"<p>{len(rows)} series: {summary or 'none'}</p>",
-        f"<table>{header}{''.join(body)}</table>",
     ]
+    if flagged:
+        parts.append(
+            f'<p class="warning">{flagged} series flagged out of distribution by the guard: '
+            "the models were not trained on data like them; review before using their "
+            "results.</p>"
+        )
+    parts.append(f"<table>{header}{''.join(body)}</table>")
     return _write(title, parts, path)
 
 
@@ -163,10 +188,15 @@ def _step_table(step: Mapping[str, Any]) -> str:
                 rows[f"setting: {key}.{sub}"] = item
         else:
             rows[f"setting: {key}"] = value
-    for key, value in step.get("metrics", {}).items():
+    metrics = step.get("metrics", {})
+    unreliable = " (UNRELIABLE, see the warning)" if metrics.get("volume_warning") else ""
+    for key, value in metrics.items():
         if isinstance(value, Mapping):
+            label = f"{key}{unreliable}" if key == "volume_ml" else key
             for sub, number in value.items():
-                rows[f"{key}: {sub}"] = number
+                rows[f"{label}: {sub}"] = number
+        elif isinstance(value, list) and len(value) > 8:
+            rows[key] = f"{len(value)} values (in run.json)"
         else:
             rows[key] = value
     rows["seconds"] = step.get("seconds")

@@ -60,6 +60,8 @@ class SliceHeader:
     pixel_representation: int = 0
     samples_per_pixel: int = 1
     bits_stored: int | None = None
+    sop_class_uid: str = ""
+    body_part_examined: str = ""
 
     @property
     def is_native_single_frame(self) -> bool:
@@ -195,6 +197,10 @@ def _header_from_dataset(path: Path, ds: pydicom.Dataset) -> SliceHeader:
         pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
         samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
         bits_stored=_int_or_none(ds.get("BitsStored")),
+        sop_class_uid=str(
+            ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID", "") or ""
+        ),
+        body_part_examined=str(ds.get("BodyPartExamined", "") or ""),
     )
 
 

@@ -102,12 +102,13 @@ class WorkflowProcessor:
             ProcessingError: When the workflow run failed (with the runner's reason).
         """
         from ctpipe.workflow import run_study
+        from ctpipe.workflow.runner import FINISHED
 
         notes: dict[str, Any] = {}
         if reception is not None:
             notes = {"reception": reception.to_record(), "warnings": reception.warnings()}
         result = run_study(self.workflow, series_folder, output_folder, notes=notes)
-        if result.status != "done":
+        if result.status not in FINISHED:  # a study the guard skipped sends nothing
             raise ProcessingError(series_folder, f"workflow {self.path} failed: {result.error}")
         return [Path(p) for p in result.dicom_outputs]
 

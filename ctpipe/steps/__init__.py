@@ -5,6 +5,7 @@ Every step is a :class:`~ctpipe.steps.base.Step`: a frozen dataclass of its sett
 to its class, in the order workflow files list their sections; the workflow
 (:mod:`ctpipe.workflow`) parses, loads and runs steps only through it.
 
+* :mod:`ctpipe.steps.guard`: :class:`GuardStep` (is the input like the training data?).
 * :mod:`ctpipe.steps.denoise`: :class:`DenoiseStep` (RED-CNN, slice by slice).
 * :mod:`ctpipe.steps.segment`: :class:`SegmentStep` (sliding-window segmenter).
 * :mod:`ctpipe.steps.anomaly`: :class:`AnomalyStep` (VAE reconstruction error).
@@ -15,12 +16,12 @@ for steps that ship with ctpipe).
 
 Example:
     >>> list(STEPS)
-    ['denoise', 'segment', 'anomaly', 'inpaint']
+    ['guard', 'denoise', 'segment', 'anomaly', 'inpaint']
     >>> get_step("segmnet")
     Traceback (most recent call last):
     ...
-    KeyError: "no step 'segmnet'; the steps are denoise, segment, anomaly, inpaint; did you \
-mean 'segment'?"
+    KeyError: "no step 'segmnet'; the steps are guard, denoise, segment, anomaly, inpaint; \
+did you mean 'segment'?"
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ctpipe.schema import did_you_mean
 from ctpipe.steps.anomaly import AnomalyStep
 from ctpipe.steps.base import LoadedModel, Step, StudyState
 from ctpipe.steps.denoise import DenoiseStep
+from ctpipe.steps.guard import GuardStep
 from ctpipe.steps.inpaint import InpaintStep
 from ctpipe.steps.segment import SegmentStep
 
@@ -36,6 +38,7 @@ __all__ = [
     "STEPS",
     "AnomalyStep",
     "DenoiseStep",
+    "GuardStep",
     "InpaintStep",
     "LoadedModel",
     "SegmentStep",
@@ -82,5 +85,5 @@ def get_step(name: str) -> type[Step]:
     return STEPS[name]
 
 
-for _step in (DenoiseStep, SegmentStep, AnomalyStep, InpaintStep):
+for _step in (GuardStep, DenoiseStep, SegmentStep, AnomalyStep, InpaintStep):
     register_step(_step)

@@ -42,6 +42,8 @@ class StudyState:
         labels: The label volume once ``segment`` ran.
         outputs: Named intermediate volumes for export (``denoised``, ...).
         analyses: Results of analysis steps by name (the ``anomaly`` result, the class map).
+        warnings: Warnings for the record, the report and the batch summary (the guard's).
+        stop: Why the remaining steps must not run (``None``: run them).
     """
 
     volume: CTVolume
@@ -49,6 +51,8 @@ class StudyState:
     labels: np.ndarray | None = None
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     analyses: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    stop: str | None = None
 
     def __post_init__(self) -> None:
         if self.image is None:

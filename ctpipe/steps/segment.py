@@ -21,6 +21,7 @@ import numpy as np
 
 from ctpipe.devices import check_device_setting, compute_device, output_device
 from ctpipe.steps.base import LoadedModel, StudyState, file_sha256, plain
+from ctpipe.steps.guard import guard_flagged
 from ctpipe.weights import DEFAULT_SEGMENTER
 
 __all__ = ["SegmentStep"]
@@ -152,11 +153,17 @@ class SegmentStep:
         volume = study.volume
         statistics = organ_statistics(study.labels, volume.hu, volume.affine_lps, class_map)
         study.analyses["statistics"] = statistics
+        metrics: dict[str, Any] = {"volume_ml": volumes}
+        if guard_flagged(study):
+            metrics["volume_warning"] = (
+                "UNRELIABLE: the guard found this study out of distribution; the segmenter "
+                "was not trained on data like it, so these volumes are not measurements"
+            )
         return {
             "model": model.describe(),
             "settings": settings,
             "class_map": dict(class_map),
-            "metrics": {"volume_ml": volumes},
+            "metrics": metrics,
             "statistics": {"hu_of": "input", "classes": [row.to_dict() for row in statistics]},
         }
 

@@ -211,10 +211,33 @@ def restore_best(
     *,
     lower_is_better: bool = False,
 ) -> None:
-    """After a resume, let the best-checkpoint saver know the best score so far."""
-    best = best_score(history, metric, lower_is_better=lower_is_better)
-    if best is not None and (output_dir / filename).exists():
+    """After a resume, let the best-checkpoint saver know the best score so far.
+
+    The score is the one recorded in the best checkpoint itself when it holds one: the
+    history of a run resumed from another run's checkpoint (a second training stage with
+    another loss) also holds that run's epochs, whose scores are on another scale and must
+    not stand for this run's best. Without a readable score there, the history's best is
+    used.
+    """
+    path = output_dir / filename
+    if not path.exists():
+        return
+    best = _recorded_score(path, metric)
+    if best is None:
+        best = best_score(history, metric, lower_is_better=lower_is_better)
+    if best is not None:
         saver.load_state_dict({"_saved": [(-best if lower_is_better else best, filename)]})
+
+
+def _recorded_score(path: Path, metric: str) -> float | None:
+    """``metric`` in the record of a ctpipe checkpoint, or ``None`` when it has none."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        return float(checkpoint["ctpipe"]["metrics"][metric])
+    except Exception:  # not a ctpipe checkpoint, or no such metric: use the history
+        return None
 
 
 def check_resume_progress(

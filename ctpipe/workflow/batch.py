@@ -1,6 +1,9 @@
 """Run a workflow on every DICOM series under a folder tree: isolated, resumable, recorded.
 
-:func:`run_batch` scans the tree (:func:`ctpipe.io.discovery.scan_dicom`), names each
+:func:`run_batch` scans the tree (:func:`ctpipe.io.discovery.scan_dicom`), applies the
+workflow's series selection rules (``select``, :class:`~ctpipe.io.series_selection.
+SeriesSelection`: localizers, dose reports, other reconstructions and phases are left out
+and recorded as ``not_selected`` with the reason), names each
 series' study folder from its patient, series number and a hash of its identity
 (:func:`study_name`: stable across runs, safe as a file name whatever the tags hold), loads
 the workflow's models once, and runs :func:`~ctpipe.workflow.runner.run_study` on each
@@ -35,7 +38,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -44,8 +47,9 @@ from ctpipe.errors import InputError
 from ctpipe.io.atomic import atomic_path
 from ctpipe.io.discovery import DicomSeries, scan_dicom
 from ctpipe.io.output_folder import check_output_folder
+from ctpipe.io.series_selection import SeriesChoice, SeriesSelection
 from ctpipe.workflow.config import Workflow
-from ctpipe.workflow.runner import StudyResult, StudyRun, read_record
+from ctpipe.workflow.runner import FINISHED, StudyResult, StudyRun, read_record
 from ctpipe.workflow.steps import Models
 
 __all__ = [
@@ -63,15 +67,39 @@ __all__ = [
 logger = logging.getLogger("ctpipe.workflow")
 
 SUMMARY_JSON, SUMMARY_CSV, INDEX_HTML = "batch.json", "summary.csv", "index.html"
-CSV_COLUMNS = ("name", "status", "seconds", "input", "series_uid", "report", "error")
+CSV_COLUMNS = (
+    "name",
+    "status",
+    "seconds",
+    "input",
+    "series_uid",
+    "description",
+    "reason",
+    "guard",
+    "guard_score",
+    "warning",
+    "report",
+    "error",
+)
+#: Status of a series the workflow's selection rules leave out.
+NOT_SELECTED = "not_selected"
 
 
 @dataclass(frozen=True)
 class SeriesJob:
-    """One series to run: its study folder name and the scanned series."""
+    """One series of a batch: its study folder name, the scanned series, and the decision.
+
+    Args:
+        name: The study folder's name.
+        series: The scanned series.
+        selected: Whether the workflow's selection rules take it.
+        reason: Why it was left out, or how it was chosen among its study's series.
+    """
 
     name: str
     series: DicomSeries
+    selected: bool = True
+    reason: str = ""
 
     @property
     def input(self) -> str:
@@ -95,8 +123,13 @@ class BatchResult:
 
     @property
     def counts(self) -> dict[str, int]:
-        """Rows per status (``done``, ``skipped``, ``failed``)."""
+        """Rows per status: done, out_of_distribution, skipped, not_selected, failed."""
         return status_counts(self.rows)
+
+    @property
+    def flagged(self) -> list[dict[str, Any]]:
+        """Rows of the series the guard found out of distribution."""
+        return [row for row in self.rows if str(row.get("guard", "")).startswith("flagged")]
 
     @property
     def exit_code(self) -> int:
@@ -177,8 +210,15 @@ def check_batch_folders(
     )
 
 
-def find_jobs(tree: str | PathLike[str]) -> tuple[list[SeriesJob], list[tuple[Path, str]]]:
+def find_jobs(
+    tree: str | PathLike[str], selection: SeriesSelection | None = None
+) -> tuple[list[SeriesJob], list[tuple[Path, str]]]:
     """Every series under ``tree`` as a job, and the files that could not be read.
+
+    Args:
+        tree: The folder to scan.
+        selection: Rules that decide which series are run (``None``: all of them); the
+            jobs of the others carry ``selected=False`` and the reason.
 
     Raises:
         InputError: ``tree`` does not exist or holds no DICOM series.
@@ -189,15 +229,22 @@ def find_jobs(tree: str | PathLike[str]) -> tuple[list[SeriesJob], list[tuple[Pa
     scan = scan_dicom(root, progress=False)
     if not scan.series and not scan.unreadable:
         raise InputError(root, "no DICOM series found under this folder")
-    jobs = [SeriesJob(study_name(series), series) for series in scan.series]
+    choices = _decide(scan.series, selection)
+    jobs = [SeriesJob(study_name(c.series), c.series, c.selected, c.reason) for c in choices]
     names = [job.name for job in jobs]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:  # the same hash prefix twice: make the names unique by position
         jobs = [
-            SeriesJob(f"{job.name}_{i}", job.series) if job.name in duplicates else job
+            replace(job, name=f"{job.name}_{i}") if job.name in duplicates else job
             for i, job in enumerate(jobs)
         ]
     return jobs, list(scan.unreadable)
+
+
+def _decide(series: list[DicomSeries], selection: SeriesSelection | None) -> list[SeriesChoice]:
+    if selection is None:
+        return [SeriesChoice(s, True) for s in series]
+    return selection.decide(series)
 
 
 def process_job(
@@ -216,8 +263,10 @@ def process_job(
     process (:func:`worker_models`) and reuses them for the next series.
     """
     folder = Path(output_dir) / job.name
+    if not job.selected:
+        return _not_selected_row(job)
     if resume and _is_done(folder, workflow, job):
-        return _skipped_row(job)
+        return _skipped_row(job, folder)
     run = StudyRun.start(
         workflow, job.series, folder, workflow_source=workflow_source, overwrite=overwrite
     )
@@ -287,21 +336,25 @@ def run_batch(
     started = time.perf_counter()
     check_batch_folders(tree, output_dir, overwrite=overwrite, workflow_source=workflow_source)
     output = Path(output_dir)
-    jobs, unreadable = find_jobs(tree)
+    jobs, unreadable = find_jobs(tree, workflow.select)
     output.mkdir(parents=True, exist_ok=True)
     _clear_staging(output)
     rows = [_unreadable_row(path, why) for path, why in unreadable]
     todo = []
     for job in jobs:
-        if resume and _is_done(output / job.name, workflow, job):
-            rows.append(_skipped_row(job))
+        if not job.selected:
+            rows.append(_not_selected_row(job))
+        elif resume and _is_done(output / job.name, workflow, job):
+            rows.append(_skipped_row(job, output / job.name))
         else:
             todo.append(job)
+    selected = sum(job.selected for job in jobs)
     logger.info(
-        "%d series (%d to run, %d done before), %d unreadable files",
+        "%d series (%d not selected, %d to run, %d done before), %d unreadable files",
         len(jobs),
+        len(jobs) - selected,
         len(todo),
-        len(jobs) - len(todo),
+        selected - len(todo),
         len(unreadable),
     )
     bar = _progress(len(todo), progress)
@@ -403,7 +456,24 @@ def _row(job: SeriesJob, result: StudyResult) -> dict[str, Any]:
         "status": result.status,
         "seconds": round(result.seconds, 2),
         "error": result.error,
+        **_guard_columns(result.record),
         **(_report(job) if result.report is not None else {}),
+    }
+
+
+def _guard_columns(record: dict[str, Any] | None) -> dict[str, Any]:
+    """The guard's verdict and the run's warnings, for the summaries."""
+    guard = (record or {}).get("guard")
+    warnings = (record or {}).get("warnings") or []
+    if not guard:
+        return {"guard": "", "guard_score": "", "warning": " | ".join(warnings)}
+    verdict = "flagged" if guard["flagged"] else "ok"
+    if guard["flagged"] and guard.get("action") == "skip":
+        verdict = "flagged, not run"
+    return {
+        "guard": verdict,
+        "guard_score": guard["study_score"],
+        "warning": " | ".join(warnings),
     }
 
 
@@ -412,11 +482,25 @@ def _job_row(job: SeriesJob) -> dict[str, Any]:
         "name": job.name,
         "input": job.input,
         "series_uid": job.series.first.series_instance_uid,
+        "description": job.series.first.series_description,
+        "reason": job.reason,
     }
 
 
-def _skipped_row(job: SeriesJob) -> dict[str, Any]:
-    return {**_job_row(job), "status": "skipped", "seconds": 0.0, "error": None, **_report(job)}
+def _skipped_row(job: SeriesJob, folder: Path | None = None) -> dict[str, Any]:
+    record = read_record(folder) if folder is not None else None
+    return {
+        **_job_row(job),
+        "status": "skipped",
+        "seconds": 0.0,
+        "error": None,
+        **_guard_columns(record),
+        **_report(job),
+    }
+
+
+def _not_selected_row(job: SeriesJob) -> dict[str, Any]:
+    return {**_job_row(job), "status": NOT_SELECTED, "seconds": 0.0, "error": None}
 
 
 def _is_done(folder: Path, workflow: Workflow, job: SeriesJob) -> bool:
@@ -430,7 +514,7 @@ def _is_done(folder: Path, workflow: Workflow, job: SeriesJob) -> bool:
     record = read_record(folder)
     if not (
         record
-        and record.get("status") == "done"
+        and record.get("status") in FINISHED
         and record.get("workflow_sha256") == workflow.sha256
         and record.get("input", {}).get("files") == len(job.series.slices)
     ):
@@ -448,6 +532,8 @@ def _unreadable_row(path: Path, why: str) -> dict[str, Any]:
         "name": f"unreadable file {path.name}",
         "input": str(path),
         "series_uid": "",
+        "description": "",
+        "reason": "",
         "status": "failed",
         "seconds": 0.0,
         "error": f"{path}: {why}",
@@ -481,6 +567,7 @@ def _write_summary(
         "input": str(tree),
         "seconds": round(seconds, 2),
         "counts": counts,
+        "guard_flagged": sum(str(r.get("guard", "")).startswith("flagged") for r in rows),
         "series": rows,
     }
     with atomic_path(output / SUMMARY_JSON) as tmp:

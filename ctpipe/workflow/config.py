@@ -9,19 +9,28 @@ exists, so a batch never starts on a workflow it cannot finish.
 Keys (all optional except ``name``):
 
 * ``name``, ``description``.
-* ``steps``: the steps in order, from those of :data:`ctpipe.steps.STEPS` (``denoise``,
-  ``segment``, ``anomaly``, ``inpaint``). Image steps (``denoise``, ``inpaint``) replace
-  the image the next steps see; ``segment`` labels the current image and ``anomaly`` maps
-  its VAE reconstruction error.
+* ``steps``: the steps in order, from those of :data:`ctpipe.steps.STEPS` (``guard``,
+  ``denoise``, ``segment``, ``anomaly``, ``inpaint``). ``guard`` (first when present)
+  scores how far the input is from the CT the models were trained on and warns, or skips
+  the study, when it is out of distribution. Image steps (``denoise``, ``inpaint``)
+  replace the image the next steps see; ``segment`` labels the current image and
+  ``anomaly`` maps its VAE reconstruction error.
 * ``input``: ``series_uid`` (which series when a folder holds several),
   ``allow_irregular`` (read series with gaps or a tilted gantry, with a warning),
   ``allow_non_hu`` (read input that does not look like CT in Hounsfield units).
+* ``select``: which series of a study the workflow takes
+  (:class:`~ctpipe.io.series_selection.SeriesSelection`: modality, SOP class, ImageType,
+  slice thickness, slice count, kernel / description / body-part patterns, one series per
+  study by a tie-break). A batch records every series it leaves out and why; ``ctpipe run``
+  on a folder of several series runs the one the rules pick.
 * a section per step, named after it, holding that step's settings (the fields of its
   class in :mod:`ctpipe.steps`): ``weights`` (``default``: the weights ctpipe ships for
   the step; or a checkpoint path) and the step's own keys, e.g. ``denoise``: ``device``,
-  ``batch_size``, ``amp``; ``segment``: ``bundle`` (a local MONAI bundle folder instead of
-  ``weights``, relative to the workflow file like ``weights``; ``bundle_model`` picks
-  ``model.pt`` or ``model.ts``), ``device``, ``sw_device``, ``amp``, ``roi_size``,
+  ``batch_size``, ``amp``; ``guard``: ``device``, ``action`` (``warn`` or ``skip``),
+  ``threshold`` (``null``: the calibrated one), ``max_slices``, ``batch_size``;
+  ``segment``: ``bundle`` (a local MONAI bundle folder instead of ``weights``, relative
+  to the workflow file like ``weights``; ``bundle_model`` picks ``model.pt`` or
+  ``model.ts``), ``device``, ``sw_device``, ``amp``, ``roi_size``,
   ``overlap``, ``blend``, ``sw_batch_size`` (a bundle keeps its own window settings);
   ``anomaly``: ``device``, ``samples``,
   ``seed``, ``smooth_mm``, ``batch_size``; ``inpaint``: ``device``, the mask source
@@ -40,8 +49,8 @@ Example:
     >>> Workflow.from_dict({"name": "demo", "steps": ["denoise", "segmnet"]})
     Traceback (most recent call last):
     ...
-    ctpipe.workflow.config.WorkflowError: <workflow>: steps[1] must be one of denoise, \
-segment, anomaly, inpaint, got str 'segmnet'; did you mean 'segment'?
+    ctpipe.workflow.config.WorkflowError: <workflow>: steps[1] must be one of guard, \
+denoise, segment, anomaly, inpaint, got str 'segmnet'; did you mean 'segment'?
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ctpipe.errors import InputError
+from ctpipe.io.series_selection import SeriesSelection
 from ctpipe.schema import dataclass_to_dict, did_you_mean, parse_dataclass, read_yaml
 from ctpipe.steps import STEPS, Step
 
@@ -73,7 +83,7 @@ __all__ = [
 #: ``weights`` value naming the weights shipped with ctpipe.
 DEFAULT_WEIGHTS = "default"
 #: The steps a workflow runs when its file names none.
-DEFAULT_STEPS = ("denoise", "segment")
+DEFAULT_STEPS = ("guard", "denoise", "segment")
 
 
 class WorkflowError(InputError):
@@ -153,6 +163,7 @@ class Workflow:
         steps: Step names in the order they run, each at most once.
         description: Free text shown in reports.
         input: How inputs are read.
+        select: Which series of a study the workflow takes.
         export: What is written.
         step_settings: Settings of the steps (instances of their classes), any order.
         **settings: Settings of single steps by name, e.g. ``denoise=DenoiseStep(...)``;
@@ -171,6 +182,7 @@ class Workflow:
     steps: tuple[str, ...]
     description: str
     input: InputConfig
+    select: SeriesSelection
     export: ExportConfig
     step_settings: tuple[Step, ...]
 
@@ -180,6 +192,7 @@ class Workflow:
         steps: tuple[str, ...] = DEFAULT_STEPS,
         description: str = "",
         input: InputConfig | None = None,
+        select: SeriesSelection | None = None,
         export: ExportConfig | None = None,
         step_settings: tuple[Step, ...] = (),
         **settings: Step,
@@ -199,6 +212,7 @@ class Workflow:
         put(self, "steps", tuple(steps))
         put(self, "description", description)
         put(self, "input", input if input is not None else InputConfig())
+        put(self, "select", select if select is not None else SeriesSelection())
         put(self, "export", export if export is not None else ExportConfig())
         put(self, "step_settings", tuple(given.get(key) or cls() for key, cls in STEPS.items()))
         self._check()
@@ -217,6 +231,11 @@ class Workflow:
                 )
         if len(set(self.steps)) != len(self.steps):
             raise ValueError(f"steps must each appear once, got {self.steps}")
+        if "guard" in self.steps and self.steps[0] != "guard":
+            raise ValueError(
+                f"guard must be the first step (it scores the input before the models run), "
+                f"got {self.steps}"
+            )
         if "inpaint" in self.steps and self.inpaint.mask == "labels":
             steps = list(self.steps)
             if "segment" not in steps or steps.index("segment") > steps.index("inpaint"):
@@ -267,6 +286,7 @@ class Workflow:
             "steps": list(self.steps),
             "description": self.description,
             "input": dataclass_to_dict(self.input),
+            "select": dataclass_to_dict(self.select),
             **{type(step).name: dataclass_to_dict(step) for step in self.step_settings},
             "export": dataclass_to_dict(self.export),
         }
@@ -275,12 +295,20 @@ class Workflow:
     def sha256(self) -> str:
         """Hash of the settings; a study done under other settings is redone on resume.
 
+        The description and the series selection rules are left out: they change no
+        study's result.
+
         Example:
             >>> Workflow(name="x").sha256 == Workflow(name="x", description="y").sha256
+            True
+            >>> Workflow(name="x").sha256 == Workflow(
+            ...     name="x", select=SeriesSelection(per_study="one")
+            ... ).sha256
             True
         """
         settings = self.to_dict()
         settings.pop("description")
+        settings.pop("select")
         text = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -295,6 +323,7 @@ def _schema() -> type:
             ("steps", tuple[Literal[names], ...], field(default=DEFAULT_STEPS)),
             ("description", str, field(default="")),
             ("input", InputConfig, field(default_factory=InputConfig)),
+            ("select", SeriesSelection, field(default_factory=SeriesSelection)),
             *[(name, step, field(default_factory=step)) for name, step in STEPS.items()],
             ("export", ExportConfig, field(default_factory=ExportConfig)),
         ],

@@ -132,8 +132,28 @@ def _write_dicom(
         state.image,
         state.volume,
         paths["dicom_series"],
-        derivation_description=f"ctpipe workflow {workflow.name}: {', '.join(steps)} ({models})",
-        series_description=workflow.export.series_description,
+        derivation_description=f"ctpipe workflow {workflow.name}: {', '.join(steps)} ({models})"
+        + _flag_note(records),
+        series_description=workflow.export.series_description + _flag_suffix(records),
+    )
+
+
+#: Added to the descriptions of the DICOM outputs of a study the guard flagged.
+FLAG_SUFFIX = " [guard: OOD]"
+
+
+def _flag_suffix(records: dict[str, Any]) -> str:
+    return FLAG_SUFFIX if records.get("guard", {}).get("warning") else ""
+
+
+def _flag_note(records: dict[str, Any]) -> str:
+    guard = records.get("guard", {})
+    if not guard.get("warning"):
+        return ""
+    metrics = guard["metrics"]
+    return (
+        f"; WARNING: input out of distribution (guard score {metrics['study_score']:.1f} > "
+        f"{metrics['study_threshold']:.1f})"
     )
 
 
@@ -154,7 +174,7 @@ def _write_seg(
         record["class_map"],
         _label_sources(state, workflow, paths, written),
         paths["dicom_seg"],
-        series_description=f"ctpipe {workflow.name} segmentation",
+        series_description=f"ctpipe {workflow.name} segmentation" + _flag_suffix(records),
         algorithm_name=f"ctpipe {record['model']['name']}",
         algorithm_version=__version__,
     )

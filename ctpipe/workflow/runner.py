@@ -16,7 +16,9 @@ leaves an earlier result in place (only an earlier failure record is replaced).
 The run record (``run.json``) holds the input (path, series identity, shape, spacing, and
 the fingerprint of its files: :mod:`ctpipe.io.fingerprint`),
 the workflow and its hash, each step's model (file, sha256), settings, timings and
-metrics, the outputs, the library versions and the total time.
+metrics, the outputs, the library versions and the total time; with a ``guard`` step also
+its verdict (``"guard"``) and its warning (in ``"warnings"``). A study the guard skips
+(``action: skip``) ends ``"out_of_distribution"`` with the steps it did not run.
 
 Example:
     >>> workflow = load_workflow("workflows/denoise_only.yaml")
@@ -53,6 +55,7 @@ from ctpipe.workflow.outputs import study_paths, write_outputs
 from ctpipe.workflow.steps import Models, StudyState, run_step
 
 __all__ = [
+    "FINISHED",
     "RECORD_NAME",
     "StudyResult",
     "StudyRun",
@@ -66,6 +69,9 @@ logger = logging.getLogger("ctpipe.workflow")
 
 #: The run record of a study, in its folder.
 RECORD_NAME = "run.json"
+#: Statuses of a study that ran to the end: every step (``done``), or the guard found it
+#: out of distribution with ``action: skip`` and no other step ran.
+FINISHED = ("done", "out_of_distribution")
 #: A file that marks a staging folder as ctpipe's (removed before it is published).
 STAGING_MARK = ".ctpipe-staging"
 
@@ -78,7 +84,8 @@ class StudyResult:
 
     Args:
         name: The study's name (its folder's name).
-        status: ``"done"`` or ``"failed"``.
+        status: ``"done"``, ``"out_of_distribution"`` (the guard skipped the steps) or
+            ``"failed"``.
         output_dir: The study folder.
         error: One line naming the problem when failed.
         seconds: Wall time.
@@ -105,7 +112,12 @@ class StudyResult:
     def report(self) -> Path | None:
         """The HTML report, when written."""
         path = study_paths(self.output_dir)["report"]
-        return path if self.status == "done" and path.exists() else None
+        return path if self.status in FINISHED and path.exists() else None
+
+    @property
+    def warnings(self) -> list[str]:
+        """Warnings of the run (e.g. the guard's), in the record."""
+        return list(self.record.get("warnings", []))
 
     @property
     def dicom_outputs(self) -> list[Path]:
@@ -242,9 +254,10 @@ class StudyRun:
         if self.failed:
             return self
         with self._phase("read"):
-            self.state = StudyState(
-                volume if volume is not None else _read(self.source, self.workflow)
-            )
+            if volume is None:
+                self.source = self._pick_series()
+                volume = _read(self.source, self.workflow)
+            self.state = StudyState(volume)
             self.record["input"].update(_describe_volume(self.state))
         return self
 
@@ -255,10 +268,32 @@ class StudyRun:
         with self._phase("compute"):
             if models is None:
                 models = Models.load(self.workflow, source=self.workflow_source)
-            for step in self.workflow.steps:
+            steps = list(self.workflow.steps)
+            for index, step in enumerate(steps):
                 logger.info("%s: %s", self.output_dir.name, step)
                 self.record["steps"][step] = run_step(step, self.state, self.workflow, models)
+                if self.state.stop is not None:
+                    self.record["steps_not_run"] = steps[index + 1 :]
+                    break
+            self._record_warnings()
         return self
+
+    def _record_warnings(self) -> None:
+        """Copy the guard's verdict to the top of the record; add the steps' warnings."""
+        guard = self.record["steps"].get("guard")
+        if guard is not None:
+            metrics = guard["metrics"]
+            self.record["guard"] = {
+                "flagged": metrics["flagged"],
+                "study_score": metrics["study_score"],
+                "study_threshold": metrics["study_threshold"],
+                "action": guard["settings"]["action"],
+                "warning": guard["warning"],
+            }
+        if self.state.warnings:
+            self.record["warnings"] = [*self.record.get("warnings", []), *self.state.warnings]
+        for warning in self.state.warnings:
+            logger.warning("%s: %s", self.output_dir.name, warning)
 
     def finish(self) -> StudyResult:
         """Write outputs, report and record; publish the folder; free the volumes."""
@@ -286,7 +321,7 @@ class StudyRun:
                 self.record["outputs"] = write_outputs(
                     self.state, self.workflow, self.staging, self.record["steps"]
                 )
-                self.record["status"] = "done"
+                self.record["status"] = self.state.stop or "done"
         record = self.record
         record["timings"]["total"] = round(sum(record["timings"].values()), 3)
         record["finished"] = _now()
@@ -296,7 +331,7 @@ class StudyRun:
                 logger.warning("%s: earlier result kept as it was", self.output_dir)
                 return self._result(written=False, kept_previous=True)
             self.staging = _staging(self.output_dir)  # the failure record only
-        if record["status"] == "done" and self.workflow.export.report:
+        if record["status"] in FINISHED and self.workflow.export.report:
             from ctpipe.export.report import write_study_report
 
             record["outputs"]["report"] = "report.html"
@@ -326,6 +361,27 @@ class StudyRun:
         self.record["traceback"] = traceback.format_exc()
         self.record["failed_in"] = phase
         logger.info("%s: failed: %s", self.output_dir.name, self.record["error"])
+
+    def _pick_series(self) -> InputSource:
+        """A folder of several series: the one the workflow's ``select`` rules pick."""
+        source = self.source
+        if isinstance(source, DicomSeries) or self.workflow.input.series_uid is not None:
+            return source
+        if not Path(source).is_dir():
+            return source
+        from ctpipe.io.discovery import scan_dicom
+        from ctpipe.io.series_selection import pick_series
+
+        scan = scan_dicom(source)
+        if len(scan.series) == 1:
+            return scan.series[0]
+        chosen, choices = pick_series(scan.series, self.workflow.select, folder=source)
+        self.record["input"]["selection"] = [
+            {"series_uid": c.series.key, "selected": c.selected, "reason": c.reason}
+            for c in choices
+        ]
+        self.record["input"]["series_key"] = str(chosen.key)
+        return chosen
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:

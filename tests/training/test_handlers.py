@@ -57,6 +57,20 @@ def test_restore_best_tells_the_saver_the_best_score(tmp_path, lower, saved):
     assert saver.state == {"_saved": [(saved, "best.pt")]}
 
 
+def test_restore_best_takes_the_score_recorded_in_the_best_checkpoint(tmp_path):
+    import torch
+
+    from ctpipe.checkpoints.file import save_checkpoint
+
+    save_checkpoint(
+        tmp_path / "best.pt", torch.nn.Linear(1, 1), model_name="x", metrics={"m": 170.0}
+    )
+    saver = _Saver()
+    # the history also holds the epochs of an earlier stage, on another scale (-8000)
+    restore_best(saver, _history(-8000.0, 171.0), tmp_path, "m", "best.pt", lower_is_better=True)
+    assert saver.state == {"_saved": [(-170.0, "best.pt")]}
+
+
 def test_restore_best_without_a_best_file_or_scores_does_nothing(tmp_path):
     saver = _Saver()
     restore_best(saver, _history(0.5), tmp_path, "m", "best.pt")

@@ -22,9 +22,12 @@ def test_shipped_config_loads_and_keeps_held_out_data_out():
     c = load_vae_config(REPO / "workflows" / "training" / "vae_ct128_cpu.yaml")
     assert c.grid.size == (128, 128) and c.grid.pixel_mm == 3.0
     held = {s.label for s in c.data.holdout}
-    assert held == {"L192", "pancreas[45:75]"}
+    assert held == {"L192", "pancreas[45:75]", "totalseg", "radiomics_lung", "dcmqi"}
     trained = [s.path for s in c.data.train + c.data.validation]
     assert not any("L192" in p for p in trained)
+    calibrated = {s.label for s in c.data.calibration}
+    assert calibrated == {"L143_B30", "pancreas[45:75]", "totalseg", "radiomics_lung", "dcmqi"}
+    assert len(c.data.train) == 6  # every normal-dose series that is not held back
 
 
 def test_round_trip_through_plain_data():
@@ -54,6 +57,10 @@ def test_round_trip_through_plain_data():
                 "validation": [{"path": "/d/a", "slices": [5, 8]}],
             },
             "validation source /d/a slices \\[5, 8\\) shares training slices",
+        ),
+        (
+            {"calibration": [{"path": "/d/a", "slices": [0, 4]}]},
+            r"train source /d/a slices all shares calibration slices \[0, 4\)",
         ),
         ({"train": [{"path": "/d/a", "slices": [5, 3]}]}, "slices must be \\[start, stop\\)"),
         ({"train": []}, "train must list at least one source"),

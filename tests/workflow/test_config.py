@@ -79,9 +79,9 @@ def test_seg_export_off_without_segment_step():
     ("name", "steps"),
     [
         ("denoise_only", ("denoise",)),
-        ("denoise_segment", ("denoise", "segment")),
-        ("segment_only", ("segment",)),
-        ("denoise_segment_anomaly", ("denoise", "segment", "anomaly")),
+        ("denoise_segment", ("guard", "denoise", "segment")),
+        ("segment_only", ("guard", "segment")),
+        ("denoise_segment_anomaly", ("guard", "denoise", "segment", "anomaly")),
         ("inpaint_streaks", ("denoise", "inpaint")),
     ],
 )

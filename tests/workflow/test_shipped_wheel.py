@@ -90,5 +90,5 @@ def test_installed_wheel_runs_a_shipped_workflow_by_name(tmp_path: Path) -> None
     record = json.loads((elsewhere / "study" / "run.json").read_text(encoding="utf-8"))
     assert record["status"] == "done"
     assert record["workflow"]["name"] == "denoise_segment"
-    assert list(record["steps"]) == ["denoise", "segment"]
+    assert list(record["steps"]) == ["guard", "denoise", "segment"]
     assert Path(record["steps"]["denoise"]["model"]["path"]).is_relative_to(tmp_path / "venv")

@@ -23,7 +23,7 @@ def offset_step():
 
 
 def test_builtin_steps_follow_the_protocol():
-    assert list(STEPS) == ["denoise", "segment", "anomaly", "inpaint"]
+    assert list(STEPS) == ["guard", "denoise", "segment", "anomaly", "inpaint"]
     for name, cls in STEPS.items():
         assert cls.name == name and isinstance(cls(), Step)
 
@@ -68,7 +68,7 @@ def test_a_step_without_shipped_weights_needs_a_file(offset_step):
 
 
 def test_unregistered_steps_are_refused_by_name():
-    with pytest.raises(WorkflowError, match=r"steps\[0\] must be one of denoise, segment, "):
+    with pytest.raises(WorkflowError, match=r"steps\[0\] must be one of guard, denoise, segment, "):
         Workflow.from_dict({"name": "toy", "steps": ["offset"]})
     with pytest.raises(WorkflowError, match="unknown key 'offset'"):
         Workflow.from_dict({"name": "toy", "offset": {}})
@@ -87,5 +87,5 @@ def test_settings_of_the_registered_steps_are_in_every_workflow(offset_step):
     workflow = Workflow(name="x", denoise=DenoiseStep(batch_size=2))
     assert workflow.denoise.batch_size == 2
     assert workflow.offset == OffsetStep()
-    sections = ["denoise", "segment", "anomaly", "inpaint", "offset", "export"]
+    sections = ["select", "guard", "denoise", "segment", "anomaly", "inpaint", "offset", "export"]
     assert list(workflow.to_dict())[4:] == sections

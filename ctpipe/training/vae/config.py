@@ -7,11 +7,14 @@ those of denoiser training (:mod:`ctpipe.training.config`).
 
 Sections (every key is optional unless marked required):
 
-* ``data`` (required): ``train`` (required), ``validation`` and ``holdout``: lists of series
-  sources (:class:`SeriesSource`: a DICOM series folder or NIfTI ``path``, an optional
-  ``[start, stop)`` range of ``slices`` and a ``step``). Held-out slices are those kept for
-  the anomaly evaluation: a training or validation source that shares any of them, or comes
-  within ``guard_slices`` of them, or lies in a folder above a held-out one, is refused.
+* ``data`` (required): ``train`` (required), ``validation``, ``holdout`` and
+  ``calibration``: lists of series sources (:class:`SeriesSource`: a DICOM series folder or
+  NIfTI ``path``, an optional ``[start, stop)`` range of ``slices`` and a ``step``).
+  Held-out slices are those kept for the anomaly evaluation: a training or validation
+  source that shares any of them, or comes within ``guard_slices`` of them, or lies in a
+  folder above a held-out one, is refused. Calibration slices are held back from training
+  the same way (validation slices may serve); ``ctpipe vae calibrate`` fits the
+  out-of-distribution guard's calibration on them (:mod:`ctpipe.anomaly.guard`).
 * ``grid``: the slice grid (:class:`ctpipe.slice_grid.SliceGrid`: ``size``, ``pixel_mm``,
   HU ``window``).
 * ``model``: ``latent_dim``, ``channels``, ``reconstruction`` (``mse`` or
@@ -146,6 +149,8 @@ class VAEDataConfig:
         train: Sources of training slices.
         validation: Sources of validation slices (they pick ``checkpoint_best.pt``).
         holdout: Slices kept for the anomaly evaluation: never trained or validated on.
+        calibration: In-distribution slices held back for the guard's calibration: never
+            trained on (validation slices may serve).
         guard_slices: Slices next to a held-out range that training and validation may
             not use either (neighbouring slices are nearly the same image).
         allow_irregular: Read series with gaps (e.g. folders of scattered slices).
@@ -158,11 +163,12 @@ class VAEDataConfig:
     train: tuple[SeriesSource, ...]
     validation: tuple[SeriesSource, ...] = ()
     holdout: tuple[SeriesSource, ...] = ()
+    calibration: tuple[SeriesSource, ...] = ()
     guard_slices: int = 3
     allow_irregular: bool = True
 
     def __post_init__(self) -> None:
-        for key in ("train", "validation", "holdout"):
+        for key in ("train", "validation", "holdout", "calibration"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
         require(len(self.train) > 0, "train must list at least one source", self.train)
         require(self.guard_slices >= 0, "guard_slices must be >= 0", self.guard_slices)
@@ -170,6 +176,9 @@ class VAEDataConfig:
             for source in sources:
                 for held in self.holdout:
                     _check_apart(role, source, held, self.guard_slices)
+        for source in self.train:
+            for held in self.calibration:
+                _check_apart("train", source, held, self.guard_slices, other_role="calibration")
         for source in self.validation:
             for trained in self.train:
                 _check_apart("validation", source, trained, 0, other_role="training")

@@ -35,7 +35,14 @@ if TYPE_CHECKING:
     from ctpipe.slice_grid import SliceGrid
     from ctpipe.training.vae.config import AugmentConfig, SeriesSource, VAETrainConfig
 
-__all__ = ["build_vae_loaders", "load_slices", "load_volume", "read_series", "train_transforms"]
+__all__ = [
+    "build_vae_loaders",
+    "load_slices",
+    "load_volume",
+    "read_series",
+    "source_volumes",
+    "train_transforms",
+]
 
 logger = logging.getLogger("ctpipe.train")
 
@@ -88,6 +95,27 @@ def read_series(
     hu, affine = load_volume(path, allow_irregular=allow_irregular)
     spacing = tuple(float(np.linalg.norm(affine[:3, axis])) for axis in range(3))
     return hu, spacing  # type: ignore[return-value]
+
+
+def source_volumes(
+    sources: Sequence[SeriesSource], *, allow_irregular: bool = True
+) -> list[tuple[str, np.ndarray, tuple[float, float, float]]]:
+    """Each source's chosen slices as ``(label, float32 HU (i, j, k), voxel size in mm)``.
+
+    Raises:
+        InputError: A source cannot be read, or its slice range is beyond its slices.
+    """
+    volumes = []
+    for source in sources:
+        hu, spacing = read_series(source.path, allow_irregular=allow_irregular)
+        indices = source.indices(hu.shape[2])
+        if not indices:
+            raise InputError(
+                source.path,
+                f"slices {list(source.slices or ())} select none of its {hu.shape[2]} slices",
+            )
+        volumes.append((source.label, np.ascontiguousarray(hu[:, :, indices]), spacing))
+    return volumes
 
 
 def load_slices(

@@ -1,0 +1,289 @@
+"""The out-of-distribution guard: slice and study AUROC, detection per kind, false alarms.
+
+**In-distribution (ID) studies** are normal-dose CT of patients the VAE never trained on,
+each scored by a calibration that did not see it:
+
+* AAPM patient L192 (D45 and B30 kernels), held out of training *and* of the shipped
+  calibration (the script refuses to run otherwise), scored by the shipped calibration;
+* the three never-trained patients of the calibration (``totalseg``, ``radiomics_lung``,
+  ``dcmqi``), each scored by a calibration refitted without it, with the same settings
+  (leave one patient out).
+
+**Out-of-distribution (OOD) studies** are built by ``benchmarks/ood_inputs.py``: phantoms
+(a head, a neck, two thighs, ctpipe's abdominal phantom, Shepp-Logan in HU), pydicom's
+``MR_small.dcm`` (as given, and claimed at 3.5 mm pixels), and from each of L192 D45,
+L192 B30, ``radiomics_lung`` and ``dcmqi``: MR-like T1 and T2 intensity maps, heavy noise
+(150 HU), metal with streaks, the intercept left out, an image normalised to [0, 1], and
+thigh-like discs cut out of it. A study made from a patient is scored by the calibration
+that did not see that patient.
+
+**Scores**, each fitted the same way (the shipped guard's settings) on the same slices:
+
+* **guard**: the shipped guard's statistics (:data:`ctpipe.anomaly.guard.GUARD_STATISTICS`);
+* **guard + KL**: the same with the KL of the posterior;
+* **negative ELBO**: the seed's score alone, as a z-score (higher: more OOD);
+* **VAE reconstruction only** and **input statistics only**: each group of the guard alone.
+
+Slice AUROC pools every scored slice (ID against OOD); study AUROC scores each study by
+its median. At each calibration's study threshold it also reports which studies are
+flagged.
+
+Run from the repository root with the virtual environment active:
+
+    python benchmarks/bench_ood_guard.py [--weights PT] [--config YAML] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+DATA = Path(os.environ.get("CTPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+import ood_inputs  # noqa: E402  (a module beside this script)
+
+#: The patient held out of training and calibration: (name, path under DATA).
+HELD_OUT = (
+    ("L192 D45", "aapm_ldct_pairs/L192/full_3mm_D45"),
+    ("L192 B30", "aapm_ldct_pairs/L192/full_3mm_B30"),
+)
+#: Calibration sources of patients never trained on: scored leave-one-patient-out.
+UNSEEN = ("totalseg", "radiomics_lung", "dcmqi")
+#: Calibration sources whose slices also make OOD studies.
+BASES = ("radiomics_lung", "dcmqi")
+#: The other scores (statistics, or the negative ELBO alone).
+ABLATIONS = {
+    "guard + KL": (
+        "log_rec_coarse",
+        "log_rec_detail",
+        "log_kl",
+        "log_noise_hu",
+        "log_metal_fraction",
+        "log_air_fraction",
+    ),
+    "VAE reconstruction only": ("log_rec_coarse", "log_rec_detail"),
+    "input statistics only": ("log_noise_hu", "log_metal_fraction", "log_air_fraction"),
+}
+
+
+def check_held_out(record: dict, relative: str) -> None:
+    """Refuse an ID source that the model's training config does not hold out."""
+    data = record.get("config", {}).get("data")
+    if not data:
+        return
+    target = (DATA / relative).resolve()
+    for source in data["holdout"]:
+        held = Path(source["path"])
+        held = (held if held.is_absolute() else REPO / held).resolve()
+        if held == target or held in target.parents:
+            return
+    sys.exit(f"{target} is not held out by the model's training config: refusing to score it")
+
+
+def ood_studies(
+    bases: list[tuple[str | None, ood_inputs.Study]],
+) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
+    """``(kind, patient it was made from, study)`` for every OOD study, one at a time."""
+    for kind, build in (
+        ("head/neck", ood_inputs.head),
+        ("head/neck", ood_inputs.neck),
+        ("head/neck", ood_inputs.shepp_logan),
+        ("legs", ood_inputs.thighs),
+        ("phantom", ood_inputs.abdominal_phantom),
+        ("MR", ood_inputs.mr_small),
+        ("MR", lambda: ood_inputs.mr_small(3.5)),
+    ):
+        yield kind, None, build()
+    for patient, base in bases:
+        yield "MR", patient, ood_inputs.mr_like(base, "t1")
+        yield "MR", patient, ood_inputs.mr_like(base, "t2")
+        yield "heavy noise", patient, ood_inputs.heavy_noise(base, 150.0)
+        yield "metal", patient, ood_inputs.metal_streaks(base)
+        yield "wrong HU", patient, ood_inputs.missing_intercept(base)
+        yield "wrong HU", patient, ood_inputs.normalised(base)
+        yield "legs", patient, ood_inputs.legs_from(base)
+
+
+class Scorer:
+    """One score, fitted on the calibration slices with one patient left out or none."""
+
+    def __init__(self, names, pool, columns, settings) -> None:
+        from ctpipe.anomaly.guard import GuardCalibration
+
+        self.index = [names.index(c) for c in columns]
+        self.columns = columns
+        self.fits = {}
+        for left_out in (None, *UNSEEN):
+            values = np.concatenate([v for k, v in pool.items() if k != left_out])
+            self.fits[left_out] = GuardCalibration.fit(values[:, self.index], columns, **settings)
+
+    def __call__(self, values: np.ndarray, left_out: str | None) -> np.ndarray:
+        return self.fits[left_out].distance(values[:, self.index])
+
+    def threshold(self, left_out: str | None) -> float:
+        return self.fits[left_out].study_threshold
+
+
+class ElboScorer:
+    """The negative ELBO as a z-score against the same calibration slices."""
+
+    def __init__(self, names, pool) -> None:
+        self.column = names.index("neg_elbo")
+        self.moments = {}
+        for left_out in (None, *UNSEEN):
+            values = np.concatenate([v[:, self.column] for k, v in pool.items() if k != left_out])
+            self.moments[left_out] = (values.mean(), values.std())
+
+    def __call__(self, values: np.ndarray, left_out: str | None) -> np.ndarray:
+        mean, std = self.moments[left_out]
+        return (values[:, self.column] - mean) / std
+
+    def threshold(self, left_out: str | None) -> float:
+        return float("nan")
+
+
+def main() -> int:
+    from ctpipe.anomaly.guard import OODGuard
+    from ctpipe.checkpoints.vae import load_vae
+    from ctpipe.training.vae.config import load_vae_config
+    from ctpipe.training.vae.data import read_series, source_volumes
+    from ctpipe.weights import DEFAULT_VAE, weights_path
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default=str(weights_path(DEFAULT_VAE)))
+    parser.add_argument(
+        "--config", default=str(REPO / "workflows/training/vae_ct128_cpu_stage2.yaml")
+    )
+    parser.add_argument("--json", help="write every statistic and score here")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    model = load_vae(args.weights)
+    guard = OODGuard(model, max_slices=None)
+    config = load_vae_config(args.config)
+    started = time.perf_counter()
+    volumes = {name: (hu, spacing) for name, hu, spacing in source_volumes(config.data.calibration)}
+    for name, _ in HELD_OUT:
+        if any("L192" in str(s.path) for s in config.data.calibration):
+            sys.exit(f"{name}: L192 is in the calibration sources: refusing to score it")
+    pool = {name: guard.statistics(hu, spacing).values for name, (hu, spacing) in volumes.items()}
+    names = guard.statistics(np.full((8, 8, 1), -1000.0, np.float32), (1, 1, 1)).names
+    shipped = guard.calibration
+    keys = ("shrinkage", "min_std", "slice_quantile", "study_quantile")
+    settings = {k: shipped.settings[k] for k in keys}
+    guard_scorer = Scorer(names, pool, shipped.statistics, settings)
+    refit = guard_scorer.fits[None]
+    if not np.allclose(refit.mean, shipped.mean) or not np.isclose(
+        refit.study_threshold, shipped.study_threshold
+    ):
+        print("note: the stored calibration differs from a refit on --config's sources")
+    scorers = {"guard (shipped)": guard_scorer, "negative ELBO (z)": ElboScorer(names, pool)}
+    for label, columns in ABLATIONS.items():
+        scorers[label] = Scorer(names, pool, columns, settings)
+    studies = []
+    for name, relative in HELD_OUT:
+        check_held_out(model.checkpoint_record, relative)
+        hu, spacing = read_series(DATA / relative, allow_irregular=True)
+        studies.append(("ID", None, ood_inputs.Study(name, hu, spacing)))
+    bases = [(None, s) for _, _, s in studies]
+    bases += [(name, ood_inputs.Study(name, *volumes[name])) for name in BASES]
+    rows = []
+
+    def add(kind: str, left_out: str | None, name: str, values: np.ndarray) -> None:
+        scores = {k: scorer(values, left_out).tolist() for k, scorer in scorers.items()}
+        study = float(np.median(scores["guard (shipped)"]))
+        z = np.median(guard_scorer.fits[left_out].z_scores(values[:, guard_scorer.index]), 0)
+        top = np.argsort(-np.abs(z))[:2]
+        rows.append(
+            {
+                "name": name,
+                "kind": kind,
+                "calibration": "shipped" if left_out is None else f"without {left_out}",
+                "slices": int(values.shape[0]),
+                "study_score": study,
+                "flagged": study > guard_scorer.threshold(left_out),
+                "why": ", ".join(f"{shipped.statistics[i]} {z[i]:+.1f} sd" for i in top),
+                "scores": scores,
+                "statistics": values.tolist(),
+            }
+        )
+
+    for kind, left_out, study in studies:
+        add(kind, left_out, study.name, guard.statistics(study.hu, study.spacing).values)
+    for name in UNSEEN:
+        add("ID", name, f"{name} (left out)", pool[name])
+    for kind, left_out, study in ood_studies(bases):
+        add(kind, left_out, study.name, guard.statistics(study.hu, study.spacing).values)
+    seconds = time.perf_counter() - started
+    speed = _speed(guard, volumes["radiomics_lung"])
+    print_report(rows, scorers, shipped, seconds, speed)
+    if args.json:
+        dump = {"statistics": list(names), "studies": rows}
+        Path(args.json).write_text(json.dumps(dump), encoding="utf-8")
+    return 0
+
+
+def _speed(guard, lung) -> float:
+    """Seconds of the workflow's guard (64 slices at most) on the 48-slice lung CT."""
+    from ctpipe.anomaly.guard import OODGuard
+
+    workflow_guard = OODGuard(guard.model, guard.calibration, max_slices=64)
+    started = time.perf_counter()
+    workflow_guard.score(*lung)
+    return time.perf_counter() - started
+
+
+def print_report(rows, scorers, shipped, seconds, speed) -> None:
+    from ctpipe.anomaly.auroc import auroc
+
+    ids = [r for r in rows if r["kind"] == "ID"]
+    oods = [r for r in rows if r["kind"] != "ID"]
+    cores = os.cpu_count()
+    print(f"machine: {platform.platform()}, {platform.processor() or 'cpu'}, {cores} cores")
+    print(f"calibration: {'; '.join(shipped.sources)}")
+    print(f"statistics: {', '.join(shipped.statistics)}; settings: {dict(shipped.settings)}")
+    slices = sum(r["slices"] for r in ids), sum(r["slices"] for r in oods)
+    print(f"ID: {len(ids)} studies, {slices[0]} slices; ", end="")
+    print(f"OOD: {len(oods)} studies, {slices[1]} slices")
+    print(f"scoring time: {seconds:.0f} s; guard on the 48-slice lung CT: {speed:.2f} s\n")
+    print("| score | slice AUROC | study AUROC |")
+    print("|---|---:|---:|")
+    for key in scorers:
+        id_slices = np.concatenate([r["scores"][key] for r in ids])
+        ood_slices = np.concatenate([r["scores"][key] for r in oods])
+        labels = np.r_[np.zeros(id_slices.size), np.ones(ood_slices.size)]
+        slice_auc = auroc(np.r_[id_slices, ood_slices], labels)
+        studies = [np.median(r["scores"][key]) for r in ids + oods]
+        study_auc = auroc(np.asarray(studies), np.r_[np.zeros(len(ids)), np.ones(len(oods))])
+        print(f"| {key} | {slice_auc:.3f} | {study_auc:.3f} |")
+    print(f"\nAt the study threshold (shipped: {shipped.study_threshold:.2f}):\n")
+    print("| kind | studies | flagged |")
+    print("|---|---:|---:|")
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        group = [r for r in rows if r["kind"] == kind]
+        print(f"| {kind} | {len(group)} | {sum(r['flagged'] for r in group)} |")
+    print("\n| study | kind | calibration | slices | guard score | flagged | largest z |")
+    print("|---|---|---|---:|---:|---|---|")
+    for r in rows:
+        print(
+            f"| {r['name']} | {r['kind']} | {r['calibration']} | {r['slices']} | "
+            f"{r['study_score']:.1f} | {'yes' if r['flagged'] else 'no'} | {r['why']} |"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

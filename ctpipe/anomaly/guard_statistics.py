@@ -1,0 +1,271 @@
+"""Per-slice statistics that tell how unlike the VAE's training data a CT slice is.
+
+The out-of-distribution guard (:mod:`ctpipe.anomaly.guard`) does not trust one number: a
+VAE's likelihood alone is known to rank simple, smooth images (phantoms, flat images) as
+*more* likely than real anatomy (Nalisnick et al., ICLR 2019). Following "density of
+states" estimation (Morningstar et al., AISTATS 2021), it describes each slice by several
+summary statistics of the model and checks that they lie where held-back in-distribution
+slices put them, in both directions:
+
+VAE statistics, on the model's grid (HU window, 3 mm pixels), with the posterior mean
+code ``z = mu`` (deterministic):
+
+* ``log_rec_mse``: log of the mean squared reconstruction error, ``mean((x - x_hat)^2)``;
+* ``log_rec_coarse``: log of the mean squared error after 8 x 8 average pooling (24 mm):
+  whether the model could reproduce the slice's layout (a head, two legs, an MR image);
+* ``log_rec_detail``: log of the error energy left after removing its 4 x 4 local mean:
+  texture the model cannot reproduce (noise, streaks);
+* ``log_kl``: log of the KL divergence of ``q(z|x)`` from the prior, nats;
+* ``neg_elbo``: the negative ELBO (``-log p(x|z=mu)`` with the trained decoder's sigma,
+  plus the KL), nats, the seed's score, kept for comparison and reports.
+
+Input statistics, on the native HU (what the VAE's window and 3 mm grid cannot see):
+
+* ``log_noise_hu``: log of 1 plus the noise standard deviation in soft tissue (HU) at a
+  2 mm scale: the slice is averaged over blocks of about 2 mm (so scanners with other
+  pixel sizes, or images interpolated to finer pixels, are compared alike), then
+  Immerkaer's estimator (1996: the mean absolute response to a 3 x 3 mask that cancels
+  planes, times ``sqrt(pi / 2) / 6``) is taken over pixels whose smoothed HU (Gaussian,
+  2 pixels) lie in [-100, 200] (smoothed, so that heavy noise does not push the pixels it
+  is measured on out of the range);
+* ``log_metal_fraction``: log of ``1e-4`` plus the fraction of the body above 3000 HU
+  (metal reaches the top of the usual 12-bit range, 3071 HU, or beyond; bone and contrast
+  rarely do);
+* ``log_air_fraction``: log of ``1e-3`` plus the fraction of the slice at or below
+  -900 HU (air and the scanner's padding; an image with the wrong scale has none).
+
+Example:
+    >>> import numpy as np
+    >>> from ctpipe.nets.vae import VAE
+    >>> from ctpipe.slice_grid import SliceGrid
+    >>> vae = VAE((32, 32), latent_dim=4, channels=(4, 8)).eval()
+    >>> hu = np.full((40, 40, 3), -1000.0, np.float32)
+    >>> hu[8:32, 8:32] = 40.0
+    >>> stats = slice_statistics(hu, (3.0, 3.0, 3.0), vae, SliceGrid((32, 32), pixel_mm=4.0),
+    ...                          sigma=0.1)
+    >>> stats.values.shape, stats.names[:2]
+    ((3, 8), ('log_rec_mse', 'log_rec_coarse'))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ctpipe.nets.vae import VAE
+    from ctpipe.slice_grid import SliceGrid
+
+__all__ = [
+    "INPUT_STATISTICS",
+    "STATISTICS",
+    "VAE_STATISTICS",
+    "SliceStatistics",
+    "block_mean",
+    "choose_slices",
+    "noise_std",
+    "slice_statistics",
+]
+
+#: Statistics of the VAE, in the order of :attr:`SliceStatistics.values`.
+VAE_STATISTICS = ("log_rec_mse", "log_rec_coarse", "log_rec_detail", "log_kl", "neg_elbo")
+#: Statistics of the input HU.
+INPUT_STATISTICS = ("log_noise_hu", "log_metal_fraction", "log_air_fraction")
+#: Every statistic :func:`slice_statistics` computes.
+STATISTICS = VAE_STATISTICS + INPUT_STATISTICS
+
+#: HU above which a body pixel counts as metal.
+METAL_HU = 3000.0
+#: HU at or below which a pixel counts as air (or padding).
+AIR_HU = -900.0
+#: Scale (mm) at which noise is measured.
+NOISE_SCALE_MM = 2.0
+#: Soft-tissue HU range in which noise is measured.
+SOFT_TISSUE_HU = (-100.0, 200.0)
+
+
+@dataclass(frozen=True)
+class SliceStatistics:
+    """The statistics of some slices of a volume.
+
+    Attributes:
+        slices: The slice indices ``k`` scored.
+        names: The statistic names (:data:`STATISTICS`).
+        values: float64 ``(len(slices), len(names))``.
+    """
+
+    slices: np.ndarray
+    names: tuple[str, ...]
+    values: np.ndarray
+
+    def column(self, name: str) -> np.ndarray:
+        """One statistic for every slice.
+
+        Raises:
+            KeyError: ``name`` is not one of :attr:`names`.
+        """
+        if name not in self.names:
+            raise KeyError(f"no statistic {name!r}; known: {', '.join(self.names)}")
+        return self.values[:, self.names.index(name)]
+
+    def select(self, names: Sequence[str]) -> np.ndarray:
+        """The columns ``names``, in that order, as ``(slices, len(names))``."""
+        return np.stack([self.column(name) for name in names], axis=1)
+
+
+def choose_slices(count: int, max_slices: int | None) -> np.ndarray:
+    """At most ``max_slices`` slice indices spread evenly over ``count`` slices.
+
+    Example:
+        >>> choose_slices(10, 4).tolist()
+        [0, 3, 6, 9]
+        >>> choose_slices(3, None).tolist()
+        [0, 1, 2]
+    """
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    if max_slices is None or count <= max_slices:
+        return np.arange(count)
+    return np.unique(np.round(np.linspace(0, count - 1, max_slices)).astype(int))
+
+
+def slice_statistics(
+    volume_hu: np.ndarray,
+    spacing: Sequence[float],
+    model: VAE,
+    grid: SliceGrid,
+    *,
+    sigma: float,
+    max_slices: int | None = None,
+    batch_size: int = 16,
+) -> SliceStatistics:
+    """Every statistic of :data:`STATISTICS` for the slices of an HU volume ``(i, j, k)``.
+
+    Args:
+        volume_hu: float32 HU, ``(i, j, k)`` (one slice ``(i, j)`` is accepted).
+        spacing: Voxel size in mm, ``(i, j[, k])``.
+        model: The VAE (in eval mode).
+        grid: Its slice grid.
+        sigma: Its decoder's fixed standard deviation (``mse`` models), for ``neg_elbo``.
+        max_slices: Score at most this many slices, spread evenly (``None``: all).
+        batch_size: Slices per forward pass.
+
+    Returns:
+        The :class:`SliceStatistics`.
+
+    Raises:
+        ValueError: Not a finite non-empty volume, or a bad spacing or sigma.
+    """
+    from ctpipe.body_mask import body_bbox_centre, body_mask
+
+    hu = np.asarray(volume_hu, dtype=np.float32)
+    if hu.ndim == 2:
+        hu = hu[:, :, None]
+    if hu.ndim != 3 or hu.size == 0 or not np.isfinite(hu).all():
+        raise ValueError(f"volume_hu must be a finite (i, j, k) array, got shape {hu.shape}")
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    chosen = choose_slices(hu.shape[2], max_slices)
+    hu = np.ascontiguousarray(hu[:, :, chosen])
+    body = body_mask(hu)
+    images, _ = grid.to_grid(hu, tuple(spacing)[:2], body_bbox_centre(body))
+    model_values = _vae_statistics(images, model, sigma, batch_size)
+    pixel_mm = float(next(iter(spacing)))
+    input_values = np.stack(
+        [_input_statistics(hu[:, :, k], body[:, :, k], pixel_mm) for k in range(len(chosen))]
+    )
+    return SliceStatistics(chosen, STATISTICS, np.concatenate([model_values, input_values], axis=1))
+
+
+def _vae_statistics(images: np.ndarray, model: VAE, sigma: float, batch_size: int) -> np.ndarray:
+    import torch
+    from torch.nn import functional as F
+
+    from ctpipe.elbo import gaussian_kl, reconstruction_nll
+    from ctpipe.inference import eval_mode
+
+    x_all = torch.as_tensor(images)
+    model.check_input(x_all)
+    rows = []
+    with eval_mode(model), torch.inference_mode():
+        for start in range(0, x_all.shape[0], batch_size):
+            x = x_all[start : start + batch_size].to(model.device)
+            mu, logvar = model.encode(x)
+            x_mean, x_logvar = model.decode(mu)
+            error = (x - x_mean).double()
+            coarse = F.avg_pool2d(error, 8)
+            local_mean = F.interpolate(F.avg_pool2d(error, 4), scale_factor=4, mode="nearest")
+            kl = gaussian_kl(mu, logvar).double()
+            if x_logvar is None:
+                nll = reconstruction_nll(x, x_mean, sigma=sigma)
+            else:
+                nll = reconstruction_nll(x, x_mean, x_logvar=x_logvar, min_sigma=0.01)
+            rows.append(
+                torch.stack(
+                    [
+                        _log(error.square().flatten(1).mean(1)),
+                        _log(coarse.square().flatten(1).mean(1)),
+                        _log((error - local_mean).square().flatten(1).mean(1)),
+                        _log(kl),
+                        nll.double() + kl,
+                    ],
+                    dim=1,
+                ).cpu()
+            )
+    return torch.cat(rows).numpy()
+
+
+def _log(values: Any) -> Any:  # a torch tensor in and out
+    return (values + 1e-12).log()
+
+
+#: Immerkaer's mask: its response to a plane is 0, to white noise of std s has std 6 s.
+_IMMERKAER = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+
+
+def noise_std(hu: np.ndarray, region: np.ndarray) -> float:
+    """Immerkaer's noise standard deviation of a slice over ``region`` (0 when too small).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> image = rng.normal(40.0, 20.0, (128, 128))
+        >>> round(noise_std(image, np.ones_like(image, bool)), 0)
+        20.0
+    """
+    from scipy.ndimage import binary_erosion, convolve
+
+    inner = binary_erosion(region, np.ones((3, 3), bool))
+    if inner.sum() < 50:
+        return 0.0
+    response = convolve(hu.astype(np.float64), _IMMERKAER, mode="nearest")[inner]
+    return float(np.sqrt(np.pi / 2) / 6 * np.abs(response).mean())
+
+
+def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """``image`` averaged over ``factor`` x ``factor`` blocks (edges that do not fill one dropped).
+
+    Example:
+        >>> block_mean(np.arange(16.0).reshape(4, 4), 2).tolist()
+        [[2.5, 4.5], [10.5, 12.5]]
+    """
+    if factor <= 1:
+        return image
+    n_i, n_j = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
+    blocks = image[:n_i, :n_j].reshape(n_i // factor, factor, n_j // factor, factor)
+    return blocks.mean(axis=(1, 3))
+
+
+def _input_statistics(hu: np.ndarray, body: np.ndarray, pixel_mm: float) -> list[float]:
+    from scipy.ndimage import gaussian_filter
+
+    low, high = SOFT_TISSUE_HU
+    coarse = block_mean(hu.astype(np.float64), max(1, round(NOISE_SCALE_MM / pixel_mm)))
+    smooth = gaussian_filter(coarse, 2.0)
+    noise = noise_std(coarse, (smooth >= low) & (smooth <= high))
+    metal = float((hu[body] > METAL_HU).mean()) if body.any() else 0.0
+    air = float((hu <= AIR_HU).mean())
+    return [math.log(noise + 1.0), math.log(metal + 1e-4), math.log(air + 1e-3)]
