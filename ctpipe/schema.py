@@ -369,3 +369,16 @@ class _Parser:
             self.convert(item, item_type, f"{key}[{index}]")
             for index, (item, item_type) in enumerate(zip(value, item_types, strict=True))
         )
+
+
+def require(ok: bool, rule: str, value: object) -> None:
+    """Raise ``ValueError("<rule>, got <value>")`` unless ``ok``.
+
+    Example:
+        >>> require(2 > 3, "size must be > 3", 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: size must be > 3, got 2
+    """
+    if not ok:
+        raise ValueError(f"{rule}, got {value!r}")

@@ -184,15 +184,9 @@ class BundleSegmenter:
         return network.to(self.sw_device).eval()
 
     def _preprocessing(self, parser) -> tuple[Any, str, bool]:
-        from monai.transforms import Compose, LoadImage, LoadImaged
+        from monai.transforms import LoadImage, LoadImaged
 
-        with self._building("preprocessing"):
-            chain = parser.get_parsed_content("preprocessing", instantiate=True)
-        if not isinstance(chain, Compose):
-            raise BundleError(
-                self.bundle.config_file,
-                f"preprocessing must be a monai.transforms.Compose, got {type(chain).__name__}",
-            )
+        chain = self._compose(parser, "preprocessing")
         flat = chain.flatten()
         loaders = [t for t in flat.transforms if isinstance(t, (LoadImage, LoadImaged))]
         inputs = (self.bundle.metadata.get("network_data_format") or {}).get("inputs") or {}
@@ -243,18 +237,24 @@ class BundleSegmenter:
 
         if "postprocessing" not in parser:
             return Compose([]), False
-        with self._building("postprocessing"):
-            chain = parser.get_parsed_content("postprocessing", instantiate=True)
-        if not isinstance(chain, Compose):
-            raise BundleError(
-                self.bundle.config_file,
-                f"postprocessing must be a monai.transforms.Compose, got {type(chain).__name__}",
-            )
-        flat = chain.flatten()
+        flat = self._compose(parser, "postprocessing").flatten()
         kept = [t for t in flat.transforms if not isinstance(t, (SaveImage, SaveImaged))]
         postprocessing = copy.copy(flat)
         postprocessing.transforms = kept
         return postprocessing, any(isinstance(t, Invertd) for t in kept)
+
+    def _compose(self, parser, section: str) -> Any:
+        """The bundle's ``section`` built, refused unless it is a MONAI ``Compose``."""
+        from monai.transforms import Compose
+
+        with self._building(section):
+            chain = parser.get_parsed_content(section, instantiate=True)
+        if not isinstance(chain, Compose):
+            raise BundleError(
+                self.bundle.config_file,
+                f"{section} must be a monai.transforms.Compose, got {type(chain).__name__}",
+            )
+        return chain
 
     @contextlib.contextmanager
     def _building(self, what: str) -> Iterator[None]:

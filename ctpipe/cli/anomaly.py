@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 
-from ctpipe.cli.common import add_allow_non_hu
+from ctpipe.cli.common import SubParsers, add_command, add_series_options
 
 __all__ = ["MAP_NAME", "OVERLAY_NAME", "SCORES_NAME", "add_anomaly_parser", "run_anomaly"]
 
@@ -36,10 +36,12 @@ MAP_NAME, OVERLAY_NAME, SCORES_NAME = (
 )
 
 
-def add_anomaly_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_anomaly_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Add ``ctpipe anomaly INPUT --output DIR`` to a CLI."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "anomaly",
+        run_anomaly,
         help="VAE anomaly map (NIfTI, overlay PNG) and per-slice scores of a CT volume",
         description="Score a CT volume with a VAE trained on normal anatomy: a per-voxel "
         "map of reconstruction error in HU (averaged over posterior draws) and the negative "
@@ -60,13 +62,8 @@ def add_anomaly_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         "--smooth-mm", type=float, default=0.0, help="Gaussian smoothing of the map (sigma, mm)"
     )
     parser.add_argument("--slice", type=int, help="slice shown in the overlay (default: top score)")
-    parser.add_argument("--series", help="SeriesInstanceUID when the input holds several series")
-    parser.add_argument(
-        "--allow-irregular", action="store_true", help="read series with gaps or tilt"
-    )
-    add_allow_non_hu(parser)
+    add_series_options(parser)
     parser.add_argument("--top", type=int, default=5, help="slices listed (default: 5)")
-    parser.set_defaults(func=run_anomaly)
     return parser
 
 

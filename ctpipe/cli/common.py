@@ -25,17 +25,47 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_OK",
     "EXIT_PROBLEMS",
+    "SubParsers",
+    "add_allow_irregular",
     "add_allow_non_hu",
+    "add_command",
     "add_command_group",
+    "add_series_options",
     "parse_args",
+    "positive_int",
     "print_help",
 ]
+
+#: The commands of a parser (what ``ArgumentParser.add_subparsers()`` returns).
+SubParsers = argparse._SubParsersAction
+
+#: A command's handler: parsed arguments in, exit status out.
+Handler = Callable[[argparse.Namespace], int]
 
 
 def print_help(parser: argparse.ArgumentParser) -> int:
     """Print ``parser``'s help to stderr; return :data:`EXIT_ERROR` (no command was given)."""
     parser.print_help(sys.stderr)
     return EXIT_ERROR
+
+
+def add_command(
+    subparsers: SubParsers, name: str, handler: Handler, *, help: str, description: str
+) -> argparse.ArgumentParser:
+    """Add the command ``name`` that runs ``handler`` on the parsed arguments.
+
+    Returns:
+        The command's parser: add its arguments to it.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="ctpipe")
+        >>> _ = add_command(parser.add_subparsers(), "hi", lambda a: 0, help="-", description="-")
+        >>> parser.parse_args(["hi"]).func(None)
+        0
+    """
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.set_defaults(func=handler)
+    return parser
 
 
 def add_command_group(
@@ -91,3 +121,50 @@ def add_allow_non_hu(parser: argparse.ArgumentParser) -> None:
         "DICOM rescale, no air in the volume) instead of refusing it; the numbers computed "
         "from it are then yours to trust",
     )
+
+
+def add_series_options(parser: argparse.ArgumentParser, *, irregular: bool = True) -> None:
+    """Add the options of which series to read and what input to accept anyway.
+
+    ``--series UID``, ``--allow-irregular`` (unless ``irregular`` is false) and
+    ``--allow-non-hu`` (:func:`add_allow_non_hu`).
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_series_options(parser)
+        >>> parser.parse_args(["--series", "1.2.3", "--allow-irregular"]).allow_irregular
+        True
+    """
+    parser.add_argument("--series", help="SeriesInstanceUID when the input holds several series")
+    if irregular:
+        add_allow_irregular(parser)
+    add_allow_non_hu(parser)
+
+
+def add_allow_irregular(parser: argparse.ArgumentParser) -> None:
+    """Add ``--allow-irregular``: read a series with gaps or a tilted gantry anyway."""
+    parser.add_argument(
+        "--allow-irregular",
+        action="store_true",
+        help="read DICOM series with missing slices or a tilted gantry (with a warning)",
+    )
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: a whole number >= 1.
+
+    Example:
+        >>> positive_int("4")
+        4
+        >>> positive_int("0")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: must be a positive integer, got '0'
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value

@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ctpipe.io.manifest import Manifest, Progress
 
-from ctpipe.cli.common import EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, add_command_group
+from ctpipe.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    SubParsers,
+    add_command,
+    add_command_group,
+)
 
 __all__ = ["add_data_parser", "run_create", "run_verify"]
 
@@ -35,7 +42,7 @@ _FEW_FILES = 10
 
 
 def add_data_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    subparsers: SubParsers,
 ) -> argparse.ArgumentParser:
     """Add the ``data`` command group (``verify``, ``create``) to a CLI."""
     data, commands = add_command_group(
@@ -49,9 +56,11 @@ def add_data_parser(
     return data
 
 
-def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    verify = commands.add_parser(
+def _add_verify(commands: SubParsers) -> None:
+    verify = add_command(
+        commands,
         "verify",
+        run_verify,
         help="check a local copy of a dataset against its manifest",
         description="Check a local copy of a dataset against its manifest. Exit code: 0 "
         "when it matches, 1 when files are missing, changed or unexpected or layout counts "
@@ -67,12 +76,13 @@ def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     verify.add_argument(
         "--json", type=Path, metavar="OUT", help="also write the report as JSON to OUT"
     )
-    verify.set_defaults(func=run_verify)
 
 
-def _add_create(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    create = commands.add_parser(
+def _add_create(commands: SubParsers) -> None:
+    create = add_command(
+        commands,
         "create",
+        run_create,
         help="hash the files of a local dataset into a manifest",
         description="Hash the files of a local dataset into a manifest, paths relative to "
         "ROOT and sorted. Hidden files are skipped.",
@@ -96,7 +106,6 @@ def _add_create(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="copy description, source, licence, labels, splits, layout and the comment "
         "header from this manifest, replacing only its file list (to regenerate it)",
     )
-    create.set_defaults(func=run_create)
 
 
 def _progress_bar(description: str) -> Progress:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import argparse
 
-from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS, add_allow_non_hu
+from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS, SubParsers, add_command, add_series_options
 
 __all__ = ["add_demo_parser"]
 
 
-def add_demo_parser(sub: argparse._SubParsersAction) -> None:
+def add_demo_parser(sub: SubParsers) -> None:
     """Add ``demo`` to a CLI."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "demo",
+        run_demo_command,
         help="run the default workflow (denoise, segment, export) on a sample series",
         description="Run the default workflow (denoise -> segment -> derived DICOM, "
         "DICOM-SEG, NIfTI, previews, HTML report) on a CT series: a generated phantom "
@@ -26,19 +28,12 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--input", help="DICOM folder/file or NIfTI to use instead of the phantom")
     p.add_argument("--output", default="ctpipe_demo", help="output folder (default: %(default)s)")
-    p.add_argument("--series", help="SeriesInstanceUID when the input holds several series")
-    p.add_argument(
-        "--allow-irregular",
-        action="store_true",
-        help="read series with missing slices or a tilted gantry (with a warning)",
-    )
     p.add_argument(
         "--overwrite",
         action="store_true",
         help="write into an output folder that holds files ctpipe did not write",
     )
-    add_allow_non_hu(p)
-    p.set_defaults(func=run_demo_command)
+    add_series_options(p)
 
 
 def run_demo_command(args: argparse.Namespace) -> int:

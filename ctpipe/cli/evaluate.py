@@ -27,7 +27,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli.common import EXIT_ERROR, EXIT_OK, add_command_group
+from ctpipe.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    SubParsers,
+    add_command,
+    add_command_group,
+    positive_int,
+)
 
 __all__ = ["add_evaluate_parser", "load_weight_methods", "run_denoise"]
 
@@ -37,7 +44,7 @@ DEFAULT_TRAIN_SLICES = 6
 
 
 def add_evaluate_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    subparsers: SubParsers,
 ) -> argparse.ArgumentParser:
     """Add the ``evaluate`` command group (``denoise``) to a CLI."""
     evaluate, commands = add_command_group(
@@ -49,16 +56,6 @@ def add_evaluate_parser(
     )
     _add_denoise(commands)
     return evaluate
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
 
 
 def _sigma(text: str) -> float:
@@ -73,9 +70,11 @@ def _sigma(text: str) -> float:
     return value
 
 
-def _add_denoise(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = commands.add_parser(
+def _add_denoise(commands: SubParsers) -> None:
+    p = add_command(
+        commands,
         "denoise",
+        run_denoise,
         help="score LDCT input, BM3D and trained denoisers on AAPM low/normal-dose pairs",
         description="Pair the quarter- and full-dose slices of an AAPM Low Dose CT tree, "
         "choose BM3D's sigma on training slices (grid search, mean full-range PSNR), and "
@@ -129,13 +128,13 @@ def _add_denoise(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument(
         "--max-slices",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="score at most N test slices, spread evenly over the split (default: all)",
     )
     p.add_argument(
         "--train-slices",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_TRAIN_SLICES,
         metavar="N",
         help="training slices, spread evenly over the split, on which BM3D's sigma is "
@@ -169,7 +168,6 @@ def _add_denoise(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="HU",
         help="difference maps show [-HU, HU] (default: %(default)s)",
     )
-    p.set_defaults(func=run_denoise)
 
 
 def _fail(error: BaseException) -> int:

@@ -14,15 +14,17 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS
+from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS, SubParsers, add_command
 
 __all__ = ["add_info_parser", "format_series_table"]
 
 
-def add_info_parser(sub: argparse._SubParsersAction) -> None:
+def add_info_parser(sub: SubParsers) -> None:
     """Add ``info`` to a CLI."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "info",
+        run_info,
         help="list the DICOM series under a folder",
         description="List every DICOM image series under PATH: patient, study, series, "
         "modality, slices, size, spacing, kernel and any problems that stop it from "
@@ -36,7 +38,6 @@ def add_info_parser(sub: argparse._SubParsersAction) -> None:
         help="also show which series this workflow (YAML file or shipped name) would take, "
         "and why it leaves the others out (its select rules)",
     )
-    p.set_defaults(func=run_info)
 
 
 def run_info(args: argparse.Namespace) -> int:

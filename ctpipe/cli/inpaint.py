@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli.common import EXIT_OK, add_allow_non_hu
+from ctpipe.cli.common import EXIT_OK, SubParsers, add_command, add_series_options
 
 __all__ = ["add_inpaint_parser", "output_paths", "run_inpaint"]
 
@@ -40,11 +40,13 @@ MASK_KINDS = ("box", "strokes", "streaks")
 
 
 def add_inpaint_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    subparsers: SubParsers,
 ) -> argparse.ArgumentParser:
     """Add the ``inpaint`` command to a CLI; it sets ``func`` to :func:`run_inpaint`."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "inpaint",
+        run_inpaint,
         help="fill masked regions of a CT (GAN latent search, or biharmonic/Telea/NS)",
         description="Inpaint the masked voxels of a CT: DCGAN latent search (Yeh et al. "
         "2017) started from the nearest pool sample and run along the slices with latent "
@@ -110,9 +112,7 @@ def add_inpaint_parser(
     parser.add_argument(
         "--device", default="auto", help="GAN: auto, cpu, cuda or cuda:N (default: auto)"
     )
-    parser.add_argument("--series", help="SeriesInstanceUID when the input holds several")
-    add_allow_non_hu(parser)
-    parser.set_defaults(func=run_inpaint)
+    add_series_options(parser, irregular=False)
     return parser
 
 

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Sequence
 
 from ctpipe import __version__
-from ctpipe.cli.common import EXIT_ERROR
+from ctpipe.cli.common import EXIT_ERROR, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument(
         "--max-voxels",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="largest volume any command reads, in voxels, checked on the declared size "
         "before allocating (default: 2**30, i.e. 4 GiB as float32; or CTPIPE_MAX_VOXELS)",
@@ -63,16 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_anomaly_parser(sub)
     add_inpaint_parser(sub)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -24,12 +24,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS
+from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS, SubParsers, add_command
 
 __all__ = ["add_pacs_parsers", "parse_dimse_address", "run_pull", "run_serve"]
 
 
-def add_pacs_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+#: The study filters of ``pull`` (the fields of :class:`ctpipe.pacs.pull.StudyQuery`), each
+#: an option ``--patient-id`` etc., with its help.
+STUDY_FILTERS: dict[str, str | None] = {
+    "patient_id": None,
+    "patient_name": "Family^Given; wildcards * and ? allowed",
+    "study_date": "YYYYMMDD or YYYYMMDD-YYYYMMDD",
+    "modality": "a modality in the study, e.g. CT",
+    "accession_number": None,
+    "study_uid": None,
+    "study_description": None,
+}
+
+
+def add_pacs_parsers(subparsers: SubParsers) -> None:
     """Add the ``serve`` and ``pull`` commands to a CLI.
 
     Args:
@@ -39,9 +52,11 @@ def add_pacs_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     _add_pull(subparsers)
 
 
-def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
+def _add_serve(subparsers: SubParsers) -> None:
+    p = add_command(
+        subparsers,
         "serve",
+        run_serve,
         help="run a DICOM node: receive series, run a workflow, send the results",
         description="Run a DICOM node (C-STORE SCP) that writes every received instance to "
         "disk before acknowledging it, runs the configured workflow on each complete series "
@@ -51,12 +66,13 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("config", help="node configuration (YAML, see workflows/pacs_node.yaml)")
     p.add_argument("--status", action="store_true", help="print the job queue and exit")
     p.add_argument("--verbose", action="store_true", help="log every received instance")
-    p.set_defaults(func=run_serve)
 
 
-def _add_pull(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
+def _add_pull(subparsers: SubParsers) -> None:
+    p = add_command(
+        subparsers,
         "pull",
+        run_pull,
         help="find studies on a PACS and retrieve them (C-FIND/C-GET/C-MOVE or DICOMweb)",
         description="Query a PACS for studies matching the filters (C-FIND or QIDO-RS) and "
         "retrieve them (C-GET, C-MOVE or WADO-RS) into OUTPUT/<study>/<series>/, "
@@ -75,20 +91,14 @@ def _add_pull(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument(
         "--move-port", type=int, default=11113, help="our port for C-MOVE (default: %(default)s)"
     )
-    p.add_argument("--patient-id")
-    p.add_argument("--patient-name", help="Family^Given; wildcards * and ? allowed")
-    p.add_argument("--study-date", help="YYYYMMDD or YYYYMMDD-YYYYMMDD")
-    p.add_argument("--modality", help="a modality in the study, e.g. CT")
-    p.add_argument("--accession-number")
-    p.add_argument("--study-uid")
-    p.add_argument("--study-description")
+    for key, help in STUDY_FILTERS.items():
+        p.add_argument("--" + key.replace("_", "-"), help=help)
     p.add_argument("--limit", type=int, help="retrieve at most this many studies")
     p.add_argument("--list", action="store_true", help="only list the matching studies")
     p.add_argument("-o", "--output", default="pulled", help="folder (default: %(default)s)")
     run = p.add_mutually_exclusive_group()
     run.add_argument("--workflow", help="run this workflow file on each retrieved series")
     run.add_argument("--processor", help="run this module:callable on each retrieved series")
-    p.set_defaults(func=run_pull)
 
 
 def parse_dimse_address(text: str) -> tuple[str, str, int]:
@@ -260,12 +270,4 @@ def _peer(args: argparse.Namespace) -> Any:
 def _query(args: argparse.Namespace) -> Any:
     from ctpipe.pacs.pull import StudyQuery
 
-    return StudyQuery(
-        patient_id=args.patient_id,
-        patient_name=args.patient_name,
-        study_date=args.study_date,
-        modality=args.modality,
-        accession_number=args.accession_number,
-        study_uid=args.study_uid,
-        study_description=args.study_description,
-    )
+    return StudyQuery(**{key: getattr(args, key) for key in STUDY_FILTERS})

@@ -34,7 +34,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli.common import EXIT_OK, add_allow_non_hu
+from ctpipe.cli.common import EXIT_OK, SubParsers, add_command, add_series_options, positive_int
 
 __all__ = ["add_segment_parser", "format_volumes", "read_ct_input", "run_segment"]
 
@@ -42,12 +42,12 @@ __all__ = ["add_segment_parser", "format_volumes", "read_ct_input", "run_segment
 SW_BATCH_SIZE = 4
 
 
-def add_segment_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse.ArgumentParser:
+def add_segment_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Add the ``segment`` command to a CLI."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "segment",
+        run_segment,
         help="segment organs of a CT volume (labels NIfTI on the input grid)",
         description="Segment the organs of a CT volume (DICOM series or NIfTI in HU) with the "
         "shipped segmenter or --weights, and write the label map as NIfTI with the input's "
@@ -86,7 +86,7 @@ def add_segment_parser(
     )
     p.add_argument(
         "--roi-size",
-        type=_positive_int,
+        type=positive_int,
         nargs="+",
         metavar="N",
         help="window size in voxels along i j [k] (default: the model's)",
@@ -99,28 +99,11 @@ def add_segment_parser(
     )
     p.add_argument(
         "--sw-batch-size",
-        type=_positive_int,
+        type=positive_int,
         help=f"windows per forward pass (default: {SW_BATCH_SIZE}, or the bundle's)",
     )
-    p.add_argument("--series", help="SeriesInstanceUID when the input holds several series")
-    p.add_argument(
-        "--allow-irregular",
-        action="store_true",
-        help="read DICOM series with missing slices or a tilted gantry (with a warning)",
-    )
-    add_allow_non_hu(p)
-    p.set_defaults(func=run_segment)
+    add_series_options(p)
     return p
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 def run_segment(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli.common import EXIT_ERROR, EXIT_OK, add_allow_non_hu
+from ctpipe.cli.common import EXIT_ERROR, EXIT_OK, SubParsers, add_command, add_series_options
 
 __all__ = ["add_simulate_parser", "output_paths", "run_simulate"]
 
@@ -45,11 +45,13 @@ DEFAULT_ANGULAR_MODULATION = 0.5
 
 
 def add_simulate_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    subparsers: SubParsers,
 ) -> argparse.ArgumentParser:
     """Add the ``simulate`` command to a CLI; it sets ``func`` to :func:`run_simulate`."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "simulate",
+        run_simulate,
         help="simulate a lower-dose scan from a normal-dose one (noise insertion)",
         description="Insert the noise of a scan at a fraction of the dose into a "
         "normal-dose CT, through its projections (parallel beam), slice by slice. Writes "
@@ -110,9 +112,7 @@ def add_simulate_parser(
         "(default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
-    parser.add_argument("--series", help="SeriesInstanceUID when the input holds several")
-    add_allow_non_hu(parser)
-    parser.set_defaults(func=run_simulate)
+    add_series_options(parser, irregular=False)
     return parser
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 
-from ctpipe.cli.common import add_command_group
+from ctpipe.cli.common import SubParsers, add_command, add_command_group
 from ctpipe.training.entry import TASKS, add_run_arguments, run_task
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
 
 
 def add_train_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    subparsers: SubParsers,
 ) -> argparse.ArgumentParser:
     """Add the ``train`` command group (a command per task) to a CLI."""
     train, tasks = add_command_group(
@@ -48,9 +48,11 @@ def add_train_parser(
         metavar="TASK",
     )
     for task in TASKS.values():
-        parser = tasks.add_parser(task.name, help=task.help, description=task.description)
+        handler = HANDLERS[task.name]
+        parser = add_command(
+            tasks, task.name, handler, help=task.help, description=task.description
+        )
         add_run_arguments(parser)
-        parser.set_defaults(func=HANDLERS[task.name])
     return train
 
 

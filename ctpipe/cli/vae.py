@@ -30,7 +30,13 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from ctpipe.cli.common import EXIT_OK, add_command_group
+from ctpipe.cli.common import (
+    EXIT_OK,
+    SubParsers,
+    add_allow_irregular,
+    add_command,
+    add_command_group,
+)
 
 __all__ = [
     "add_vae_parser",
@@ -41,7 +47,7 @@ __all__ = [
 ]
 
 
-def add_vae_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_vae_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Add the ``vae`` command group (``sample``, ``interpolate``, ``arithmetic``)."""
     vae, commands = add_command_group(
         subparsers,
@@ -49,8 +55,10 @@ def add_vae_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         help="generate with a VAE: prior samples, interpolation, latent arithmetic",
         description="Generate CT slices with a trained VAE (the shipped one by default).",
     )
-    sample = commands.add_parser(
+    sample = add_command(
+        commands,
         "sample",
+        run_sample,
         help="decode N draws from the prior N(0, I)",
         description="Decode N codes drawn from the prior and write them as a PNG grid.",
     )
@@ -60,9 +68,10 @@ def add_vae_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         "--temperature", type=float, default=1.0, help="prior std scale (default: 1)"
     )
     _common(sample)
-    sample.set_defaults(func=run_sample)
-    interp = commands.add_parser(
+    interp = add_command(
+        commands,
         "interpolate",
+        run_interpolate,
         help="decode codes between two slices' codes",
         description="Encode a slice of A and a slice of B and decode STEPS codes on the line "
         "(or great circle) between their codes, A and B included; the PNG shows A, the "
@@ -73,9 +82,10 @@ def add_vae_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     interp.add_argument("--slerp", action="store_true", help="spherical interpolation")
     _slices(interp, 2)
     _common(interp)
-    interp.set_defaults(func=run_interpolate)
-    arith = commands.add_parser(
+    arith = add_command(
+        commands,
         "arithmetic",
+        run_arithmetic,
         help="decode code(A) - code(B) + code(C)",
         description="Decode code(A) - code(B) + code(C) from slices of three volumes; the "
         "PNG shows A, B, C and the result.",
@@ -83,9 +93,10 @@ def add_vae_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     arith.add_argument("inputs", nargs=3, metavar="INPUT", help="CT volumes A, B and C")
     _slices(arith, 3)
     _common(arith)
-    arith.set_defaults(func=run_arithmetic)
-    calibrate = commands.add_parser(
+    calibrate = add_command(
+        commands,
         "calibrate",
+        run_calibrate,
         help="fit the out-of-distribution guard's calibration and store it with the weights",
         description="Score the data.calibration slices of a VAE training CONFIG (held back "
         "from training) with the guard's statistics, fit their distribution and thresholds, "
@@ -94,7 +105,6 @@ def add_vae_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     calibrate.add_argument("config", help="the VAE training configuration (YAML)")
     calibrate.add_argument("--weights", required=True, help="the trained VAE weights")
     calibrate.add_argument("-o", "--output", required=True, help="weights file to write")
-    calibrate.set_defaults(func=run_calibrate)
     return vae
 
 
@@ -130,9 +140,7 @@ def _slices(parser: argparse.ArgumentParser, count: int) -> None:
         metavar="K",
         help="slice index of each input (default: the middle slice of each)",
     )
-    parser.add_argument(
-        "--allow-irregular", action="store_true", help="read series with gaps or tilt"
-    )
+    add_allow_irregular(parser)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -33,7 +33,14 @@ import logging
 import sys
 from pathlib import Path
 
-from ctpipe.cli.common import EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, add_allow_non_hu
+from ctpipe.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    SubParsers,
+    add_allow_non_hu,
+    add_command,
+)
 from ctpipe.workflow.shipped import resolve_workflow, shipped_dir
 
 __all__ = ["add_workflow_parsers", "resolve_workflow", "run_batch_command", "run_command"]
@@ -42,10 +49,12 @@ __all__ = ["add_workflow_parsers", "resolve_workflow", "run_batch_command", "run
 WORKFLOWS_DIR = shipped_dir()
 
 
-def add_workflow_parsers(subparsers: argparse._SubParsersAction) -> None:
+def add_workflow_parsers(subparsers: SubParsers) -> None:
     """Add ``run`` and ``batch`` to a CLI."""
-    run = subparsers.add_parser(
+    run = add_command(
+        subparsers,
         "run",
+        run_command,
         help="run a workflow on one study (DICOM folder/file or NIfTI)",
         description="Run WORKFLOW (a YAML file or a shipped workflow's name) on one study "
         "and write its outputs, report and run record to DIR. DIR must be new, empty or "
@@ -54,9 +63,10 @@ def add_workflow_parsers(subparsers: argparse._SubParsersAction) -> None:
     _common(run)
     run.add_argument("--input", required=True, help="DICOM folder or file, or NIfTI volume")
     run.add_argument("--output", required=True, metavar="DIR", help="the study's output folder")
-    run.set_defaults(func=run_command)
-    batch = subparsers.add_parser(
+    batch = add_command(
+        subparsers,
         "batch",
+        run_batch_command,
         help="run a workflow on every DICOM series under a folder tree",
         description="Run WORKFLOW on every DICOM series under TREE: one study folder per "
         "series in DIR, plus batch.json, summary.csv and index.html. A failing series is "
@@ -90,7 +100,6 @@ def add_workflow_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="Dask resources each series needs, e.g. GPU=1 for workers started with "
         "--resources GPU=1 (one series per GPU at a time)",
     )
-    batch.set_defaults(func=run_batch_command)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

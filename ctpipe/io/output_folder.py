@@ -92,11 +92,7 @@ def check_output_folder(
     Raises:
         OutputError: The output is refused (the message names it and says why).
     """
-    out = Path(os.path.abspath(output))
-    for source in inputs:
-        problem = overlap_problem(out, source)
-        if problem:
-            raise OutputError(out, f"{problem}; write the results somewhere else")
+    out = _absolute_apart(output, inputs, "results")
     if out.is_symlink():
         raise OutputError(out, "is a symbolic link; give the folder it points to, or a new one")
     if out.exists() and not out.is_dir():
@@ -139,14 +135,26 @@ def check_output_file(output: PathLike, *, inputs: Iterable[PathLike] = ()) -> P
         ...
         ctpipe.errors.OutputError: /proc/no/such: is not writable (in /proc): ...
     """
+    out = _absolute_apart(output, inputs, "result")
+    if out.is_dir():
+        raise OutputError(out, "is a folder; give a file name")
+    _check_writable_parent(out)
+    return out
+
+
+def _absolute_apart(output: PathLike, inputs: Iterable[PathLike], written: str) -> Path:
+    """``output`` made absolute, refused when it is, holds or lies in one of ``inputs``.
+
+    Args:
+        output: The path to write.
+        inputs: Files and folders that must stay untouched.
+        written: What is written there, for the message (``results``, ``result``).
+    """
     out = Path(os.path.abspath(output))
     for source in inputs:
         problem = overlap_problem(out, source)
         if problem:
-            raise OutputError(out, f"{problem}; write the result somewhere else")
-    if out.is_dir():
-        raise OutputError(out, "is a folder; give a file name")
-    _check_writable_parent(out)
+            raise OutputError(out, f"{problem}; write the {written} somewhere else")
     return out
 
 

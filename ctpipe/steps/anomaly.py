@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ctpipe.devices import check_device_setting, compute_device
+from ctpipe.schema import require
 from ctpipe.steps.base import LoadedModel, StudyState, file_sha256
 from ctpipe.weights import DEFAULT_VAE
 
@@ -50,12 +51,9 @@ class AnomalyStep:
 
     def __post_init__(self) -> None:
         check_device_setting("device", self.device)
-        if self.samples < 1:
-            raise ValueError(f"samples must be >= 1, got {self.samples}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.smooth_mm < 0:
-            raise ValueError(f"smooth_mm must be >= 0, got {self.smooth_mm}")
+        require(self.samples >= 1, "samples must be >= 1", self.samples)
+        require(self.batch_size >= 1, "batch_size must be >= 1", self.batch_size)
+        require(self.smooth_mm >= 0, "smooth_mm must be >= 0", self.smooth_mm)
 
     def load(self, weights: Path | None) -> LoadedModel:
         """The VAE of a ctpipe checkpoint (:func:`ctpipe.checkpoints.vae.load_vae`)."""

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ctpipe.devices import check_device_setting, compute_device
+from ctpipe.schema import require
 from ctpipe.steps.base import LoadedModel, StudyState, file_sha256, rms
 from ctpipe.weights import DEFAULT_DENOISER
 
@@ -58,8 +59,7 @@ class DenoiseStep:
 
     def __post_init__(self) -> None:
         check_device_setting("device", self.device)
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        require(self.batch_size >= 1, "batch_size must be >= 1", self.batch_size)
 
     def load(self, weights: Path | None) -> LoadedModel:
         """The denoiser of a ctpipe checkpoint (:mod:`ctpipe.checkpoints.denoiser`)."""

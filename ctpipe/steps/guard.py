@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from ctpipe.devices import check_device_setting, compute_device
+from ctpipe.schema import require
 from ctpipe.steps.base import LoadedModel, StudyState, file_sha256
 from ctpipe.weights import DEFAULT_VAE
 
@@ -58,14 +59,11 @@ class GuardStep:
 
     def __post_init__(self) -> None:
         check_device_setting("device", self.device)
-        if self.action not in ("warn", "skip"):
-            raise ValueError(f"action must be 'warn' or 'skip', got {self.action!r}")
-        if self.threshold is not None and not self.threshold > 0:
-            raise ValueError(f"threshold must be > 0, got {self.threshold}")
-        if self.max_slices < 1:
-            raise ValueError(f"max_slices must be >= 1, got {self.max_slices}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        require(self.action in ("warn", "skip"), "action must be 'warn' or 'skip'", self.action)
+        if self.threshold is not None:
+            require(self.threshold > 0, "threshold must be > 0", self.threshold)
+        require(self.max_slices >= 1, "max_slices must be >= 1", self.max_slices)
+        require(self.batch_size >= 1, "batch_size must be >= 1", self.batch_size)
 
     def load(self, weights: Path | None) -> LoadedModel:
         """The VAE with its guard calibration (refused, with what to do, when it has none)."""

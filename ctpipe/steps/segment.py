@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from ctpipe.devices import check_device_setting, compute_device, output_device
+from ctpipe.schema import require
 from ctpipe.steps.base import LoadedModel, StudyState, file_sha256, plain
 from ctpipe.steps.guard import guard_flagged
 from ctpipe.weights import DEFAULT_SEGMENTER
@@ -81,10 +82,8 @@ class SegmentStep:
             raise ValueError("bundle must name a bundle folder, got an empty string")
         if self.bundle_model is not None and self.bundle is None:
             raise ValueError("bundle_model needs a bundle")
-        if not 0 <= self.overlap < 1:
-            raise ValueError(f"overlap must be >= 0 and < 1, got {self.overlap}")
-        if self.sw_batch_size < 1:
-            raise ValueError(f"sw_batch_size must be >= 1, got {self.sw_batch_size}")
+        require(0 <= self.overlap < 1, "overlap must be >= 0 and < 1", self.overlap)
+        require(self.sw_batch_size >= 1, "sw_batch_size must be >= 1", self.sw_batch_size)
         if self.roi_size is not None and (
             len(self.roi_size) not in (2, 3) or min(self.roi_size) < 1
         ):

@@ -26,9 +26,10 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from ctpipe.devices import check_device_setting
 from ctpipe.errors import InputError
-from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclass
+from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclass, require
 
 __all__ = [
+    "AffineAugmentConfig",
     "OptimizerConfig",
     "ScheduleConfig",
     "TrainConfig",
@@ -166,6 +167,35 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class AffineAugmentConfig:
+    """Random rotation and zoom of training images: what every task's augmentation shares.
+
+    A task's section derives from it, sets its own ``prob`` default and adds its own
+    transforms.
+
+    Args:
+        prob: Probability of each random transform.
+        rotate_deg: Largest in-plane rotation (degrees, either way).
+        scale: Largest zoom in or out (fraction, e.g. 0.1 for 0.9 to 1.1).
+
+    Example:
+        >>> AffineAugmentConfig(rotate_deg=200.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: rotate_deg must be in [0, 180], got 200.0
+    """
+
+    prob: float = 0.5
+    rotate_deg: float = 10.0
+    scale: float = 0.1
+
+    def __post_init__(self) -> None:
+        require(0 <= self.prob <= 1, "prob must be in [0, 1]", self.prob)
+        require(0 <= self.rotate_deg <= 180, "rotate_deg must be in [0, 180]", self.rotate_deg)
+        require(0 <= self.scale < 1, "scale must be in [0, 1)", self.scale)
+
+
+@dataclass(frozen=True)
 class TrainLoopConfig:
     """The training loop (section ``train``).
 
@@ -231,19 +261,6 @@ def config_to_dict(config: object) -> Any:
 
 
 # --- value rules ---------------------------------------------------------------------------
-
-
-def require(ok: bool, rule: str, value: object) -> None:
-    """Raise ``ValueError("<rule>, got <value>")`` unless ``ok``.
-
-    Example:
-        >>> require(2 > 3, "size must be > 3", 2)
-        Traceback (most recent call last):
-        ...
-        ValueError: size must be > 3, got 2
-    """
-    if not ok:
-        raise ValueError(f"{rule}, got {value!r}")
 
 
 def check_loop_settings(loop: Any, intervals: tuple[str, ...]) -> None:

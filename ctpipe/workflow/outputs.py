@@ -79,9 +79,15 @@ def write_outputs(
     if export.dicom and _image_changed(state):
         written["dicom_series"] = _write_dicom(state, workflow, paths, records)
     if export.seg and state.labels is not None:
-        written["dicom_seg"] = _write_seg(state, workflow, paths, records, written)
+        description = f"ctpipe {workflow.name} segmentation" + _flag_suffix(records)
+        written["dicom_seg"] = _write_labels(
+            "dicom_seg", description, state, workflow, paths, records, written
+        )
     if export.rtstruct and state.labels is not None:
-        written["dicom_rtstruct"] = _write_rtstruct(state, workflow, paths, records, written)
+        description = f"ctpipe {workflow.name} structures"
+        written["dicom_rtstruct"] = _write_labels(
+            "dicom_rtstruct", description, state, workflow, paths, records, written
+        )
     if export.statistics and "statistics" in state.analyses:
         from ctpipe.organ_statistics import write_statistics_csv
 
@@ -157,46 +163,31 @@ def _flag_note(records: dict[str, Any]) -> str:
     )
 
 
-def _write_seg(
+def _write_labels(
+    key: str,
+    description: str,
     state: StudyState,
     workflow: Workflow,
     paths: dict[str, Path],
     records: dict[str, Any],
     written: dict[str, Any],
 ) -> Path:
-    """DICOM-SEG referencing the source series (or the derived series of a NIfTI input)."""
-    from ctpipe import __version__
+    """The labels as a DICOM object (``dicom_seg`` or ``dicom_rtstruct``), written to ``paths``.
+
+    It refers to the source series (or the derived series of a NIfTI input) and names the
+    segment step's model as its algorithm.
+    """
     from ctpipe.export.dicom_seg import write_dicom_seg
-
-    record = records["segment"]
-    return write_dicom_seg(
-        state.labels,
-        record["class_map"],
-        _label_sources(state, workflow, paths, written),
-        paths["dicom_seg"],
-        series_description=f"ctpipe {workflow.name} segmentation" + _flag_suffix(records),
-        algorithm_name=f"ctpipe {record['model']['name']}",
-        algorithm_version=__version__,
-    )
-
-
-def _write_rtstruct(
-    state: StudyState,
-    workflow: Workflow,
-    paths: dict[str, Path],
-    records: dict[str, Any],
-    written: dict[str, Any],
-) -> Path:
-    """RT Structure Set referencing the source series (or the derived series of a NIfTI)."""
     from ctpipe.export.rtstruct import write_rtstruct
 
+    writer = {"dicom_seg": write_dicom_seg, "dicom_rtstruct": write_rtstruct}[key]
     record = records["segment"]
-    return write_rtstruct(
+    return writer(
         state.labels,
         record["class_map"],
         _label_sources(state, workflow, paths, written),
-        paths["dicom_rtstruct"],
-        series_description=f"ctpipe {workflow.name} structures",
+        paths[key],
+        series_description=description,
         algorithm_name=f"ctpipe {record['model']['name']}",
     )
 

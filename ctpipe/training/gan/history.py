@@ -97,6 +97,16 @@ class GanHistory(TrainingHistory):
             d_fake=verdicts.get("d_fake", math.nan),
         )
 
+    def _plot(self, axes: Any, *series: tuple[str, str, str]) -> None:
+        """Draw each ``(key, colour, label)`` per iteration, faint, and as epoch means."""
+        its = self.iterations["iteration"]
+        ends = [e["iteration"] for e in self.epochs]
+        for key, colour, label in series:
+            axes.plot(its, self.iterations[key], lw=0.5, alpha=0.4, color=colour)
+            axes.plot(
+                ends, [e.get(key) for e in self.epochs], "o-", ms=3, color=colour, label=label
+            )
+
     def write_curve(self):
         """Draw both losses per iteration (with epoch means) and ``D(x)``, ``D(G(z))``."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -105,27 +115,13 @@ class GanHistory(TrainingHistory):
         figure = Figure(figsize=(11, 4), layout="constrained")
         FigureCanvasAgg(figure)
         losses, verdicts = figure.subplots(1, 2)
-        its = self.iterations["iteration"]
-        ends = [e["iteration"] for e in self.epochs]
-        for key, colour, label in (
-            ("loss", "tab:blue", "generator"),
-            ("d_loss", "tab:red", "discriminator"),
-        ):
-            losses.plot(its, self.iterations[key], lw=0.5, alpha=0.4, color=colour)
-            losses.plot(
-                ends, [e.get(key) for e in self.epochs], "o-", ms=3, color=colour, label=label
-            )
+        self._plot(
+            losses, ("loss", "tab:blue", "generator"), ("d_loss", "tab:red", "discriminator")
+        )
         losses.set(xlabel="iteration", ylabel="loss", title="Adversarial losses")
         losses.grid(alpha=0.3)
         losses.legend()
-        for key, colour, label in (
-            ("d_real", "tab:green", "D(x)"),
-            ("d_fake", "tab:purple", "D(G(z))"),
-        ):
-            verdicts.plot(its, self.iterations[key], lw=0.5, alpha=0.4, color=colour)
-            verdicts.plot(
-                ends, [e.get(key) for e in self.epochs], "o-", ms=3, color=colour, label=label
-            )
+        self._plot(verdicts, ("d_real", "tab:green", "D(x)"), ("d_fake", "tab:purple", "D(G(z))"))
         verdicts.axhline(0.5, ls=":", lw=1, color="grey")
         verdicts.set(xlabel="iteration", ylabel="probability", ylim=(0, 1), title="Discriminator")
         verdicts.grid(alpha=0.3)

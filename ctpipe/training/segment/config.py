@@ -62,6 +62,7 @@ from ctpipe.nets.segmenters import SegmenterConfig
 from ctpipe.schema import did_you_mean
 from ctpipe.segment import AXCODES, ROI_SIZE, TARGET_SPACING
 from ctpipe.training.config import (
+    AffineAugmentConfig,
     OptimizerConfig,
     ScheduleConfig,
     TrainConfig,
@@ -266,7 +267,7 @@ class SegmentPatchConfig:
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(AffineAugmentConfig):
     """Random augmentation of the training patches.
 
     There is no left-right flip: the liver, spleen and kidneys are on known sides.
@@ -284,15 +285,11 @@ class AugmentConfig:
     """
 
     prob: float = 0.3
-    rotate_deg: float = 10.0
-    scale: float = 0.1
     intensity_shift: float = 0.05
     noise_std: float = 0.0
 
     def __post_init__(self) -> None:
-        require(0 <= self.prob <= 1, "prob must be in [0, 1]", self.prob)
-        require(0 <= self.rotate_deg <= 180, "rotate_deg must be in [0, 180]", self.rotate_deg)
-        require(0 <= self.scale < 1, "scale must be in [0, 1)", self.scale)
+        super().__post_init__()
         require(self.intensity_shift >= 0, "intensity_shift must be >= 0", self.intensity_shift)
         require(self.noise_std >= 0, "noise_std must be >= 0", self.noise_std)
 

@@ -57,6 +57,7 @@ from typing import Any, Literal
 from ctpipe.errors import InputError
 from ctpipe.slice_grid import SliceGrid
 from ctpipe.training.config import (
+    AffineAugmentConfig,
     OptimizerConfig,
     ScheduleConfig,
     TrainConfig,
@@ -244,7 +245,7 @@ class ELBOConfig:
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(AffineAugmentConfig):
     """Random affine augmentation of training slices (MONAI ``RandAffined``).
 
     Args:
@@ -259,14 +260,10 @@ class AugmentConfig:
     """
 
     prob: float = 0.8
-    rotate_deg: float = 10.0
-    scale: float = 0.1
     translate_mm: float = 10.0
 
     def __post_init__(self) -> None:
-        require(0 <= self.prob <= 1, "prob must be in [0, 1]", self.prob)
-        require(0 <= self.rotate_deg <= 180, "rotate_deg must be in [0, 180]", self.rotate_deg)
-        require(0 <= self.scale < 1, "scale must be in [0, 1)", self.scale)
+        super().__post_init__()
         require(self.translate_mm >= 0, "translate_mm must be >= 0", self.translate_mm)
 
 

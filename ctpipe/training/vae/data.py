@@ -97,6 +97,24 @@ def read_series(
     return hu, spacing  # type: ignore[return-value]
 
 
+def _read_source(
+    source: SeriesSource, *, allow_irregular: bool
+) -> tuple[np.ndarray, list[int], tuple[float, float, float]]:
+    """A source's series in HU, the indices of its chosen slices and its voxel size in mm.
+
+    Raises:
+        InputError: The series cannot be read, or the source's slice range selects none.
+    """
+    hu, spacing = read_series(source.path, allow_irregular=allow_irregular)
+    indices = source.indices(hu.shape[2])
+    if not indices:
+        raise InputError(
+            source.path,
+            f"slices {list(source.slices or ())} select none of its {hu.shape[2]} slices",
+        )
+    return hu, indices, spacing
+
+
 def source_volumes(
     sources: Sequence[SeriesSource], *, allow_irregular: bool = True
 ) -> list[tuple[str, np.ndarray, tuple[float, float, float]]]:
@@ -107,13 +125,7 @@ def source_volumes(
     """
     volumes = []
     for source in sources:
-        hu, spacing = read_series(source.path, allow_irregular=allow_irregular)
-        indices = source.indices(hu.shape[2])
-        if not indices:
-            raise InputError(
-                source.path,
-                f"slices {list(source.slices or ())} select none of its {hu.shape[2]} slices",
-            )
+        hu, indices, spacing = _read_source(source, allow_irregular=allow_irregular)
         volumes.append((source.label, np.ascontiguousarray(hu[:, :, indices]), spacing))
     return volumes
 
@@ -134,13 +146,7 @@ def load_slices(
 
     items: list[dict[str, Any]] = []
     for source in sources:
-        hu, spacing = read_series(source.path, allow_irregular=allow_irregular)
-        indices = source.indices(hu.shape[2])
-        if not indices:
-            raise InputError(
-                source.path,
-                f"slices {list(source.slices or ())} select none of its {hu.shape[2]} slices",
-            )
+        hu, indices, spacing = _read_source(source, allow_irregular=allow_irregular)
         chosen = hu[:, :, indices]
         centre = body_bbox_centre(body_mask(chosen))
         images, placement = grid.to_grid(chosen, spacing[:2], centre)
