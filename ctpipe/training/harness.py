@@ -4,6 +4,10 @@ A task (denoiser, segmenter, VAE, and the GAN for the parts it shares) builds on
 is its own, its network, data, loss and metrics, and hands them to the harness, as
 MONAI composes a ``SupervisedTrainer`` from handlers:
 
+* :class:`SupervisedTask`: a supervised task as one row: how to build its network, its
+  loaders and its :class:`Supervised` parts. :func:`build_trainer` builds any of them
+  (``context``, threads, network, loaders, parts, trainer) and :func:`train_task` runs it;
+  each task's ``build_*_trainer`` and ``train_*`` are these two for its row.
 * :func:`place_network`: seeds, the network on the run's device, wrapped in
   ``DistributedDataParallel`` under ``torchrun``.
 * :func:`build_supervised`: from a :class:`Supervised` description, Adam, the learning-rate
@@ -25,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctpipe.checkpoints.file import CHECKPOINT_FORMAT
+from ctpipe.errors import InputError
 from ctpipe.provenance import versions
 from ctpipe.training.common import attach_stats, seed_everything, time_engine
 from ctpipe.training.handlers import (
@@ -54,14 +60,18 @@ __all__ = [
     "BEST_NAME",
     "CONFIG_NAME",
     "LATEST_NAME",
+    "Placed",
     "Supervised",
+    "SupervisedTask",
     "TrainResult",
     "adam",
     "attach_outputs",
     "build_supervised",
+    "build_trainer",
     "epoch_length",
     "place_network",
     "run_training",
+    "train_task",
     "write_config",
 ]
 
@@ -117,16 +127,35 @@ class TrainResult:
     images: tuple[Path, ...] = ()
 
 
+@dataclass(frozen=True)
+class Placed:
+    """What the harness builds for every supervised task before the task adds its parts.
+
+    Args:
+        network: The network (unwrapped), on the run's device.
+        model: What the trainer calls: ``network`` (or the task's wrapper of it), under
+            ``torchrun`` in a ``DistributedDataParallel``.
+        train_loader: Training batches (dicts).
+        val_loader: Validation batches, or ``None``.
+        data: What the loaders hold, for the log (``SupervisedTask.given_data`` for
+            loaders given by the caller).
+        context: Rank, world size and device.
+    """
+
+    network: torch.nn.Module
+    model: torch.nn.Module
+    train_loader: Iterable
+    val_loader: Iterable | None
+    data: Any
+    context: DistributedContext
+
+
 @dataclass
 class Supervised:
     """What a supervised task gives the harness: the parts that are its own.
 
     Args:
-        network: The network (unwrapped), on the run's device.
-        model: What the trainer calls: ``network``, or its ``DistributedDataParallel``.
         loss: The loss function of ``SupervisedTrainer``.
-        train_loader: Training batches (dicts).
-        val_loader: Validation batches, or ``None``.
         evaluator: ``(network, val_loader, device, amp) -> SupervisedEvaluator`` whose key
             metric is ``key_metric``; ``None`` without validation.
         model_name: The record's model name.
@@ -147,11 +176,7 @@ class Supervised:
         bar_values: Output -> values on the progress bar (default: the loss).
     """
 
-    network: torch.nn.Module
-    model: torch.nn.Module
     loss: Callable[..., Any]
-    train_loader: Iterable
-    val_loader: Iterable | None
     evaluator: Callable[..., SupervisedEvaluator] | None
     model_name: str
     key_metric: str
@@ -168,6 +193,136 @@ class Supervised:
     iteration_handlers: Sequence[Callable[[Any], None]] = ()
     epoch_handlers: Sequence[Callable[[Any], None]] = ()
     bar_values: Callable[[Any], dict[str, float]] | None = None
+
+
+@dataclass(frozen=True)
+class SupervisedTask:
+    """A supervised task as the harness builds and runs it: only what is its own.
+
+    Args:
+        name: The task's model, in messages (e.g. ``VAE``).
+        attribute: The trainer attribute that carries the unwrapped network (e.g.
+            ``denoiser``: ``trainer.denoiser``); :attr:`TrainResult.model` is read from it.
+        network: ``config -> network``, built after seeding with ``train.seed``.
+        loaders: ``(config, context) -> (train_loader, val_loader, data)`` of the
+            configured data; ``data`` describes them for the log.
+        parts: ``(config, placed) -> Supervised``: loss, metrics and the rest.
+        what: ``config -> str``: what is trained, for the log.
+        summary: The metrics to show in the last log line.
+        wrap: ``(config, context) -> (network -> model)``: what the trainer calls instead
+            of the network (e.g. the network under autocast); ``None``: the network.
+        one_process: Refuse to run under ``torchrun`` with several processes.
+        seed_per_rank: Seed with ``train.seed + rank`` before building the loaders, so
+            that each rank draws its own patches.
+        given_data: What the log says of loaders given by the caller.
+    """
+
+    name: str
+    attribute: str
+    network: Callable[[Any], torch.nn.Module]
+    loaders: Callable[[Any, DistributedContext], tuple[Iterable, Iterable | None, Any]]
+    parts: Callable[[Any, Placed], Supervised]
+    what: Callable[[Any], str]
+    summary: Callable[[Mapping[str, float]], Mapping[str, float]] = dict
+    wrap: Callable[[Any, DistributedContext], Callable[[torch.nn.Module], Any]] | None = None
+    one_process: bool = False
+    seed_per_rank: bool = True
+    given_data: Any = "given loaders"
+
+    def build(
+        self,
+        config: Any,
+        *,
+        context: DistributedContext | None = None,
+        train_loader: Iterable | None = None,
+        val_loader: Iterable | None = None,
+    ) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
+        """:func:`build_trainer` of this task."""
+        return build_trainer(
+            self, config, context=context, train_loader=train_loader, val_loader=val_loader
+        )
+
+    def train(self, config: Any) -> TrainResult:
+        """:func:`train_task` of this task."""
+        return train_task(self, config)
+
+
+def build_trainer(
+    task: SupervisedTask,
+    config: Any,
+    *,
+    context: DistributedContext | None = None,
+    train_loader: Iterable | None = None,
+    val_loader: Iterable | None = None,
+) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
+    """Build the MONAI trainer and evaluator of a task's configuration.
+
+    In order: the context, ``train.threads`` (when the loop has it), the seeded network
+    on the run's device (:func:`place_network`), the loaders, the task's parts and
+    :func:`build_supervised`.
+
+    Args:
+        task: The task.
+        config: Its training configuration.
+        context: Rank, world size and device; by default :func:`~ctpipe.training.
+            distributed.setup_distributed` of ``config.train.device`` (which joins the
+            ``torchrun`` process group when there is one).
+        train_loader: Batches (dicts with ``"image"``, and ``"label"`` where the task has
+            one) to train on instead of those of ``config.data``, e.g. a list holding one
+            fixed batch.
+        val_loader: Validation batches instead of those of ``config.data`` (used only
+            with ``train_loader``).
+
+    Returns:
+        ``(trainer, evaluator)`` (:func:`build_supervised`); ``evaluator`` is ``None``
+        without validation data or with ``train.validation_interval`` 0. ``trainer.run()``
+        trains. The trainer also carries ``trainer.history``, ``trainer.context`` and the
+        unwrapped network as ``trainer.<task.attribute>``.
+
+    Raises:
+        InputError: On unusable data, a ``resume`` checkpoint that is not a ctpipe
+            training checkpoint of this model, or several processes for a one-process task.
+        ValueError: If the configured model cannot be built.
+    """
+    from ctpipe.training.distributed import setup_distributed
+
+    context = context if context is not None else setup_distributed(config.train.device)
+    if task.one_process and context.distributed:
+        context.close()
+        raise InputError(
+            config.output_dir, f"{task.name} training runs in one process; not under torchrun"
+        )
+    threads = getattr(config.train, "threads", 0)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    network, model = place_network(
+        functools.partial(task.network, config),
+        config.train.seed,
+        context,
+        wrap=task.wrap(config, context) if task.wrap is not None else None,
+    )
+    data = task.given_data
+    if train_loader is None:
+        if task.seed_per_rank:
+            seed_everything(config.train.seed + context.rank)  # each rank draws its own patches
+        train_loader, val_loader, data = task.loaders(config, context)
+    placed = Placed(network, model, train_loader, val_loader, data, context)
+    trainer, evaluator = build_supervised(config, task.parts(config, placed), placed)
+    setattr(trainer, task.attribute, network)
+    return trainer, evaluator
+
+
+def train_task(task: SupervisedTask, config: Any) -> TrainResult:
+    """Train a task as configured: :func:`run_training` of :func:`build_trainer`."""
+    return run_training(
+        config,
+        lambda config, context: build_trainer(task, config, context=context),
+        what=task.what(config),
+        summary=task.summary,
+        model_attribute=task.attribute,
+    )
 
 
 def place_network(
@@ -213,9 +368,9 @@ def adam(network: torch.nn.Module, settings: Any) -> torch.optim.Adam:
 
 
 def build_supervised(
-    config: Any, task: Supervised, context: DistributedContext
+    config: Any, task: Supervised, placed: Placed
 ) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
-    """MONAI's trainer and evaluator for ``task``, with every shared handler attached.
+    """MONAI's trainer and evaluator for ``task`` on ``placed``, with every shared handler.
 
     The handlers, in order: ``CheckpointLoader`` (resume), the task's iteration handlers,
     a non-finite-loss check, ``ValidationHandler``, the history, ``LrScheduleHandler``, the
@@ -233,25 +388,27 @@ def build_supervised(
     from ctpipe.training.savers import CheckpointRecord
     from ctpipe.training.schedule import build_scheduler
 
+    context, network = placed.context, placed.network
+    train_loader, val_loader = placed.train_loader, placed.val_loader
     device, output_dir = context.device, Path(config.output_dir)
-    length = epoch_length(config, task.train_loader)
-    optimizer = adam(task.network, config.optimizer)
+    length = epoch_length(config, train_loader)
+    optimizer = adam(network, config.optimizer)
     scheduler = build_scheduler(optimizer, config.schedule, config.train.epochs * length)
     amp = config.train.amp and device.type == "cuda"
     if config.train.amp and not amp and context.is_main:
         logger.info("AMP is used on CUDA only; training in float32 on %s", device)
     evaluator = None
-    validate = task.val_loader is not None and config.train.validation_interval > 0
+    validate = val_loader is not None and config.train.validation_interval > 0
     if task.evaluator is not None and validate:
-        evaluator = task.evaluator(task.network, task.val_loader, device, amp)
+        evaluator = task.evaluator(network, val_loader, device, amp)
     options = dict(task.trainer_options)
     if task.prepare_batch is not None:
         options["prepare_batch"] = task.prepare_batch
     trainer = SupervisedTrainer(
         device=device,
         max_epochs=config.train.epochs,
-        train_data_loader=task.train_loader,
-        network=task.model,
+        train_data_loader=train_loader,
+        network=placed.model,
         optimizer=optimizer,
         loss_function=task.loss,
         epoch_length=length,
@@ -259,11 +416,11 @@ def build_supervised(
         decollate=False,
         **options,
     )
-    if hasattr(task.train_loader, "start"):  # a PatchStream: batches follow the iteration
-        task.train_loader.start = lambda: trainer.state.iteration  # type: ignore[union-attr]
+    if hasattr(train_loader, "start"):  # a PatchStream: batches follow the iteration
+        train_loader.start = lambda: trainer.state.iteration  # type: ignore[union-attr]
     meta = {
         **task.meta,
-        "parameters": sum(p.numel() for p in task.network.parameters()),
+        "parameters": sum(p.numel() for p in network.parameters()),
         "epoch_length": length,
         "batch_size": config.train.batch_size,
         "world_size": context.world_size,
@@ -271,7 +428,7 @@ def build_supervised(
         "versions": versions(),
     }
     if evaluator is not None and task.baseline is not None:  # every rank: metrics gather
-        meta["input_validation"] = task.baseline(task.val_loader)
+        meta["input_validation"] = task.baseline(val_loader)
     history = TrainingHistory(
         output_dir if context.is_main else None,
         meta=meta,
@@ -280,7 +437,7 @@ def build_supervised(
         key_metric=task.key_metric,
     )
     record = CheckpointRecord(
-        task.network,
+        network,
         model_name=task.model_name,
         config=config.to_dict(),
         trainer=trainer,
@@ -289,7 +446,7 @@ def build_supervised(
         checkpoint_format=task.checkpoint_format,
     )
     save_dict = {
-        "network": task.network,
+        "network": network,
         "optimizer": optimizer,
         "lr_scheduler": scheduler,
         "trainer": trainer,

@@ -1,7 +1,8 @@
 """Train a denoiser with MONAI engines: ``SupervisedTrainer`` + ``SupervisedEvaluator``.
 
-:func:`build_denoise_trainer` assembles, from a :class:`~ctpipe.training.denoise.config.
-DenoiseTrainConfig`, with the shared harness (:mod:`ctpipe.training.harness`):
+:func:`build_denoise_trainer` (the harness's :func:`~ctpipe.training.harness.build_trainer` of
+this module's :data:`TASK`) assembles, from a :class:`~ctpipe.training.denoise.config.
+DenoiseTrainConfig`:
 
 * the network (:func:`ctpipe.nets.build_denoiser`), wrapped in ``DistributedDataParallel``
   under ``torchrun``;
@@ -45,93 +46,16 @@ from ctpipe.training.handlers import check_resume_progress
 
 if TYPE_CHECKING:
     import torch
-    from monai.engines import SupervisedEvaluator, SupervisedTrainer
+    from monai.engines import SupervisedEvaluator
 
     from ctpipe.nets.base import Denoiser
     from ctpipe.training.denoise.config import DenoiseTrainConfig
     from ctpipe.training.distributed import DistributedContext
 
-__all__ = ["KEY_METRIC", "build_denoise_trainer", "train_denoiser"]
+__all__ = ["KEY_METRIC", "TASK", "build_denoise_trainer", "train_denoiser"]
 
 #: The validation metric that picks the best checkpoint by default (``train.key_metric``).
 KEY_METRIC = "psnr"
-
-
-def build_denoise_trainer(
-    config: DenoiseTrainConfig,
-    *,
-    context: DistributedContext | None = None,
-    train_loader: Iterable | None = None,
-    val_loader: Iterable | None = None,
-) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
-    """Build the MONAI trainer and evaluator of a configuration.
-
-    Args:
-        config: The training configuration.
-        context: Rank, world size and device; by default :func:`~ctpipe.training.
-            distributed.setup_distributed` of ``config.train.device`` (which joins the
-            ``torchrun`` process group when there is one).
-        train_loader: Batches (dicts with ``"image"`` and ``"label"``) to train on instead
-            of those of ``config.data``, e.g. a list holding one fixed batch.
-        val_loader: Validation batches instead of those of ``config.data`` (used only
-            with ``train_loader``).
-
-    Returns:
-        ``(trainer, evaluator)`` (:func:`ctpipe.training.harness.build_supervised`);
-        ``evaluator`` is ``None`` without validation slices or with
-        ``train.validation_interval`` 0. ``trainer.run()`` trains. The trainer also
-        carries ``trainer.history``, ``trainer.context`` and ``trainer.denoiser`` (the
-        unwrapped network).
-
-    Raises:
-        InputError: On unusable data, or a ``resume`` checkpoint that is not a ctpipe
-            training checkpoint of this model.
-        ValueError: If ``model.kwargs`` do not fit the model.
-    """
-    import torch
-
-    from ctpipe.training.denoise.data import build_loaders, split_pairs
-    from ctpipe.training.distributed import setup_distributed
-
-    context = context if context is not None else setup_distributed(config.train.device)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    network, model = harness.place_network(
-        functools.partial(_build_network, config),
-        config.train.seed,
-        context,
-        wrap=lambda network: _with_precision(network, config.train.precision, context.device),
-    )
-    split = None
-    if train_loader is None:
-        from ctpipe.training.common import seed_everything
-
-        seed_everything(config.train.seed + context.rank)  # each rank draws its own patches
-        split = split_pairs(config.data)
-        train_loader, val_loader = build_loaders(
-            config, split, rank=context.rank, world_size=context.world_size
-        )
-    task = harness.Supervised(
-        network=network,
-        model=model,
-        loss=torch.nn.MSELoss() if config.train.loss == "mse" else torch.nn.L1Loss(),
-        train_loader=train_loader,
-        val_loader=val_loader,
-        evaluator=_build_evaluator,
-        model_name=config.model.name.lower(),
-        key_metric=config.train.key_metric,
-        meta={
-            "model": {"name": config.model.name, "kwargs": dict(getattr(network, "config", {}))},
-            "data": split.describe() if split is not None else "given loaders",
-        },
-        prepare_batch=_batch_preparer(config.train.channels_last),
-        trainer_options={"compile": config.train.compile},
-        baseline=_input_metrics,
-        check_resume=functools.partial(_check_resume, network=network, config=config),
-    )
-    trainer, evaluator = harness.build_supervised(config, task, context)
-    trainer.denoiser = network  # type: ignore[attr-defined]
-    return trainer, evaluator
 
 
 def train_denoiser(config: DenoiseTrainConfig) -> harness.TrainResult:
@@ -152,11 +76,41 @@ def train_denoiser(config: DenoiseTrainConfig) -> harness.TrainResult:
         InputError: On unusable data or resume checkpoint.
         FloatingPointError: If the loss becomes NaN or infinite.
     """
-    return harness.run_training(
-        config,
-        lambda config, context: build_denoise_trainer(config, context=context),
-        what=config.model.name,
-        model_attribute="denoiser",
+    return TASK.train(config)
+
+
+# --- pieces ----------------------------------------------------------------------------------
+
+
+def _loaders(
+    config: DenoiseTrainConfig, context: DistributedContext
+) -> tuple[Iterable, Iterable | None, str]:
+    """The patch batches and validation slices of ``config.data``, and their description."""
+    from ctpipe.training.denoise.data import build_loaders, split_pairs
+
+    split = split_pairs(config.data)
+    train, val = build_loaders(config, split, rank=context.rank, world_size=context.world_size)
+    return train, val, split.describe()
+
+
+def _parts(config: DenoiseTrainConfig, placed: harness.Placed) -> harness.Supervised:
+    """MSE (or L1) loss, PSNR and SSIM, the input baseline, the model check on resume."""
+    import torch
+
+    network = placed.network
+    return harness.Supervised(
+        loss=torch.nn.MSELoss() if config.train.loss == "mse" else torch.nn.L1Loss(),
+        evaluator=_build_evaluator,
+        model_name=config.model.name.lower(),
+        key_metric=config.train.key_metric,
+        meta={
+            "model": {"name": config.model.name, "kwargs": dict(getattr(network, "config", {}))},
+            "data": placed.data,
+        },
+        prepare_batch=_batch_preparer(config.train.channels_last),
+        trainer_options={"compile": config.train.compile},
+        baseline=_input_metrics,
+        check_resume=functools.partial(_check_resume, network=network, config=config),
     )
 
 
@@ -243,7 +197,14 @@ def _window_pair(output: dict[str, Any]) -> tuple[Any, Any]:
     return scale(output["pred"]), scale(output["label"])
 
 
-def _with_precision(network: torch.nn.Module, precision: str, device: torch.device) -> Any:
+def _precision_wrapper(config: DenoiseTrainConfig, context: DistributedContext) -> Any:
+    """``network -> model`` of ``train.precision`` on the run's device."""
+    return functools.partial(
+        _with_precision, precision=config.train.precision, device=context.device
+    )
+
+
+def _with_precision(network: torch.nn.Module, *, precision: str, device: torch.device) -> Any:
     """The network to train: itself, or wrapped in bfloat16 autocast (output in float32)."""
     import torch
 
@@ -295,3 +256,20 @@ def _check_resume(path: Path, *, network: torch.nn.Module, config: DenoiseTrainC
             f"but the config builds {current['name']!r} {current['kwargs']}",
         )
     check_resume_progress(path, checkpoint, config.train.epochs)
+
+
+#: The denoiser as a task of the training harness.
+TASK = harness.SupervisedTask(
+    name="denoiser",
+    attribute="denoiser",
+    network=_build_network,
+    loaders=_loaders,
+    parts=_parts,
+    what=lambda config: config.model.name,
+    wrap=_precision_wrapper,
+)
+
+#: Build the MONAI trainer and evaluator of a denoiser configuration: :func:`ctpipe.
+#: training.harness.build_trainer` of :data:`TASK` (``config``, and the keywords
+#: ``context``, ``train_loader``, ``val_loader``); the trainer carries ``trainer.denoiser``.
+build_denoise_trainer = TASK.build

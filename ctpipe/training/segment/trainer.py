@@ -1,8 +1,8 @@
 """Train a segmenter with MONAI engines: ``SupervisedTrainer`` + ``SupervisedEvaluator``.
 
-:func:`build_segment_trainer` assembles, from a :class:`~ctpipe.training.segment.config.
-SegmentTrainConfig`, the same machinery as the denoiser's trainer
-(:mod:`ctpipe.training.denoise.trainer`):
+:func:`build_segment_trainer` (the harness's :func:`~ctpipe.training.harness.build_trainer` of
+this module's :data:`TASK`) assembles, from a :class:`~ctpipe.training.segment.config.
+SegmentTrainConfig`, the same machinery as the denoiser's trainer:
 
 * the network (:func:`ctpipe.nets.build_segmenter`, MONAI ``UNet`` or ``SegResNet``),
   wrapped in ``DistributedDataParallel`` under ``torchrun``;
@@ -44,12 +44,18 @@ from ctpipe.training.handlers import check_resume_progress
 
 if TYPE_CHECKING:
     import torch
-    from monai.engines import SupervisedEvaluator, SupervisedTrainer
+    from monai.engines import SupervisedEvaluator
 
     from ctpipe.training.distributed import DistributedContext
     from ctpipe.training.segment.config import SegmentTrainConfig
 
-__all__ = ["KEY_METRIC", "build_segment_trainer", "inference_settings", "train_segmenter"]
+__all__ = [
+    "KEY_METRIC",
+    "TASK",
+    "build_segment_trainer",
+    "inference_settings",
+    "train_segmenter",
+]
 
 #: The validation metric that picks the best checkpoint (mean Dice over the classes).
 KEY_METRIC = "mean_dice"
@@ -79,77 +85,6 @@ def inference_settings(config: SegmentTrainConfig) -> dict[str, Any]:
     }
 
 
-def build_segment_trainer(
-    config: SegmentTrainConfig,
-    *,
-    context: DistributedContext | None = None,
-    train_loader: Iterable | None = None,
-    val_loader: Iterable | None = None,
-) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
-    """Build the MONAI trainer and evaluator of a segmentation configuration.
-
-    Args:
-        config: The training configuration.
-        context: Rank, world size and device; by default :func:`~ctpipe.training.
-            distributed.setup_distributed` of ``config.train.device``.
-        train_loader: Batches (dicts with ``"image"`` and ``"label"``) to train on instead
-            of those of ``config.data``, e.g. a list holding one fixed batch.
-        val_loader: Validation cases instead of those of ``config.data`` (used only with
-            ``train_loader``).
-
-    Returns:
-        ``(trainer, evaluator)``; ``evaluator`` is ``None`` without validation cases or
-        with ``train.validation_interval`` 0. The trainer carries ``trainer.history``,
-        ``trainer.context`` and ``trainer.segmenter`` (the unwrapped network).
-
-    Raises:
-        InputError: On unusable data, or a ``resume`` checkpoint that is not a ctpipe
-            segmenter training checkpoint of this model.
-    """
-    from ctpipe.checkpoints.segmenter import SEGMENTER_FORMAT, tag_segmenter
-    from ctpipe.nets.segmenters import build_segmenter
-    from ctpipe.training.common import seed_everything
-    from ctpipe.training.distributed import setup_distributed
-    from ctpipe.training.segment.data import build_segment_loaders, split_cases
-
-    context = context if context is not None else setup_distributed(config.train.device)
-    network, model = harness.place_network(
-        lambda: tag_segmenter(build_segmenter(config.model), config.model),
-        config.train.seed,
-        context,
-    )
-    split = None
-    if train_loader is None:
-        seed_everything(config.train.seed + context.rank)  # each rank draws its own patches
-        split = split_cases(config.data)
-        train_loader, val_loader = build_segment_loaders(
-            config, split, rank=context.rank, world_size=context.world_size
-        )
-    task = harness.Supervised(
-        network=network,
-        model=model,
-        loss=_build_loss(config),
-        train_loader=train_loader,
-        val_loader=val_loader,
-        evaluator=functools.partial(_build_evaluator, config=config),
-        model_name=config.model.architecture,
-        key_metric=KEY_METRIC,
-        meta={
-            "model": {"name": config.model.architecture, "kwargs": dict(network.config)},  # type: ignore[arg-type]
-            "class_names": list(config.model.class_names),
-            "data": split.describe() if split is not None else "given loaders",
-            "key_metric": KEY_METRIC,
-        },
-        record_extra={"inference": inference_settings(config)},
-        checkpoint_format=SEGMENTER_FORMAT,
-        curve_metrics=((KEY_METRIC, "mean Dice"),),
-        check_resume=functools.partial(_check_resume, config=config),
-    )
-    trainer, evaluator = harness.build_supervised(config, task, context)
-    trainer.segmenter = network  # type: ignore[attr-defined]
-    return trainer, evaluator
-
-
 def train_segmenter(config: SegmentTrainConfig) -> harness.TrainResult:
     """Train a segmenter as configured; the entry point of ``ctpipe train segment``.
 
@@ -168,14 +103,59 @@ def train_segmenter(config: SegmentTrainConfig) -> harness.TrainResult:
         InputError: On unusable data or resume checkpoint.
         FloatingPointError: If the loss becomes NaN or infinite.
     """
+    return TASK.train(config)
+
+
+# --- pieces ----------------------------------------------------------------------------------
+
+
+def _build_network(config: SegmentTrainConfig) -> torch.nn.Module:
+    from ctpipe.checkpoints.segmenter import tag_segmenter
+    from ctpipe.nets.segmenters import build_segmenter
+
+    return tag_segmenter(build_segmenter(config.model), config.model)
+
+
+def _loaders(
+    config: SegmentTrainConfig, context: DistributedContext
+) -> tuple[Iterable, Iterable | None, str]:
+    """The patch batches and validation cases of ``config.data``, and their description."""
+    from ctpipe.training.segment.data import build_segment_loaders, split_cases
+
+    split = split_cases(config.data)
+    train, val = build_segment_loaders(
+        config, split, rank=context.rank, world_size=context.world_size
+    )
+    return train, val, split.describe()
+
+
+def _parts(config: SegmentTrainConfig, placed: harness.Placed) -> harness.Supervised:
+    """Dice and/or cross-entropy, Dice and HD95 per class, inference settings, resume check."""
+    from ctpipe.checkpoints.segmenter import SEGMENTER_FORMAT
+
+    return harness.Supervised(
+        loss=_build_loss(config),
+        evaluator=functools.partial(_build_evaluator, config=config),
+        model_name=config.model.architecture,
+        key_metric=KEY_METRIC,
+        meta={
+            "model": {"name": config.model.architecture, "kwargs": dict(placed.network.config)},  # type: ignore[arg-type]
+            "class_names": list(config.model.class_names),
+            "data": placed.data,
+            "key_metric": KEY_METRIC,
+        },
+        record_extra={"inference": inference_settings(config)},
+        checkpoint_format=SEGMENTER_FORMAT,
+        curve_metrics=((KEY_METRIC, "mean Dice"),),
+        check_resume=functools.partial(_check_resume, config=config),
+    )
+
+
+def _what(config: SegmentTrainConfig) -> str:
     model = config.model
-    return harness.run_training(
-        config,
-        lambda config, context: build_segment_trainer(config, context=context),
-        what=f"{model.architecture} {model.spatial_dims}-D segmenter "
-        f"({', '.join(model.class_names[1:])})",
-        summary=lambda metrics: {k: v for k, v in metrics.items() if k == KEY_METRIC},
-        model_attribute="segmenter",
+    return (
+        f"{model.architecture} {model.spatial_dims}-D segmenter "
+        f"({', '.join(model.class_names[1:])})"
     )
 
 
@@ -343,3 +323,20 @@ def _check_resume(path: Path, *, config: SegmentTrainConfig) -> None:
             f"{[current.get(k) for k in changed]})",
         )
     check_resume_progress(path, checkpoint, config.train.epochs)
+
+
+#: The segmenter as a task of the training harness.
+TASK = harness.SupervisedTask(
+    name="segmenter",
+    attribute="segmenter",
+    network=_build_network,
+    loaders=_loaders,
+    parts=_parts,
+    what=_what,
+    summary=lambda metrics: {k: v for k, v in metrics.items() if k == KEY_METRIC},
+)
+
+#: Build the MONAI trainer and evaluator of a segmentation configuration: :func:`ctpipe.
+#: training.harness.build_trainer` of :data:`TASK` (``config``, and the keywords
+#: ``context``, ``train_loader``, ``val_loader``); the trainer carries ``trainer.segmenter``.
+build_segment_trainer = TASK.build

@@ -1,6 +1,7 @@
 """Train a VAE on normal-anatomy CT slices with MONAI engines.
 
-:func:`build_vae_trainer` assembles, from a :class:`~ctpipe.training.vae.config.
+:func:`build_vae_trainer` (the harness's :func:`~ctpipe.training.harness.build_trainer` of
+this module's :data:`TASK`) assembles, from a :class:`~ctpipe.training.vae.config.
 VAETrainConfig`:
 
 * the network (:class:`ctpipe.nets.vae.VAE`) on the configured slice grid;
@@ -52,7 +53,7 @@ from ctpipe.training.handlers import check_resume_progress
 
 if TYPE_CHECKING:
     import torch
-    from monai.engines import SupervisedEvaluator, SupervisedTrainer
+    from monai.engines import SupervisedEvaluator
 
     from ctpipe.elbo import ELBOLoss
     from ctpipe.nets.vae import VAE
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "IMAGES_DIR",
     "KEY_METRIC",
+    "TASK",
     "EpochImages",
     "KLWarmup",
     "build_vae_trainer",
@@ -180,102 +182,6 @@ class EpochImages:
         )
 
 
-def build_vae_trainer(
-    config: VAETrainConfig,
-    *,
-    context: DistributedContext | None = None,
-    train_loader: Iterable | None = None,
-    val_loader: Iterable | None = None,
-) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
-    """Build the MONAI trainer and evaluator of a configuration.
-
-    Args:
-        config: The training configuration.
-        context: The device (one process); by default that of ``config.train.device``.
-        train_loader: Batches (dicts with ``"image"``) to train on instead of those of
-            ``config.data``, e.g. a list of fixed batches.
-        val_loader: Validation batches instead of those of ``config.data`` (used only with
-            ``train_loader``).
-
-    Returns:
-        ``(trainer, evaluator)`` (:func:`ctpipe.training.harness.build_supervised`);
-        ``evaluator`` is ``None`` without validation. The trainer also carries
-        ``trainer.history``, ``trainer.vae`` (the network) and ``trainer.images`` (the
-        :class:`EpochImages` handler, or ``None``).
-
-    Raises:
-        InputError: Unusable data, a ``resume`` checkpoint of another model, or several
-            processes (``torchrun``).
-    """
-    from ignite.engine import Events
-
-    from ctpipe.checkpoints.vae import VAE_FORMAT
-    from ctpipe.nets.vae import VAE
-    from ctpipe.training.distributed import setup_distributed
-    from ctpipe.training.vae.data import build_vae_loaders
-
-    context = context if context is not None else setup_distributed(config.train.device)
-    if context.distributed:
-        context.close()
-        raise InputError(config.output_dir, "VAE training runs in one process; not under torchrun")
-    network, model = harness.place_network(
-        lambda: VAE(**config.model_kwargs()), config.train.seed, context
-    )
-    description: dict[str, Any] = {"train": "given loaders"}
-    if train_loader is None:
-        train_loader, val_loader, description = build_vae_loaders(config)
-    loss = _loss(config, beta=config.loss.beta)
-    warmup = KLWarmup(loss, beta=config.loss.beta, warmup_iterations=config.loss.warmup_iterations)
-    images: list[EpochImages] = []
-
-    def copy_terms(trainer: Any) -> None:  # the ELBO terms into the output, for the history
-        trainer.add_event_handler(
-            Events.ITERATION_COMPLETED, lambda e: e.state.output.update(loss.last_terms)
-        )
-
-    def attach_images(trainer: Any) -> None:
-        images.append(
-            EpochImages(
-                network,
-                Path(config.output_dir) / IMAGES_DIR,
-                _interpolation_pair(val_loader if val_loader is not None else train_loader),
-                seed=config.train.seed,
-                interval=config.train.image_interval,
-            )
-        )
-        images[0].attach(trainer)
-
-    task = harness.Supervised(
-        network=network,
-        model=model,
-        loss=loss,
-        train_loader=train_loader,
-        val_loader=val_loader,
-        evaluator=functools.partial(_build_evaluator, config=config),
-        model_name="vae",
-        key_metric=KEY_METRIC,
-        meta={
-            "model": {"name": "vae", "kwargs": network.config},
-            "grid": config.grid.to_dict(),
-            "data": description,
-        },
-        record_extra={"grid": config.grid.to_dict()},
-        checkpoint_format=VAE_FORMAT,
-        lower_is_better=True,
-        curve_metrics=(("mae_hu", "reconstruction MAE (HU)"), ("kl", "KL (nats)")),
-        history_extra=TERMS,
-        prepare_batch=_image_as_target,
-        check_resume=functools.partial(_check_resume, network=network, config=config),
-        iteration_handlers=(warmup.attach, copy_terms),
-        epoch_handlers=(attach_images,) if config.train.image_interval > 0 else (),
-        bar_values=lambda o: {"loss": o["loss"].item(), "kl": o.get("kl", math.nan)},
-    )
-    trainer, evaluator = harness.build_supervised(config, task, context)
-    trainer.vae = network  # type: ignore[attr-defined]
-    trainer.images = images[0] if images else None  # type: ignore[attr-defined]
-    return trainer, evaluator
-
-
 def train_vae(config: VAETrainConfig) -> harness.TrainResult:
     """Train a VAE as configured; the entry point of ``ctpipe train vae``.
 
@@ -288,11 +194,78 @@ def train_vae(config: VAETrainConfig) -> harness.TrainResult:
         InputError: Unusable data or resume checkpoint.
         FloatingPointError: If the loss becomes NaN or infinite.
     """
-    return harness.run_training(
-        config,
-        lambda config, context: build_vae_trainer(config, context=context),
-        what=f"a VAE ({config.model.latent_dim}-D latent)",
-        model_attribute="vae",
+    return TASK.train(config)
+
+
+# --- pieces ----------------------------------------------------------------------------------
+
+
+def _build_network(config: VAETrainConfig) -> VAE:
+    from ctpipe.nets.vae import VAE
+
+    return VAE(**config.model_kwargs())
+
+
+def _loaders(
+    config: VAETrainConfig, context: DistributedContext
+) -> tuple[Iterable, Iterable | None, dict[str, Any]]:
+    from ctpipe.training.vae.data import build_vae_loaders
+
+    return build_vae_loaders(config)
+
+
+def _parts(config: VAETrainConfig, placed: harness.Placed) -> harness.Supervised:
+    """The negative beta-ELBO with KL warm-up, its terms, sample images, the resume check.
+
+    The trainer also gets ``trainer.images`` (the :class:`EpochImages` handler, or
+    ``None``).
+    """
+    from ignite.engine import Events
+
+    from ctpipe.checkpoints.vae import VAE_FORMAT
+
+    network = placed.network
+    loss = _loss(config, beta=config.loss.beta)
+    warmup = KLWarmup(loss, beta=config.loss.beta, warmup_iterations=config.loss.warmup_iterations)
+
+    def copy_terms(trainer: Any) -> None:  # the ELBO terms into the output, for the history
+        trainer.add_event_handler(
+            Events.ITERATION_COMPLETED, lambda e: e.state.output.update(loss.last_terms)
+        )
+
+    def attach_images(trainer: Any) -> None:
+        trainer.images = None
+        if config.train.image_interval > 0:
+            loader = placed.val_loader if placed.val_loader is not None else placed.train_loader
+            trainer.images = EpochImages(
+                network,
+                Path(config.output_dir) / IMAGES_DIR,
+                _interpolation_pair(loader),
+                seed=config.train.seed,
+                interval=config.train.image_interval,
+            )
+            trainer.images.attach(trainer)
+
+    return harness.Supervised(
+        loss=loss,
+        evaluator=functools.partial(_build_evaluator, config=config),
+        model_name="vae",
+        key_metric=KEY_METRIC,
+        meta={
+            "model": {"name": "vae", "kwargs": network.config},
+            "grid": config.grid.to_dict(),
+            "data": placed.data,
+        },
+        record_extra={"grid": config.grid.to_dict()},
+        checkpoint_format=VAE_FORMAT,
+        lower_is_better=True,
+        curve_metrics=(("mae_hu", "reconstruction MAE (HU)"), ("kl", "KL (nats)")),
+        history_extra=TERMS,
+        prepare_batch=_image_as_target,
+        check_resume=functools.partial(_check_resume, network=network, config=config),
+        iteration_handlers=(warmup.attach, copy_terms),
+        epoch_handlers=(attach_images,),
+        bar_values=lambda o: {"loss": o["loss"].item(), "kl": o.get("kl", math.nan)},
     )
 
 
@@ -436,3 +409,24 @@ def _check_resume(path: Path, *, network: VAE, config: VAETrainConfig) -> None:
             f"but the config builds {network.config} on grid {config.grid.to_dict()}",
         )
     check_resume_progress(path, checkpoint, config.train.epochs)
+
+
+#: The VAE as a task of the training harness (one process).
+TASK = harness.SupervisedTask(
+    name="VAE",
+    attribute="vae",
+    network=_build_network,
+    loaders=_loaders,
+    parts=_parts,
+    what=lambda config: f"a VAE ({config.model.latent_dim}-D latent)",
+    one_process=True,
+    seed_per_rank=False,
+    given_data={"train": "given loaders"},
+)
+
+#: Build the MONAI trainer and evaluator of a VAE configuration: :func:`ctpipe.training.
+#: harness.build_trainer` of :data:`TASK` (``config``, and the keywords ``context``,
+#: ``train_loader``, ``val_loader``); the trainer carries ``trainer.vae`` and
+#: ``trainer.images`` (the :class:`EpochImages` handler, or ``None``). Several processes
+#: (``torchrun``) are refused with an ``InputError``.
+build_vae_trainer = TASK.build
