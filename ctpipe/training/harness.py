@@ -4,10 +4,11 @@ A task (denoiser, segmenter, VAE, and the GAN for the parts it shares) builds on
 is its own, its network, data, loss and metrics, and hands them to the harness, as
 MONAI composes a ``SupervisedTrainer`` from handlers:
 
-* :class:`SupervisedTask`: a supervised task as one row: how to build its network, its
-  loaders and its :class:`Supervised` parts. :func:`build_trainer` builds any of them
-  (``context``, threads, network, loaders, parts, trainer) and :func:`train_task` runs it;
-  each task's ``build_*_trainer`` and ``train_*`` are these two for its row.
+* :class:`SupervisedTask`: the base of a supervised task. A task overrides the hooks that
+  build its network, its loaders and its :class:`Supervised` parts; the base's
+  :meth:`~SupervisedTask.build` does the rest (``context``, threads, seeding, placing,
+  trainer) and :meth:`~SupervisedTask.train` runs it. Each task's ``build_*_trainer`` and
+  ``train_*`` are these two of its task.
 * :func:`place_network`: seeds, the network on the run's device, wrapped in
   ``DistributedDataParallel`` under ``torchrun``.
 * :func:`build_supervised`: from a :class:`Supervised` description, Adam, the learning-rate
@@ -29,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import math
@@ -36,7 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ctpipe.checkpoints.file import CHECKPOINT_FORMAT
 from ctpipe.errors import InputError
@@ -67,11 +69,9 @@ __all__ = [
     "adam",
     "attach_outputs",
     "build_supervised",
-    "build_trainer",
     "epoch_length",
     "place_network",
     "run_training",
-    "train_task",
     "write_config",
 ]
 
@@ -195,39 +195,56 @@ class Supervised:
     bar_values: Callable[[Any], dict[str, float]] | None = None
 
 
-@dataclass(frozen=True)
 class SupervisedTask:
-    """A supervised task as the harness builds and runs it: only what is its own.
+    """The base of a supervised task: the harness builds and runs it.
 
-    Args:
+    A task says only what is its own, by overriding the hooks :meth:`network`,
+    :meth:`loaders`, :meth:`parts` and :meth:`what` (and, where it has them, :meth:`wrap`
+    and :meth:`summary`).
+
+    Attributes:
         name: The task's model, in messages (e.g. ``VAE``).
         attribute: The trainer attribute that carries the unwrapped network (e.g.
             ``denoiser``: ``trainer.denoiser``); :attr:`TrainResult.model` is read from it.
-        network: ``config -> network``, built after seeding with ``train.seed``.
-        loaders: ``(config, context) -> (train_loader, val_loader, data)`` of the
-            configured data; ``data`` describes them for the log.
-        parts: ``(config, placed) -> Supervised``: loss, metrics and the rest.
-        what: ``config -> str``: what is trained, for the log.
-        summary: The metrics to show in the last log line.
-        wrap: ``(config, context) -> (network -> model)``: what the trainer calls instead
-            of the network (e.g. the network under autocast); ``None``: the network.
         one_process: Refuse to run under ``torchrun`` with several processes.
         seed_per_rank: Seed with ``train.seed + rank`` before building the loaders, so
             that each rank draws its own patches.
         given_data: What the log says of loaders given by the caller.
     """
 
-    name: str
-    attribute: str
-    network: Callable[[Any], torch.nn.Module]
-    loaders: Callable[[Any, DistributedContext], tuple[Iterable, Iterable | None, Any]]
-    parts: Callable[[Any, Placed], Supervised]
-    what: Callable[[Any], str]
-    summary: Callable[[Mapping[str, float]], Mapping[str, float]] = dict
-    wrap: Callable[[Any, DistributedContext], Callable[[torch.nn.Module], Any]] | None = None
-    one_process: bool = False
-    seed_per_rank: bool = True
-    given_data: Any = "given loaders"
+    name: ClassVar[str]
+    attribute: ClassVar[str]
+    one_process: ClassVar[bool] = False
+    seed_per_rank: ClassVar[bool] = True
+    given_data: ClassVar[Any] = "given loaders"
+
+    def network(self, config: Any) -> torch.nn.Module:
+        """The network to train, built after seeding with ``train.seed``."""
+        raise NotImplementedError
+
+    def loaders(
+        self, config: Any, context: DistributedContext
+    ) -> tuple[Iterable, Iterable | None, Any]:
+        """``(train_loader, val_loader, data)`` of ``config.data``; ``data`` describes them."""
+        raise NotImplementedError
+
+    def parts(self, config: Any, placed: Placed) -> Supervised:
+        """The task's own parts of the trainer: loss, metrics and the rest."""
+        raise NotImplementedError
+
+    def what(self, config: Any) -> str:
+        """What is trained, for the log."""
+        raise NotImplementedError
+
+    def wrap(
+        self, config: Any, context: DistributedContext
+    ) -> Callable[[torch.nn.Module], Any] | None:
+        """``network -> model``, what the trainer calls instead of the network (``None``)."""
+        return None
+
+    def summary(self, metrics: Mapping[str, float]) -> Mapping[str, float]:
+        """The metrics to show in the last log line (all of them)."""
+        return dict(metrics)
 
     def build(
         self,
@@ -237,92 +254,73 @@ class SupervisedTask:
         train_loader: Iterable | None = None,
         val_loader: Iterable | None = None,
     ) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
-        """:func:`build_trainer` of this task."""
-        return build_trainer(
-            self, config, context=context, train_loader=train_loader, val_loader=val_loader
+        """Build the MONAI trainer and evaluator of a configuration of this task.
+
+        In order: the context, ``train.threads`` (when the loop has it), the seeded network
+        on the run's device (:func:`place_network`), the loaders, the task's parts and
+        :func:`build_supervised`.
+
+        Args:
+            config: The training configuration.
+            context: Rank, world size and device; by default :func:`~ctpipe.training.
+                distributed.setup_distributed` of ``config.train.device`` (which joins the
+                ``torchrun`` process group when there is one).
+            train_loader: Batches (dicts with ``"image"``, and ``"label"`` where the task
+                has one) to train on instead of those of ``config.data``, e.g. a list
+                holding one fixed batch.
+            val_loader: Validation batches instead of those of ``config.data`` (used only
+                with ``train_loader``).
+
+        Returns:
+            ``(trainer, evaluator)`` (:func:`build_supervised`); ``evaluator`` is ``None``
+            without validation data or with ``train.validation_interval`` 0.
+            ``trainer.run()`` trains. The trainer also carries ``trainer.history``,
+            ``trainer.context`` and the unwrapped network as ``trainer.<attribute>``.
+
+        Raises:
+            InputError: On unusable data, a ``resume`` checkpoint that is not a ctpipe
+                training checkpoint of this model, or several processes for a
+                one-process task.
+            ValueError: If the configured model cannot be built.
+        """
+        from ctpipe.training.distributed import setup_distributed
+
+        context = context if context is not None else setup_distributed(config.train.device)
+        if self.one_process and context.distributed:
+            context.close()
+            raise InputError(
+                config.output_dir, f"{self.name} training runs in one process; not under torchrun"
+            )
+        threads = getattr(config.train, "threads", 0)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        network, model = place_network(
+            functools.partial(self.network, config),
+            config.train.seed,
+            context,
+            wrap=self.wrap(config, context),
         )
+        data = copy.deepcopy(self.given_data)
+        if train_loader is None:
+            if self.seed_per_rank:
+                seed_everything(config.train.seed + context.rank)  # each rank its own patches
+            train_loader, val_loader, data = self.loaders(config, context)
+        placed = Placed(network, model, train_loader, val_loader, data, context)
+        trainer, evaluator = build_supervised(config, self.parts(config, placed), placed)
+        setattr(trainer, self.attribute, network)
+        return trainer, evaluator
 
     def train(self, config: Any) -> TrainResult:
-        """:func:`train_task` of this task."""
-        return train_task(self, config)
-
-
-def build_trainer(
-    task: SupervisedTask,
-    config: Any,
-    *,
-    context: DistributedContext | None = None,
-    train_loader: Iterable | None = None,
-    val_loader: Iterable | None = None,
-) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
-    """Build the MONAI trainer and evaluator of a task's configuration.
-
-    In order: the context, ``train.threads`` (when the loop has it), the seeded network
-    on the run's device (:func:`place_network`), the loaders, the task's parts and
-    :func:`build_supervised`.
-
-    Args:
-        task: The task.
-        config: Its training configuration.
-        context: Rank, world size and device; by default :func:`~ctpipe.training.
-            distributed.setup_distributed` of ``config.train.device`` (which joins the
-            ``torchrun`` process group when there is one).
-        train_loader: Batches (dicts with ``"image"``, and ``"label"`` where the task has
-            one) to train on instead of those of ``config.data``, e.g. a list holding one
-            fixed batch.
-        val_loader: Validation batches instead of those of ``config.data`` (used only
-            with ``train_loader``).
-
-    Returns:
-        ``(trainer, evaluator)`` (:func:`build_supervised`); ``evaluator`` is ``None``
-        without validation data or with ``train.validation_interval`` 0. ``trainer.run()``
-        trains. The trainer also carries ``trainer.history``, ``trainer.context`` and the
-        unwrapped network as ``trainer.<task.attribute>``.
-
-    Raises:
-        InputError: On unusable data, a ``resume`` checkpoint that is not a ctpipe
-            training checkpoint of this model, or several processes for a one-process task.
-        ValueError: If the configured model cannot be built.
-    """
-    from ctpipe.training.distributed import setup_distributed
-
-    context = context if context is not None else setup_distributed(config.train.device)
-    if task.one_process and context.distributed:
-        context.close()
-        raise InputError(
-            config.output_dir, f"{task.name} training runs in one process; not under torchrun"
+        """Train as configured: :func:`run_training` of :meth:`build`."""
+        return run_training(
+            config,
+            lambda config, context: self.build(config, context=context),
+            what=self.what(config),
+            summary=self.summary,
+            model_attribute=self.attribute,
         )
-    threads = getattr(config.train, "threads", 0)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    network, model = place_network(
-        functools.partial(task.network, config),
-        config.train.seed,
-        context,
-        wrap=task.wrap(config, context) if task.wrap is not None else None,
-    )
-    data = task.given_data
-    if train_loader is None:
-        if task.seed_per_rank:
-            seed_everything(config.train.seed + context.rank)  # each rank draws its own patches
-        train_loader, val_loader, data = task.loaders(config, context)
-    placed = Placed(network, model, train_loader, val_loader, data, context)
-    trainer, evaluator = build_supervised(config, task.parts(config, placed), placed)
-    setattr(trainer, task.attribute, network)
-    return trainer, evaluator
-
-
-def train_task(task: SupervisedTask, config: Any) -> TrainResult:
-    """Train a task as configured: :func:`run_training` of :func:`build_trainer`."""
-    return run_training(
-        config,
-        lambda config, context: build_trainer(task, config, context=context),
-        what=task.what(config),
-        summary=task.summary,
-        model_attribute=task.attribute,
-    )
 
 
 def place_network(

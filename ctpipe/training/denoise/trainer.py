@@ -52,10 +52,85 @@ if TYPE_CHECKING:
     from ctpipe.training.denoise.config import DenoiseTrainConfig
     from ctpipe.training.distributed import DistributedContext
 
-__all__ = ["KEY_METRIC", "TASK", "build_denoise_trainer", "train_denoiser"]
+__all__ = ["KEY_METRIC", "TASK", "DenoiseTask", "build_denoise_trainer", "train_denoiser"]
 
 #: The validation metric that picks the best checkpoint by default (``train.key_metric``).
 KEY_METRIC = "psnr"
+
+
+class DenoiseTask(harness.SupervisedTask):
+    """The denoiser as a task of the training harness: what is its own.
+
+    The network (``model``, in ``channels_last`` and under bfloat16 autocast as
+    configured), the patch and slice loaders, MSE or L1 loss, PSNR and SSIM over the full
+    range and the display window, the inputs' own scores as the baseline, the model check
+    on resume.
+    """
+
+    name = "denoiser"
+    attribute = "denoiser"
+
+    def network(self, config: DenoiseTrainConfig) -> Denoiser:
+        """The configured denoiser, in ``channels_last`` when ``train.channels_last``."""
+        import torch
+
+        from ctpipe.nets import build_denoiser
+
+        try:
+            network = build_denoiser(config.model.name, **config.model.kwargs)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"model.kwargs {dict(config.model.kwargs)} do not fit {config.model.name!r}: {err}"
+            ) from None
+        if config.train.channels_last:
+            network = network.to(memory_format=torch.channels_last)
+        return network
+
+    def wrap(self, config: DenoiseTrainConfig, context: DistributedContext) -> Any:
+        """The network as trained: in float32, or under bfloat16 autocast (``precision``)."""
+        return functools.partial(
+            _with_precision, precision=config.train.precision, device=context.device
+        )
+
+    def loaders(
+        self, config: DenoiseTrainConfig, context: DistributedContext
+    ) -> tuple[Iterable, Iterable | None, str]:
+        """Random patch batches and whole validation slices of ``data``, and what they hold."""
+        from ctpipe.training.denoise.data import build_loaders, split_pairs
+
+        split = split_pairs(config.data)
+        rank, world_size = context.rank, context.world_size
+        train, val = build_loaders(config, split, rank=rank, world_size=world_size)
+        return train, val, split.describe()
+
+    def parts(self, config: DenoiseTrainConfig, placed: harness.Placed) -> harness.Supervised:
+        """MSE or L1 loss, PSNR and SSIM, the inputs' own scores, the model check on resume."""
+        import torch
+
+        network = placed.network
+        kwargs = dict(getattr(network, "config", {}))
+        return harness.Supervised(
+            loss=torch.nn.MSELoss() if config.train.loss == "mse" else torch.nn.L1Loss(),
+            evaluator=_build_evaluator,
+            model_name=config.model.name.lower(),
+            key_metric=config.train.key_metric,
+            meta={"model": {"name": config.model.name, "kwargs": kwargs}, "data": placed.data},
+            prepare_batch=_batch_preparer(config.train.channels_last),
+            trainer_options={"compile": config.train.compile},
+            baseline=_input_metrics,
+            check_resume=functools.partial(_check_resume, network=network, config=config),
+        )
+
+    def what(self, config: DenoiseTrainConfig) -> str:
+        """The model's name."""
+        return config.model.name
+
+
+#: The denoiser task.
+TASK = DenoiseTask()
+#: :meth:`~ctpipe.training.harness.SupervisedTask.build` of :data:`TASK`: the trainer (with
+#: ``trainer.denoiser``, the unwrapped network) and evaluator of a configuration.
+build_denoise_trainer = TASK.build
 
 
 def train_denoiser(config: DenoiseTrainConfig) -> harness.TrainResult:
@@ -80,57 +155,6 @@ def train_denoiser(config: DenoiseTrainConfig) -> harness.TrainResult:
 
 
 # --- pieces ----------------------------------------------------------------------------------
-
-
-def _loaders(
-    config: DenoiseTrainConfig, context: DistributedContext
-) -> tuple[Iterable, Iterable | None, str]:
-    """The patch batches and validation slices of ``config.data``, and their description."""
-    from ctpipe.training.denoise.data import build_loaders, split_pairs
-
-    split = split_pairs(config.data)
-    train, val = build_loaders(config, split, rank=context.rank, world_size=context.world_size)
-    return train, val, split.describe()
-
-
-def _parts(config: DenoiseTrainConfig, placed: harness.Placed) -> harness.Supervised:
-    """MSE (or L1) loss, PSNR and SSIM, the input baseline, the model check on resume."""
-    import torch
-
-    network = placed.network
-    return harness.Supervised(
-        loss=torch.nn.MSELoss() if config.train.loss == "mse" else torch.nn.L1Loss(),
-        evaluator=_build_evaluator,
-        model_name=config.model.name.lower(),
-        key_metric=config.train.key_metric,
-        meta={
-            "model": {"name": config.model.name, "kwargs": dict(getattr(network, "config", {}))},
-            "data": placed.data,
-        },
-        prepare_batch=_batch_preparer(config.train.channels_last),
-        trainer_options={"compile": config.train.compile},
-        baseline=_input_metrics,
-        check_resume=functools.partial(_check_resume, network=network, config=config),
-    )
-
-
-# --- pieces ----------------------------------------------------------------------------------
-
-
-def _build_network(config: DenoiseTrainConfig) -> Denoiser:
-    import torch
-
-    from ctpipe.nets import build_denoiser
-
-    try:
-        network = build_denoiser(config.model.name, **config.model.kwargs)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"model.kwargs {dict(config.model.kwargs)} do not fit {config.model.name!r}: {err}"
-        ) from None
-    if config.train.channels_last:
-        network = network.to(memory_format=torch.channels_last)
-    return network
 
 
 def _build_evaluator(
@@ -197,13 +221,6 @@ def _window_pair(output: dict[str, Any]) -> tuple[Any, Any]:
     return scale(output["pred"]), scale(output["label"])
 
 
-def _precision_wrapper(config: DenoiseTrainConfig, context: DistributedContext) -> Any:
-    """``network -> model`` of ``train.precision`` on the run's device."""
-    return functools.partial(
-        _with_precision, precision=config.train.precision, device=context.device
-    )
-
-
 def _with_precision(network: torch.nn.Module, *, precision: str, device: torch.device) -> Any:
     """The network to train: itself, or wrapped in bfloat16 autocast (output in float32)."""
     import torch
@@ -256,20 +273,3 @@ def _check_resume(path: Path, *, network: torch.nn.Module, config: DenoiseTrainC
             f"but the config builds {current['name']!r} {current['kwargs']}",
         )
     check_resume_progress(path, checkpoint, config.train.epochs)
-
-
-#: The denoiser as a task of the training harness.
-TASK = harness.SupervisedTask(
-    name="denoiser",
-    attribute="denoiser",
-    network=_build_network,
-    loaders=_loaders,
-    parts=_parts,
-    what=lambda config: config.model.name,
-    wrap=_precision_wrapper,
-)
-
-#: Build the MONAI trainer and evaluator of a denoiser configuration: :func:`ctpipe.
-#: training.harness.build_trainer` of :data:`TASK` (``config``, and the keywords
-#: ``context``, ``train_loader``, ``val_loader``); the trainer carries ``trainer.denoiser``.
-build_denoise_trainer = TASK.build

@@ -34,7 +34,7 @@ Example:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KEY_METRIC",
     "TASK",
+    "SegmentTask",
     "build_segment_trainer",
     "inference_settings",
     "train_segmenter",
@@ -85,6 +86,76 @@ def inference_settings(config: SegmentTrainConfig) -> dict[str, Any]:
     }
 
 
+class SegmentTask(harness.SupervisedTask):
+    """The segmenter as a task of the training harness: what is its own.
+
+    The network of ``model`` (tagged with its config), the patch and case loaders, the
+    Dice and/or cross-entropy loss, sliding-window validation with Dice and HD95 per class,
+    the inference settings in the record, the model check on resume.
+    """
+
+    name = "segmenter"
+    attribute = "segmenter"
+
+    def network(self, config: SegmentTrainConfig) -> torch.nn.Module:
+        """MONAI's ``UNet`` or ``SegResNet`` of ``model``, carrying its config."""
+        from ctpipe.checkpoints.segmenter import tag_segmenter
+        from ctpipe.nets.segmenters import build_segmenter
+
+        return tag_segmenter(build_segmenter(config.model), config.model)
+
+    def loaders(
+        self, config: SegmentTrainConfig, context: DistributedContext
+    ) -> tuple[Iterable, Iterable | None, str]:
+        """Labelled patch batches and whole validation cases, and the cases they hold."""
+        from ctpipe.training.segment.data import build_segment_loaders, split_cases
+
+        split = split_cases(config.data)
+        train, val = build_segment_loaders(
+            config, split, rank=context.rank, world_size=context.world_size
+        )
+        return train, val, split.describe()
+
+    def parts(self, config: SegmentTrainConfig, placed: harness.Placed) -> harness.Supervised:
+        """The loss, Dice and HD95 per class, inference settings, the check on resume."""
+        from ctpipe.checkpoints.segmenter import SEGMENTER_FORMAT
+
+        kwargs = dict(placed.network.config)  # type: ignore[arg-type]
+        return harness.Supervised(
+            loss=_build_loss(config),
+            evaluator=functools.partial(_build_evaluator, config=config),
+            model_name=config.model.architecture,
+            key_metric=KEY_METRIC,
+            meta={
+                "model": {"name": config.model.architecture, "kwargs": kwargs},
+                "class_names": list(config.model.class_names),
+                "data": placed.data,
+                "key_metric": KEY_METRIC,
+            },
+            record_extra={"inference": inference_settings(config)},
+            checkpoint_format=SEGMENTER_FORMAT,
+            curve_metrics=((KEY_METRIC, "mean Dice"),),
+            check_resume=functools.partial(_check_resume, config=config),
+        )
+
+    def what(self, config: SegmentTrainConfig) -> str:
+        """Architecture, dimensions and classes."""
+        model = config.model
+        classes = ", ".join(model.class_names[1:])
+        return f"{model.architecture} {model.spatial_dims}-D segmenter ({classes})"
+
+    def summary(self, metrics: Mapping[str, float]) -> dict[str, float]:
+        """The mean Dice only."""
+        return {k: v for k, v in metrics.items() if k == KEY_METRIC}
+
+
+#: The segmenter task.
+TASK = SegmentTask()
+#: :meth:`~ctpipe.training.harness.SupervisedTask.build` of :data:`TASK`: the trainer (with
+#: ``trainer.segmenter``, the unwrapped network) and evaluator of a configuration.
+build_segment_trainer = TASK.build
+
+
 def train_segmenter(config: SegmentTrainConfig) -> harness.TrainResult:
     """Train a segmenter as configured; the entry point of ``ctpipe train segment``.
 
@@ -104,59 +175,6 @@ def train_segmenter(config: SegmentTrainConfig) -> harness.TrainResult:
         FloatingPointError: If the loss becomes NaN or infinite.
     """
     return TASK.train(config)
-
-
-# --- pieces ----------------------------------------------------------------------------------
-
-
-def _build_network(config: SegmentTrainConfig) -> torch.nn.Module:
-    from ctpipe.checkpoints.segmenter import tag_segmenter
-    from ctpipe.nets.segmenters import build_segmenter
-
-    return tag_segmenter(build_segmenter(config.model), config.model)
-
-
-def _loaders(
-    config: SegmentTrainConfig, context: DistributedContext
-) -> tuple[Iterable, Iterable | None, str]:
-    """The patch batches and validation cases of ``config.data``, and their description."""
-    from ctpipe.training.segment.data import build_segment_loaders, split_cases
-
-    split = split_cases(config.data)
-    train, val = build_segment_loaders(
-        config, split, rank=context.rank, world_size=context.world_size
-    )
-    return train, val, split.describe()
-
-
-def _parts(config: SegmentTrainConfig, placed: harness.Placed) -> harness.Supervised:
-    """Dice and/or cross-entropy, Dice and HD95 per class, inference settings, resume check."""
-    from ctpipe.checkpoints.segmenter import SEGMENTER_FORMAT
-
-    return harness.Supervised(
-        loss=_build_loss(config),
-        evaluator=functools.partial(_build_evaluator, config=config),
-        model_name=config.model.architecture,
-        key_metric=KEY_METRIC,
-        meta={
-            "model": {"name": config.model.architecture, "kwargs": dict(placed.network.config)},  # type: ignore[arg-type]
-            "class_names": list(config.model.class_names),
-            "data": placed.data,
-            "key_metric": KEY_METRIC,
-        },
-        record_extra={"inference": inference_settings(config)},
-        checkpoint_format=SEGMENTER_FORMAT,
-        curve_metrics=((KEY_METRIC, "mean Dice"),),
-        check_resume=functools.partial(_check_resume, config=config),
-    )
-
-
-def _what(config: SegmentTrainConfig) -> str:
-    model = config.model
-    return (
-        f"{model.architecture} {model.spatial_dims}-D segmenter "
-        f"({', '.join(model.class_names[1:])})"
-    )
 
 
 # --- pieces ----------------------------------------------------------------------------------
@@ -323,20 +341,3 @@ def _check_resume(path: Path, *, config: SegmentTrainConfig) -> None:
             f"{[current.get(k) for k in changed]})",
         )
     check_resume_progress(path, checkpoint, config.train.epochs)
-
-
-#: The segmenter as a task of the training harness.
-TASK = harness.SupervisedTask(
-    name="segmenter",
-    attribute="segmenter",
-    network=_build_network,
-    loaders=_loaders,
-    parts=_parts,
-    what=_what,
-    summary=lambda metrics: {k: v for k, v in metrics.items() if k == KEY_METRIC},
-)
-
-#: Build the MONAI trainer and evaluator of a segmentation configuration: :func:`ctpipe.
-#: training.harness.build_trainer` of :data:`TASK` (``config``, and the keywords
-#: ``context``, ``train_loader``, ``val_loader``); the trainer carries ``trainer.segmenter``.
-build_segment_trainer = TASK.build

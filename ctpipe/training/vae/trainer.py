@@ -42,7 +42,7 @@ import functools
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -66,6 +66,7 @@ __all__ = [
     "TASK",
     "EpochImages",
     "KLWarmup",
+    "VAETask",
     "build_vae_trainer",
     "train_vae",
 ]
@@ -182,6 +183,101 @@ class EpochImages:
         )
 
 
+class VAETask(harness.SupervisedTask):
+    """The VAE as a task of the training harness (one process): what is its own.
+
+    The network on the slice grid, the slice loaders, the negative beta-ELBO with KL
+    warm-up and its terms per iteration, validation of the negative ELBO, KL and MAE in HU
+    (lower is better), sample and interpolation images, the grid in the record, the model
+    and grid check on resume.
+    """
+
+    name = "VAE"
+    attribute = "vae"
+    one_process = True
+    seed_per_rank = False
+    given_data: ClassVar[Any] = {"train": "given loaders"}
+
+    def network(self, config: VAETrainConfig) -> VAE:
+        """The VAE of ``model`` on ``grid``."""
+        from ctpipe.nets.vae import VAE
+
+        return VAE(**config.model_kwargs())
+
+    def loaders(
+        self, config: VAETrainConfig, context: DistributedContext
+    ) -> tuple[Iterable, Iterable | None, dict[str, Any]]:
+        """Slice batches of the training and validation sources, and what they hold."""
+        from ctpipe.training.vae.data import build_vae_loaders
+
+        return build_vae_loaders(config)
+
+    def parts(self, config: VAETrainConfig, placed: harness.Placed) -> harness.Supervised:
+        """The ELBO loss and handlers; also sets ``trainer.images`` (:class:`EpochImages`)."""
+        from ignite.engine import Events
+
+        from ctpipe.checkpoints.vae import VAE_FORMAT
+
+        network = placed.network
+        loss = _loss(config, beta=config.loss.beta)
+        beta, warmup = config.loss.beta, config.loss.warmup_iterations
+
+        def copy_terms(trainer: Any) -> None:  # the ELBO terms into the output, for the history
+            trainer.add_event_handler(
+                Events.ITERATION_COMPLETED, lambda e: e.state.output.update(loss.last_terms)
+            )
+
+        def attach_images(trainer: Any) -> None:
+            trainer.images = None
+            if config.train.image_interval > 0:
+                given = placed.val_loader if placed.val_loader is not None else placed.train_loader
+                trainer.images = EpochImages(
+                    network,
+                    Path(config.output_dir) / IMAGES_DIR,
+                    _interpolation_pair(given),
+                    seed=config.train.seed,
+                    interval=config.train.image_interval,
+                )
+                trainer.images.attach(trainer)
+
+        return harness.Supervised(
+            loss=loss,
+            evaluator=functools.partial(_build_evaluator, config=config),
+            model_name="vae",
+            key_metric=KEY_METRIC,
+            meta={
+                "model": {"name": "vae", "kwargs": network.config},
+                "grid": config.grid.to_dict(),
+                "data": placed.data,
+            },
+            record_extra={"grid": config.grid.to_dict()},
+            checkpoint_format=VAE_FORMAT,
+            lower_is_better=True,
+            curve_metrics=(("mae_hu", "reconstruction MAE (HU)"), ("kl", "KL (nats)")),
+            history_extra=TERMS,
+            prepare_batch=_image_as_target,
+            check_resume=functools.partial(_check_resume, network=network, config=config),
+            iteration_handlers=(
+                KLWarmup(loss, beta=beta, warmup_iterations=warmup).attach,
+                copy_terms,
+            ),
+            epoch_handlers=(attach_images,),
+            bar_values=lambda o: {"loss": o["loss"].item(), "kl": o.get("kl", math.nan)},
+        )
+
+    def what(self, config: VAETrainConfig) -> str:
+        """The latent size."""
+        return f"a VAE ({config.model.latent_dim}-D latent)"
+
+
+#: The VAE task.
+TASK = VAETask()
+#: :meth:`~ctpipe.training.harness.SupervisedTask.build` of :data:`TASK`: the trainer (with
+#: ``trainer.vae``, the network, and ``trainer.images``, the :class:`EpochImages` handler or
+#: ``None``) and evaluator of a configuration; several processes (``torchrun``) are refused.
+build_vae_trainer = TASK.build
+
+
 def train_vae(config: VAETrainConfig) -> harness.TrainResult:
     """Train a VAE as configured; the entry point of ``ctpipe train vae``.
 
@@ -195,78 +291,6 @@ def train_vae(config: VAETrainConfig) -> harness.TrainResult:
         FloatingPointError: If the loss becomes NaN or infinite.
     """
     return TASK.train(config)
-
-
-# --- pieces ----------------------------------------------------------------------------------
-
-
-def _build_network(config: VAETrainConfig) -> VAE:
-    from ctpipe.nets.vae import VAE
-
-    return VAE(**config.model_kwargs())
-
-
-def _loaders(
-    config: VAETrainConfig, context: DistributedContext
-) -> tuple[Iterable, Iterable | None, dict[str, Any]]:
-    from ctpipe.training.vae.data import build_vae_loaders
-
-    return build_vae_loaders(config)
-
-
-def _parts(config: VAETrainConfig, placed: harness.Placed) -> harness.Supervised:
-    """The negative beta-ELBO with KL warm-up, its terms, sample images, the resume check.
-
-    The trainer also gets ``trainer.images`` (the :class:`EpochImages` handler, or
-    ``None``).
-    """
-    from ignite.engine import Events
-
-    from ctpipe.checkpoints.vae import VAE_FORMAT
-
-    network = placed.network
-    loss = _loss(config, beta=config.loss.beta)
-    warmup = KLWarmup(loss, beta=config.loss.beta, warmup_iterations=config.loss.warmup_iterations)
-
-    def copy_terms(trainer: Any) -> None:  # the ELBO terms into the output, for the history
-        trainer.add_event_handler(
-            Events.ITERATION_COMPLETED, lambda e: e.state.output.update(loss.last_terms)
-        )
-
-    def attach_images(trainer: Any) -> None:
-        trainer.images = None
-        if config.train.image_interval > 0:
-            loader = placed.val_loader if placed.val_loader is not None else placed.train_loader
-            trainer.images = EpochImages(
-                network,
-                Path(config.output_dir) / IMAGES_DIR,
-                _interpolation_pair(loader),
-                seed=config.train.seed,
-                interval=config.train.image_interval,
-            )
-            trainer.images.attach(trainer)
-
-    return harness.Supervised(
-        loss=loss,
-        evaluator=functools.partial(_build_evaluator, config=config),
-        model_name="vae",
-        key_metric=KEY_METRIC,
-        meta={
-            "model": {"name": "vae", "kwargs": network.config},
-            "grid": config.grid.to_dict(),
-            "data": placed.data,
-        },
-        record_extra={"grid": config.grid.to_dict()},
-        checkpoint_format=VAE_FORMAT,
-        lower_is_better=True,
-        curve_metrics=(("mae_hu", "reconstruction MAE (HU)"), ("kl", "KL (nats)")),
-        history_extra=TERMS,
-        prepare_batch=_image_as_target,
-        check_resume=functools.partial(_check_resume, network=network, config=config),
-        iteration_handlers=(warmup.attach, copy_terms),
-        epoch_handlers=(attach_images,),
-        bar_values=lambda o: {"loss": o["loss"].item(), "kl": o.get("kl", math.nan)},
-    )
 
 
 # --- pieces ----------------------------------------------------------------------------------
@@ -409,24 +433,3 @@ def _check_resume(path: Path, *, network: VAE, config: VAETrainConfig) -> None:
             f"but the config builds {network.config} on grid {config.grid.to_dict()}",
         )
     check_resume_progress(path, checkpoint, config.train.epochs)
-
-
-#: The VAE as a task of the training harness (one process).
-TASK = harness.SupervisedTask(
-    name="VAE",
-    attribute="vae",
-    network=_build_network,
-    loaders=_loaders,
-    parts=_parts,
-    what=lambda config: f"a VAE ({config.model.latent_dim}-D latent)",
-    one_process=True,
-    seed_per_rank=False,
-    given_data={"train": "given loaders"},
-)
-
-#: Build the MONAI trainer and evaluator of a VAE configuration: :func:`ctpipe.training.
-#: harness.build_trainer` of :data:`TASK` (``config``, and the keywords ``context``,
-#: ``train_loader``, ``val_loader``); the trainer carries ``trainer.vae`` and
-#: ``trainer.images`` (the :class:`EpochImages` handler, or ``None``). Several processes
-#: (``torchrun``) are refused with an ``InputError``.
-build_vae_trainer = TASK.build
