@@ -1,6 +1,6 @@
 """Train a denoiser with MONAI engines: ``SupervisedTrainer`` + ``SupervisedEvaluator``.
 
-:func:`build_denoise_trainer` (the harness's :func:`~ctpipe.training.harness.build_trainer` of
+:func:`build_denoise_trainer` (:meth:`~ctpipe.training.harness.SupervisedTask.build` of
 this module's :data:`TASK`) assembles, from a :class:`~ctpipe.training.denoise.config.
 DenoiseTrainConfig`:
 

@@ -1,6 +1,6 @@
 """Train a segmenter with MONAI engines: ``SupervisedTrainer`` + ``SupervisedEvaluator``.
 
-:func:`build_segment_trainer` (the harness's :func:`~ctpipe.training.harness.build_trainer` of
+:func:`build_segment_trainer` (:meth:`~ctpipe.training.harness.SupervisedTask.build` of
 this module's :data:`TASK`) assembles, from a :class:`~ctpipe.training.segment.config.
 SegmentTrainConfig`, the same machinery as the denoiser's trainer:
 

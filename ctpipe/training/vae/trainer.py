@@ -1,6 +1,6 @@
 """Train a VAE on normal-anatomy CT slices with MONAI engines.
 
-:func:`build_vae_trainer` (the harness's :func:`~ctpipe.training.harness.build_trainer` of
+:func:`build_vae_trainer` (:meth:`~ctpipe.training.harness.SupervisedTask.build` of
 this module's :data:`TASK`) assembles, from a :class:`~ctpipe.training.vae.config.
 VAETrainConfig`:
 
