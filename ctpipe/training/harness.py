@@ -4,6 +4,11 @@ A task (denoiser, segmenter, VAE, and the GAN for the parts it shares) builds on
 is its own, its network, data, loss and metrics, and hands them to the harness, as
 MONAI composes a ``SupervisedTrainer`` from handlers:
 
+* :class:`SupervisedTask`: the base of a supervised task. A task overrides the hooks that
+  build its network, its loaders and its :class:`Supervised` parts; the base's
+  :meth:`~SupervisedTask.build` does the rest (``context``, threads, seeding, placing,
+  trainer) and :meth:`~SupervisedTask.train` runs it. Each task's ``build_*_trainer`` and
+  ``train_*`` are these two of its task.
 * :func:`place_network`: seeds, the network on the run's device, wrapped in
   ``DistributedDataParallel`` under ``torchrun``.
 * :func:`build_supervised`: from a :class:`Supervised` description, Adam, the learning-rate
@@ -25,15 +30,18 @@ Example:
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ctpipe.checkpoints.file import CHECKPOINT_FORMAT
+from ctpipe.errors import InputError
 from ctpipe.provenance import versions
 from ctpipe.training.common import attach_stats, seed_everything, time_engine
 from ctpipe.training.handlers import (
@@ -54,7 +62,9 @@ __all__ = [
     "BEST_NAME",
     "CONFIG_NAME",
     "LATEST_NAME",
+    "Placed",
     "Supervised",
+    "SupervisedTask",
     "TrainResult",
     "adam",
     "attach_outputs",
@@ -117,16 +127,35 @@ class TrainResult:
     images: tuple[Path, ...] = ()
 
 
+@dataclass(frozen=True)
+class Placed:
+    """What the harness builds for every supervised task before the task adds its parts.
+
+    Args:
+        network: The network (unwrapped), on the run's device.
+        model: What the trainer calls: ``network`` (or the task's wrapper of it), under
+            ``torchrun`` in a ``DistributedDataParallel``.
+        train_loader: Training batches (dicts).
+        val_loader: Validation batches, or ``None``.
+        data: What the loaders hold, for the log (``SupervisedTask.given_data`` for
+            loaders given by the caller).
+        context: Rank, world size and device.
+    """
+
+    network: torch.nn.Module
+    model: torch.nn.Module
+    train_loader: Iterable
+    val_loader: Iterable | None
+    data: Any
+    context: DistributedContext
+
+
 @dataclass
 class Supervised:
     """What a supervised task gives the harness: the parts that are its own.
 
     Args:
-        network: The network (unwrapped), on the run's device.
-        model: What the trainer calls: ``network``, or its ``DistributedDataParallel``.
         loss: The loss function of ``SupervisedTrainer``.
-        train_loader: Training batches (dicts).
-        val_loader: Validation batches, or ``None``.
         evaluator: ``(network, val_loader, device, amp) -> SupervisedEvaluator`` whose key
             metric is ``key_metric``; ``None`` without validation.
         model_name: The record's model name.
@@ -147,11 +176,7 @@ class Supervised:
         bar_values: Output -> values on the progress bar (default: the loss).
     """
 
-    network: torch.nn.Module
-    model: torch.nn.Module
     loss: Callable[..., Any]
-    train_loader: Iterable
-    val_loader: Iterable | None
     evaluator: Callable[..., SupervisedEvaluator] | None
     model_name: str
     key_metric: str
@@ -168,6 +193,134 @@ class Supervised:
     iteration_handlers: Sequence[Callable[[Any], None]] = ()
     epoch_handlers: Sequence[Callable[[Any], None]] = ()
     bar_values: Callable[[Any], dict[str, float]] | None = None
+
+
+class SupervisedTask:
+    """The base of a supervised task: the harness builds and runs it.
+
+    A task says only what is its own, by overriding the hooks :meth:`network`,
+    :meth:`loaders`, :meth:`parts` and :meth:`what` (and, where it has them, :meth:`wrap`
+    and :meth:`summary`).
+
+    Attributes:
+        name: The task's model, in messages (e.g. ``VAE``).
+        attribute: The trainer attribute that carries the unwrapped network (e.g.
+            ``denoiser``: ``trainer.denoiser``); :attr:`TrainResult.model` is read from it.
+        one_process: Refuse to run under ``torchrun`` with several processes.
+        seed_per_rank: Seed with ``train.seed + rank`` before building the loaders, so
+            that each rank draws its own patches.
+        given_data: What the log says of loaders given by the caller.
+    """
+
+    name: ClassVar[str]
+    attribute: ClassVar[str]
+    one_process: ClassVar[bool] = False
+    seed_per_rank: ClassVar[bool] = True
+    given_data: ClassVar[Any] = "given loaders"
+
+    def network(self, config: Any) -> torch.nn.Module:
+        """The network to train, built after seeding with ``train.seed``."""
+        raise NotImplementedError
+
+    def loaders(
+        self, config: Any, context: DistributedContext
+    ) -> tuple[Iterable, Iterable | None, Any]:
+        """``(train_loader, val_loader, data)`` of ``config.data``; ``data`` describes them."""
+        raise NotImplementedError
+
+    def parts(self, config: Any, placed: Placed) -> Supervised:
+        """The task's own parts of the trainer: loss, metrics and the rest."""
+        raise NotImplementedError
+
+    def what(self, config: Any) -> str:
+        """What is trained, for the log."""
+        raise NotImplementedError
+
+    def wrap(
+        self, config: Any, context: DistributedContext
+    ) -> Callable[[torch.nn.Module], Any] | None:
+        """``network -> model``, what the trainer calls instead of the network (``None``)."""
+        return None
+
+    def summary(self, metrics: Mapping[str, float]) -> Mapping[str, float]:
+        """The metrics to show in the last log line (all of them)."""
+        return dict(metrics)
+
+    def build(
+        self,
+        config: Any,
+        *,
+        context: DistributedContext | None = None,
+        train_loader: Iterable | None = None,
+        val_loader: Iterable | None = None,
+    ) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
+        """Build the MONAI trainer and evaluator of a configuration of this task.
+
+        In order: the context, ``train.threads`` (when the loop has it), the seeded network
+        on the run's device (:func:`place_network`), the loaders, the task's parts and
+        :func:`build_supervised`.
+
+        Args:
+            config: The training configuration.
+            context: Rank, world size and device; by default :func:`~ctpipe.training.
+                distributed.setup_distributed` of ``config.train.device`` (which joins the
+                ``torchrun`` process group when there is one).
+            train_loader: Batches (dicts with ``"image"``, and ``"label"`` where the task
+                has one) to train on instead of those of ``config.data``, e.g. a list
+                holding one fixed batch.
+            val_loader: Validation batches instead of those of ``config.data`` (used only
+                with ``train_loader``).
+
+        Returns:
+            ``(trainer, evaluator)`` (:func:`build_supervised`); ``evaluator`` is ``None``
+            without validation data or with ``train.validation_interval`` 0.
+            ``trainer.run()`` trains. The trainer also carries ``trainer.history``,
+            ``trainer.context`` and the unwrapped network as ``trainer.<attribute>``.
+
+        Raises:
+            InputError: On unusable data, a ``resume`` checkpoint that is not a ctpipe
+                training checkpoint of this model, or several processes for a
+                one-process task.
+            ValueError: If the configured model cannot be built.
+        """
+        from ctpipe.training.distributed import setup_distributed
+
+        context = context if context is not None else setup_distributed(config.train.device)
+        if self.one_process and context.distributed:
+            context.close()
+            raise InputError(
+                config.output_dir, f"{self.name} training runs in one process; not under torchrun"
+            )
+        threads = getattr(config.train, "threads", 0)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        network, model = place_network(
+            functools.partial(self.network, config),
+            config.train.seed,
+            context,
+            wrap=self.wrap(config, context),
+        )
+        data = copy.deepcopy(self.given_data)
+        if train_loader is None:
+            if self.seed_per_rank:
+                seed_everything(config.train.seed + context.rank)  # each rank its own patches
+            train_loader, val_loader, data = self.loaders(config, context)
+        placed = Placed(network, model, train_loader, val_loader, data, context)
+        trainer, evaluator = build_supervised(config, self.parts(config, placed), placed)
+        setattr(trainer, self.attribute, network)
+        return trainer, evaluator
+
+    def train(self, config: Any) -> TrainResult:
+        """Train as configured: :func:`run_training` of :meth:`build`."""
+        return run_training(
+            config,
+            lambda config, context: self.build(config, context=context),
+            what=self.what(config),
+            summary=self.summary,
+            model_attribute=self.attribute,
+        )
 
 
 def place_network(
@@ -213,9 +366,9 @@ def adam(network: torch.nn.Module, settings: Any) -> torch.optim.Adam:
 
 
 def build_supervised(
-    config: Any, task: Supervised, context: DistributedContext
+    config: Any, task: Supervised, placed: Placed
 ) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
-    """MONAI's trainer and evaluator for ``task``, with every shared handler attached.
+    """MONAI's trainer and evaluator for ``task`` on ``placed``, with every shared handler.
 
     The handlers, in order: ``CheckpointLoader`` (resume), the task's iteration handlers,
     a non-finite-loss check, ``ValidationHandler``, the history, ``LrScheduleHandler``, the
@@ -233,25 +386,27 @@ def build_supervised(
     from ctpipe.training.savers import CheckpointRecord
     from ctpipe.training.schedule import build_scheduler
 
+    context, network = placed.context, placed.network
+    train_loader, val_loader = placed.train_loader, placed.val_loader
     device, output_dir = context.device, Path(config.output_dir)
-    length = epoch_length(config, task.train_loader)
-    optimizer = adam(task.network, config.optimizer)
+    length = epoch_length(config, train_loader)
+    optimizer = adam(network, config.optimizer)
     scheduler = build_scheduler(optimizer, config.schedule, config.train.epochs * length)
     amp = config.train.amp and device.type == "cuda"
     if config.train.amp and not amp and context.is_main:
         logger.info("AMP is used on CUDA only; training in float32 on %s", device)
     evaluator = None
-    validate = task.val_loader is not None and config.train.validation_interval > 0
+    validate = val_loader is not None and config.train.validation_interval > 0
     if task.evaluator is not None and validate:
-        evaluator = task.evaluator(task.network, task.val_loader, device, amp)
+        evaluator = task.evaluator(network, val_loader, device, amp)
     options = dict(task.trainer_options)
     if task.prepare_batch is not None:
         options["prepare_batch"] = task.prepare_batch
     trainer = SupervisedTrainer(
         device=device,
         max_epochs=config.train.epochs,
-        train_data_loader=task.train_loader,
-        network=task.model,
+        train_data_loader=train_loader,
+        network=placed.model,
         optimizer=optimizer,
         loss_function=task.loss,
         epoch_length=length,
@@ -259,11 +414,11 @@ def build_supervised(
         decollate=False,
         **options,
     )
-    if hasattr(task.train_loader, "start"):  # a PatchStream: batches follow the iteration
-        task.train_loader.start = lambda: trainer.state.iteration  # type: ignore[union-attr]
+    if hasattr(train_loader, "start"):  # a PatchStream: batches follow the iteration
+        train_loader.start = lambda: trainer.state.iteration  # type: ignore[union-attr]
     meta = {
         **task.meta,
-        "parameters": sum(p.numel() for p in task.network.parameters()),
+        "parameters": sum(p.numel() for p in network.parameters()),
         "epoch_length": length,
         "batch_size": config.train.batch_size,
         "world_size": context.world_size,
@@ -271,7 +426,7 @@ def build_supervised(
         "versions": versions(),
     }
     if evaluator is not None and task.baseline is not None:  # every rank: metrics gather
-        meta["input_validation"] = task.baseline(task.val_loader)
+        meta["input_validation"] = task.baseline(val_loader)
     history = TrainingHistory(
         output_dir if context.is_main else None,
         meta=meta,
@@ -280,7 +435,7 @@ def build_supervised(
         key_metric=task.key_metric,
     )
     record = CheckpointRecord(
-        task.network,
+        network,
         model_name=task.model_name,
         config=config.to_dict(),
         trainer=trainer,
@@ -289,7 +444,7 @@ def build_supervised(
         checkpoint_format=task.checkpoint_format,
     )
     save_dict = {
-        "network": task.network,
+        "network": network,
         "optimizer": optimizer,
         "lr_scheduler": scheduler,
         "trainer": trainer,

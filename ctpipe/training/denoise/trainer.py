@@ -1,7 +1,8 @@
 """Train a denoiser with MONAI engines: ``SupervisedTrainer`` + ``SupervisedEvaluator``.
 
-:func:`build_denoise_trainer` assembles, from a :class:`~ctpipe.training.denoise.config.
-DenoiseTrainConfig`, with the shared harness (:mod:`ctpipe.training.harness`):
+:func:`build_denoise_trainer` (:meth:`~ctpipe.training.harness.SupervisedTask.build` of
+this module's :data:`TASK`) assembles, from a :class:`~ctpipe.training.denoise.config.
+DenoiseTrainConfig`:
 
 * the network (:func:`ctpipe.nets.build_denoiser`), wrapped in ``DistributedDataParallel``
   under ``torchrun``;
@@ -45,93 +46,91 @@ from ctpipe.training.handlers import check_resume_progress
 
 if TYPE_CHECKING:
     import torch
-    from monai.engines import SupervisedEvaluator, SupervisedTrainer
+    from monai.engines import SupervisedEvaluator
 
     from ctpipe.nets.base import Denoiser
     from ctpipe.training.denoise.config import DenoiseTrainConfig
     from ctpipe.training.distributed import DistributedContext
 
-__all__ = ["KEY_METRIC", "build_denoise_trainer", "train_denoiser"]
+__all__ = ["KEY_METRIC", "TASK", "DenoiseTask", "build_denoise_trainer", "train_denoiser"]
 
 #: The validation metric that picks the best checkpoint by default (``train.key_metric``).
 KEY_METRIC = "psnr"
 
 
-def build_denoise_trainer(
-    config: DenoiseTrainConfig,
-    *,
-    context: DistributedContext | None = None,
-    train_loader: Iterable | None = None,
-    val_loader: Iterable | None = None,
-) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
-    """Build the MONAI trainer and evaluator of a configuration.
+class DenoiseTask(harness.SupervisedTask):
+    """The denoiser as a task of the training harness: what is its own.
 
-    Args:
-        config: The training configuration.
-        context: Rank, world size and device; by default :func:`~ctpipe.training.
-            distributed.setup_distributed` of ``config.train.device`` (which joins the
-            ``torchrun`` process group when there is one).
-        train_loader: Batches (dicts with ``"image"`` and ``"label"``) to train on instead
-            of those of ``config.data``, e.g. a list holding one fixed batch.
-        val_loader: Validation batches instead of those of ``config.data`` (used only
-            with ``train_loader``).
-
-    Returns:
-        ``(trainer, evaluator)`` (:func:`ctpipe.training.harness.build_supervised`);
-        ``evaluator`` is ``None`` without validation slices or with
-        ``train.validation_interval`` 0. ``trainer.run()`` trains. The trainer also
-        carries ``trainer.history``, ``trainer.context`` and ``trainer.denoiser`` (the
-        unwrapped network).
-
-    Raises:
-        InputError: On unusable data, or a ``resume`` checkpoint that is not a ctpipe
-            training checkpoint of this model.
-        ValueError: If ``model.kwargs`` do not fit the model.
+    The network (``model``, in ``channels_last`` and under bfloat16 autocast as
+    configured), the patch and slice loaders, MSE or L1 loss, PSNR and SSIM over the full
+    range and the display window, the inputs' own scores as the baseline, the model check
+    on resume.
     """
-    import torch
 
-    from ctpipe.training.denoise.data import build_loaders, split_pairs
-    from ctpipe.training.distributed import setup_distributed
+    name = "denoiser"
+    attribute = "denoiser"
 
-    context = context if context is not None else setup_distributed(config.train.device)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    network, model = harness.place_network(
-        functools.partial(_build_network, config),
-        config.train.seed,
-        context,
-        wrap=lambda network: _with_precision(network, config.train.precision, context.device),
-    )
-    split = None
-    if train_loader is None:
-        from ctpipe.training.common import seed_everything
+    def network(self, config: DenoiseTrainConfig) -> Denoiser:
+        """The configured denoiser, in ``channels_last`` when ``train.channels_last``."""
+        import torch
 
-        seed_everything(config.train.seed + context.rank)  # each rank draws its own patches
-        split = split_pairs(config.data)
-        train_loader, val_loader = build_loaders(
-            config, split, rank=context.rank, world_size=context.world_size
+        from ctpipe.nets import build_denoiser
+
+        try:
+            network = build_denoiser(config.model.name, **config.model.kwargs)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"model.kwargs {dict(config.model.kwargs)} do not fit {config.model.name!r}: {err}"
+            ) from None
+        if config.train.channels_last:
+            network = network.to(memory_format=torch.channels_last)
+        return network
+
+    def wrap(self, config: DenoiseTrainConfig, context: DistributedContext) -> Any:
+        """The network as trained: in float32, or under bfloat16 autocast (``precision``)."""
+        return functools.partial(
+            _with_precision, precision=config.train.precision, device=context.device
         )
-    task = harness.Supervised(
-        network=network,
-        model=model,
-        loss=torch.nn.MSELoss() if config.train.loss == "mse" else torch.nn.L1Loss(),
-        train_loader=train_loader,
-        val_loader=val_loader,
-        evaluator=_build_evaluator,
-        model_name=config.model.name.lower(),
-        key_metric=config.train.key_metric,
-        meta={
-            "model": {"name": config.model.name, "kwargs": dict(getattr(network, "config", {}))},
-            "data": split.describe() if split is not None else "given loaders",
-        },
-        prepare_batch=_batch_preparer(config.train.channels_last),
-        trainer_options={"compile": config.train.compile},
-        baseline=_input_metrics,
-        check_resume=functools.partial(_check_resume, network=network, config=config),
-    )
-    trainer, evaluator = harness.build_supervised(config, task, context)
-    trainer.denoiser = network  # type: ignore[attr-defined]
-    return trainer, evaluator
+
+    def loaders(
+        self, config: DenoiseTrainConfig, context: DistributedContext
+    ) -> tuple[Iterable, Iterable | None, str]:
+        """Random patch batches and whole validation slices of ``data``, and what they hold."""
+        from ctpipe.training.denoise.data import build_loaders, split_pairs
+
+        split = split_pairs(config.data)
+        rank, world_size = context.rank, context.world_size
+        train, val = build_loaders(config, split, rank=rank, world_size=world_size)
+        return train, val, split.describe()
+
+    def parts(self, config: DenoiseTrainConfig, placed: harness.Placed) -> harness.Supervised:
+        """MSE or L1 loss, PSNR and SSIM, the inputs' own scores, the model check on resume."""
+        import torch
+
+        network = placed.network
+        kwargs = dict(getattr(network, "config", {}))
+        return harness.Supervised(
+            loss=torch.nn.MSELoss() if config.train.loss == "mse" else torch.nn.L1Loss(),
+            evaluator=_build_evaluator,
+            model_name=config.model.name.lower(),
+            key_metric=config.train.key_metric,
+            meta={"model": {"name": config.model.name, "kwargs": kwargs}, "data": placed.data},
+            prepare_batch=_batch_preparer(config.train.channels_last),
+            trainer_options={"compile": config.train.compile},
+            baseline=_input_metrics,
+            check_resume=functools.partial(_check_resume, network=network, config=config),
+        )
+
+    def what(self, config: DenoiseTrainConfig) -> str:
+        """The model's name."""
+        return config.model.name
+
+
+#: The denoiser task.
+TASK = DenoiseTask()
+#: :meth:`~ctpipe.training.harness.SupervisedTask.build` of :data:`TASK`: the trainer (with
+#: ``trainer.denoiser``, the unwrapped network) and evaluator of a configuration.
+build_denoise_trainer = TASK.build
 
 
 def train_denoiser(config: DenoiseTrainConfig) -> harness.TrainResult:
@@ -152,31 +151,10 @@ def train_denoiser(config: DenoiseTrainConfig) -> harness.TrainResult:
         InputError: On unusable data or resume checkpoint.
         FloatingPointError: If the loss becomes NaN or infinite.
     """
-    return harness.run_training(
-        config,
-        lambda config, context: build_denoise_trainer(config, context=context),
-        what=config.model.name,
-        model_attribute="denoiser",
-    )
+    return TASK.train(config)
 
 
 # --- pieces ----------------------------------------------------------------------------------
-
-
-def _build_network(config: DenoiseTrainConfig) -> Denoiser:
-    import torch
-
-    from ctpipe.nets import build_denoiser
-
-    try:
-        network = build_denoiser(config.model.name, **config.model.kwargs)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"model.kwargs {dict(config.model.kwargs)} do not fit {config.model.name!r}: {err}"
-        ) from None
-    if config.train.channels_last:
-        network = network.to(memory_format=torch.channels_last)
-    return network
 
 
 def _build_evaluator(
@@ -243,7 +221,7 @@ def _window_pair(output: dict[str, Any]) -> tuple[Any, Any]:
     return scale(output["pred"]), scale(output["label"])
 
 
-def _with_precision(network: torch.nn.Module, precision: str, device: torch.device) -> Any:
+def _with_precision(network: torch.nn.Module, *, precision: str, device: torch.device) -> Any:
     """The network to train: itself, or wrapped in bfloat16 autocast (output in float32)."""
     import torch
 

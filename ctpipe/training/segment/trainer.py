@@ -1,8 +1,8 @@
 """Train a segmenter with MONAI engines: ``SupervisedTrainer`` + ``SupervisedEvaluator``.
 
-:func:`build_segment_trainer` assembles, from a :class:`~ctpipe.training.segment.config.
-SegmentTrainConfig`, the same machinery as the denoiser's trainer
-(:mod:`ctpipe.training.denoise.trainer`):
+:func:`build_segment_trainer` (:meth:`~ctpipe.training.harness.SupervisedTask.build` of
+this module's :data:`TASK`) assembles, from a :class:`~ctpipe.training.segment.config.
+SegmentTrainConfig`, the same machinery as the denoiser's trainer:
 
 * the network (:func:`ctpipe.nets.build_segmenter`, MONAI ``UNet`` or ``SegResNet``),
   wrapped in ``DistributedDataParallel`` under ``torchrun``;
@@ -34,7 +34,7 @@ Example:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,12 +44,19 @@ from ctpipe.training.handlers import check_resume_progress
 
 if TYPE_CHECKING:
     import torch
-    from monai.engines import SupervisedEvaluator, SupervisedTrainer
+    from monai.engines import SupervisedEvaluator
 
     from ctpipe.training.distributed import DistributedContext
     from ctpipe.training.segment.config import SegmentTrainConfig
 
-__all__ = ["KEY_METRIC", "build_segment_trainer", "inference_settings", "train_segmenter"]
+__all__ = [
+    "KEY_METRIC",
+    "TASK",
+    "SegmentTask",
+    "build_segment_trainer",
+    "inference_settings",
+    "train_segmenter",
+]
 
 #: The validation metric that picks the best checkpoint (mean Dice over the classes).
 KEY_METRIC = "mean_dice"
@@ -79,75 +86,74 @@ def inference_settings(config: SegmentTrainConfig) -> dict[str, Any]:
     }
 
 
-def build_segment_trainer(
-    config: SegmentTrainConfig,
-    *,
-    context: DistributedContext | None = None,
-    train_loader: Iterable | None = None,
-    val_loader: Iterable | None = None,
-) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
-    """Build the MONAI trainer and evaluator of a segmentation configuration.
+class SegmentTask(harness.SupervisedTask):
+    """The segmenter as a task of the training harness: what is its own.
 
-    Args:
-        config: The training configuration.
-        context: Rank, world size and device; by default :func:`~ctpipe.training.
-            distributed.setup_distributed` of ``config.train.device``.
-        train_loader: Batches (dicts with ``"image"`` and ``"label"``) to train on instead
-            of those of ``config.data``, e.g. a list holding one fixed batch.
-        val_loader: Validation cases instead of those of ``config.data`` (used only with
-            ``train_loader``).
-
-    Returns:
-        ``(trainer, evaluator)``; ``evaluator`` is ``None`` without validation cases or
-        with ``train.validation_interval`` 0. The trainer carries ``trainer.history``,
-        ``trainer.context`` and ``trainer.segmenter`` (the unwrapped network).
-
-    Raises:
-        InputError: On unusable data, or a ``resume`` checkpoint that is not a ctpipe
-            segmenter training checkpoint of this model.
+    The network of ``model`` (tagged with its config), the patch and case loaders, the
+    Dice and/or cross-entropy loss, sliding-window validation with Dice and HD95 per class,
+    the inference settings in the record, the model check on resume.
     """
-    from ctpipe.checkpoints.segmenter import SEGMENTER_FORMAT, tag_segmenter
-    from ctpipe.nets.segmenters import build_segmenter
-    from ctpipe.training.common import seed_everything
-    from ctpipe.training.distributed import setup_distributed
-    from ctpipe.training.segment.data import build_segment_loaders, split_cases
 
-    context = context if context is not None else setup_distributed(config.train.device)
-    network, model = harness.place_network(
-        lambda: tag_segmenter(build_segmenter(config.model), config.model),
-        config.train.seed,
-        context,
-    )
-    split = None
-    if train_loader is None:
-        seed_everything(config.train.seed + context.rank)  # each rank draws its own patches
+    name = "segmenter"
+    attribute = "segmenter"
+
+    def network(self, config: SegmentTrainConfig) -> torch.nn.Module:
+        """MONAI's ``UNet`` or ``SegResNet`` of ``model``, carrying its config."""
+        from ctpipe.checkpoints.segmenter import tag_segmenter
+        from ctpipe.nets.segmenters import build_segmenter
+
+        return tag_segmenter(build_segmenter(config.model), config.model)
+
+    def loaders(
+        self, config: SegmentTrainConfig, context: DistributedContext
+    ) -> tuple[Iterable, Iterable | None, str]:
+        """Labelled patch batches and whole validation cases, and the cases they hold."""
+        from ctpipe.training.segment.data import build_segment_loaders, split_cases
+
         split = split_cases(config.data)
-        train_loader, val_loader = build_segment_loaders(
+        train, val = build_segment_loaders(
             config, split, rank=context.rank, world_size=context.world_size
         )
-    task = harness.Supervised(
-        network=network,
-        model=model,
-        loss=_build_loss(config),
-        train_loader=train_loader,
-        val_loader=val_loader,
-        evaluator=functools.partial(_build_evaluator, config=config),
-        model_name=config.model.architecture,
-        key_metric=KEY_METRIC,
-        meta={
-            "model": {"name": config.model.architecture, "kwargs": dict(network.config)},  # type: ignore[arg-type]
-            "class_names": list(config.model.class_names),
-            "data": split.describe() if split is not None else "given loaders",
-            "key_metric": KEY_METRIC,
-        },
-        record_extra={"inference": inference_settings(config)},
-        checkpoint_format=SEGMENTER_FORMAT,
-        curve_metrics=((KEY_METRIC, "mean Dice"),),
-        check_resume=functools.partial(_check_resume, config=config),
-    )
-    trainer, evaluator = harness.build_supervised(config, task, context)
-    trainer.segmenter = network  # type: ignore[attr-defined]
-    return trainer, evaluator
+        return train, val, split.describe()
+
+    def parts(self, config: SegmentTrainConfig, placed: harness.Placed) -> harness.Supervised:
+        """The loss, Dice and HD95 per class, inference settings, the check on resume."""
+        from ctpipe.checkpoints.segmenter import SEGMENTER_FORMAT
+
+        kwargs = dict(placed.network.config)  # type: ignore[arg-type]
+        return harness.Supervised(
+            loss=_build_loss(config),
+            evaluator=functools.partial(_build_evaluator, config=config),
+            model_name=config.model.architecture,
+            key_metric=KEY_METRIC,
+            meta={
+                "model": {"name": config.model.architecture, "kwargs": kwargs},
+                "class_names": list(config.model.class_names),
+                "data": placed.data,
+                "key_metric": KEY_METRIC,
+            },
+            record_extra={"inference": inference_settings(config)},
+            checkpoint_format=SEGMENTER_FORMAT,
+            curve_metrics=((KEY_METRIC, "mean Dice"),),
+            check_resume=functools.partial(_check_resume, config=config),
+        )
+
+    def what(self, config: SegmentTrainConfig) -> str:
+        """Architecture, dimensions and classes."""
+        model = config.model
+        classes = ", ".join(model.class_names[1:])
+        return f"{model.architecture} {model.spatial_dims}-D segmenter ({classes})"
+
+    def summary(self, metrics: Mapping[str, float]) -> dict[str, float]:
+        """The mean Dice only."""
+        return {k: v for k, v in metrics.items() if k == KEY_METRIC}
+
+
+#: The segmenter task.
+TASK = SegmentTask()
+#: :meth:`~ctpipe.training.harness.SupervisedTask.build` of :data:`TASK`: the trainer (with
+#: ``trainer.segmenter``, the unwrapped network) and evaluator of a configuration.
+build_segment_trainer = TASK.build
 
 
 def train_segmenter(config: SegmentTrainConfig) -> harness.TrainResult:
@@ -168,15 +174,7 @@ def train_segmenter(config: SegmentTrainConfig) -> harness.TrainResult:
         InputError: On unusable data or resume checkpoint.
         FloatingPointError: If the loss becomes NaN or infinite.
     """
-    model = config.model
-    return harness.run_training(
-        config,
-        lambda config, context: build_segment_trainer(config, context=context),
-        what=f"{model.architecture} {model.spatial_dims}-D segmenter "
-        f"({', '.join(model.class_names[1:])})",
-        summary=lambda metrics: {k: v for k, v in metrics.items() if k == KEY_METRIC},
-        model_attribute="segmenter",
-    )
+    return TASK.train(config)
 
 
 # --- pieces ----------------------------------------------------------------------------------

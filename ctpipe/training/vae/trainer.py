@@ -1,6 +1,7 @@
 """Train a VAE on normal-anatomy CT slices with MONAI engines.
 
-:func:`build_vae_trainer` assembles, from a :class:`~ctpipe.training.vae.config.
+:func:`build_vae_trainer` (:meth:`~ctpipe.training.harness.SupervisedTask.build` of
+this module's :data:`TASK`) assembles, from a :class:`~ctpipe.training.vae.config.
 VAETrainConfig`:
 
 * the network (:class:`ctpipe.nets.vae.VAE`) on the configured slice grid;
@@ -41,7 +42,7 @@ import functools
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -52,7 +53,7 @@ from ctpipe.training.handlers import check_resume_progress
 
 if TYPE_CHECKING:
     import torch
-    from monai.engines import SupervisedEvaluator, SupervisedTrainer
+    from monai.engines import SupervisedEvaluator
 
     from ctpipe.elbo import ELBOLoss
     from ctpipe.nets.vae import VAE
@@ -62,8 +63,10 @@ if TYPE_CHECKING:
 __all__ = [
     "IMAGES_DIR",
     "KEY_METRIC",
+    "TASK",
     "EpochImages",
     "KLWarmup",
+    "VAETask",
     "build_vae_trainer",
     "train_vae",
 ]
@@ -180,100 +183,99 @@ class EpochImages:
         )
 
 
-def build_vae_trainer(
-    config: VAETrainConfig,
-    *,
-    context: DistributedContext | None = None,
-    train_loader: Iterable | None = None,
-    val_loader: Iterable | None = None,
-) -> tuple[SupervisedTrainer, SupervisedEvaluator | None]:
-    """Build the MONAI trainer and evaluator of a configuration.
+class VAETask(harness.SupervisedTask):
+    """The VAE as a task of the training harness (one process): what is its own.
 
-    Args:
-        config: The training configuration.
-        context: The device (one process); by default that of ``config.train.device``.
-        train_loader: Batches (dicts with ``"image"``) to train on instead of those of
-            ``config.data``, e.g. a list of fixed batches.
-        val_loader: Validation batches instead of those of ``config.data`` (used only with
-            ``train_loader``).
-
-    Returns:
-        ``(trainer, evaluator)`` (:func:`ctpipe.training.harness.build_supervised`);
-        ``evaluator`` is ``None`` without validation. The trainer also carries
-        ``trainer.history``, ``trainer.vae`` (the network) and ``trainer.images`` (the
-        :class:`EpochImages` handler, or ``None``).
-
-    Raises:
-        InputError: Unusable data, a ``resume`` checkpoint of another model, or several
-            processes (``torchrun``).
+    The network on the slice grid, the slice loaders, the negative beta-ELBO with KL
+    warm-up and its terms per iteration, validation of the negative ELBO, KL and MAE in HU
+    (lower is better), sample and interpolation images, the grid in the record, the model
+    and grid check on resume.
     """
-    from ignite.engine import Events
 
-    from ctpipe.checkpoints.vae import VAE_FORMAT
-    from ctpipe.nets.vae import VAE
-    from ctpipe.training.distributed import setup_distributed
-    from ctpipe.training.vae.data import build_vae_loaders
+    name = "VAE"
+    attribute = "vae"
+    one_process = True
+    seed_per_rank = False
+    given_data: ClassVar[Any] = {"train": "given loaders"}
 
-    context = context if context is not None else setup_distributed(config.train.device)
-    if context.distributed:
-        context.close()
-        raise InputError(config.output_dir, "VAE training runs in one process; not under torchrun")
-    network, model = harness.place_network(
-        lambda: VAE(**config.model_kwargs()), config.train.seed, context
-    )
-    description: dict[str, Any] = {"train": "given loaders"}
-    if train_loader is None:
-        train_loader, val_loader, description = build_vae_loaders(config)
-    loss = _loss(config, beta=config.loss.beta)
-    warmup = KLWarmup(loss, beta=config.loss.beta, warmup_iterations=config.loss.warmup_iterations)
-    images: list[EpochImages] = []
+    def network(self, config: VAETrainConfig) -> VAE:
+        """The VAE of ``model`` on ``grid``."""
+        from ctpipe.nets.vae import VAE
 
-    def copy_terms(trainer: Any) -> None:  # the ELBO terms into the output, for the history
-        trainer.add_event_handler(
-            Events.ITERATION_COMPLETED, lambda e: e.state.output.update(loss.last_terms)
-        )
+        return VAE(**config.model_kwargs())
 
-    def attach_images(trainer: Any) -> None:
-        images.append(
-            EpochImages(
-                network,
-                Path(config.output_dir) / IMAGES_DIR,
-                _interpolation_pair(val_loader if val_loader is not None else train_loader),
-                seed=config.train.seed,
-                interval=config.train.image_interval,
+    def loaders(
+        self, config: VAETrainConfig, context: DistributedContext
+    ) -> tuple[Iterable, Iterable | None, dict[str, Any]]:
+        """Slice batches of the training and validation sources, and what they hold."""
+        from ctpipe.training.vae.data import build_vae_loaders
+
+        return build_vae_loaders(config)
+
+    def parts(self, config: VAETrainConfig, placed: harness.Placed) -> harness.Supervised:
+        """The ELBO loss and handlers; also sets ``trainer.images`` (:class:`EpochImages`)."""
+        from ignite.engine import Events
+
+        from ctpipe.checkpoints.vae import VAE_FORMAT
+
+        network = placed.network
+        loss = _loss(config, beta=config.loss.beta)
+        beta, warmup = config.loss.beta, config.loss.warmup_iterations
+
+        def copy_terms(trainer: Any) -> None:  # the ELBO terms into the output, for the history
+            trainer.add_event_handler(
+                Events.ITERATION_COMPLETED, lambda e: e.state.output.update(loss.last_terms)
             )
-        )
-        images[0].attach(trainer)
 
-    task = harness.Supervised(
-        network=network,
-        model=model,
-        loss=loss,
-        train_loader=train_loader,
-        val_loader=val_loader,
-        evaluator=functools.partial(_build_evaluator, config=config),
-        model_name="vae",
-        key_metric=KEY_METRIC,
-        meta={
-            "model": {"name": "vae", "kwargs": network.config},
-            "grid": config.grid.to_dict(),
-            "data": description,
-        },
-        record_extra={"grid": config.grid.to_dict()},
-        checkpoint_format=VAE_FORMAT,
-        lower_is_better=True,
-        curve_metrics=(("mae_hu", "reconstruction MAE (HU)"), ("kl", "KL (nats)")),
-        history_extra=TERMS,
-        prepare_batch=_image_as_target,
-        check_resume=functools.partial(_check_resume, network=network, config=config),
-        iteration_handlers=(warmup.attach, copy_terms),
-        epoch_handlers=(attach_images,) if config.train.image_interval > 0 else (),
-        bar_values=lambda o: {"loss": o["loss"].item(), "kl": o.get("kl", math.nan)},
-    )
-    trainer, evaluator = harness.build_supervised(config, task, context)
-    trainer.vae = network  # type: ignore[attr-defined]
-    trainer.images = images[0] if images else None  # type: ignore[attr-defined]
-    return trainer, evaluator
+        def attach_images(trainer: Any) -> None:
+            trainer.images = None
+            if config.train.image_interval > 0:
+                given = placed.val_loader if placed.val_loader is not None else placed.train_loader
+                trainer.images = EpochImages(
+                    network,
+                    Path(config.output_dir) / IMAGES_DIR,
+                    _interpolation_pair(given),
+                    seed=config.train.seed,
+                    interval=config.train.image_interval,
+                )
+                trainer.images.attach(trainer)
+
+        return harness.Supervised(
+            loss=loss,
+            evaluator=functools.partial(_build_evaluator, config=config),
+            model_name="vae",
+            key_metric=KEY_METRIC,
+            meta={
+                "model": {"name": "vae", "kwargs": network.config},
+                "grid": config.grid.to_dict(),
+                "data": placed.data,
+            },
+            record_extra={"grid": config.grid.to_dict()},
+            checkpoint_format=VAE_FORMAT,
+            lower_is_better=True,
+            curve_metrics=(("mae_hu", "reconstruction MAE (HU)"), ("kl", "KL (nats)")),
+            history_extra=TERMS,
+            prepare_batch=_image_as_target,
+            check_resume=functools.partial(_check_resume, network=network, config=config),
+            iteration_handlers=(
+                KLWarmup(loss, beta=beta, warmup_iterations=warmup).attach,
+                copy_terms,
+            ),
+            epoch_handlers=(attach_images,),
+            bar_values=lambda o: {"loss": o["loss"].item(), "kl": o.get("kl", math.nan)},
+        )
+
+    def what(self, config: VAETrainConfig) -> str:
+        """The latent size."""
+        return f"a VAE ({config.model.latent_dim}-D latent)"
+
+
+#: The VAE task.
+TASK = VAETask()
+#: :meth:`~ctpipe.training.harness.SupervisedTask.build` of :data:`TASK`: the trainer (with
+#: ``trainer.vae``, the network, and ``trainer.images``, the :class:`EpochImages` handler or
+#: ``None``) and evaluator of a configuration; several processes (``torchrun``) are refused.
+build_vae_trainer = TASK.build
 
 
 def train_vae(config: VAETrainConfig) -> harness.TrainResult:
@@ -288,12 +290,7 @@ def train_vae(config: VAETrainConfig) -> harness.TrainResult:
         InputError: Unusable data or resume checkpoint.
         FloatingPointError: If the loss becomes NaN or infinite.
     """
-    return harness.run_training(
-        config,
-        lambda config, context: build_vae_trainer(config, context=context),
-        what=f"a VAE ({config.model.latent_dim}-D latent)",
-        model_attribute="vae",
-    )
+    return TASK.train(config)
 
 
 # --- pieces ----------------------------------------------------------------------------------
