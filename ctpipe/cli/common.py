@@ -27,6 +27,8 @@ __all__ = [
     "EXIT_PROBLEMS",
     "add_allow_non_hu",
     "add_command_group",
+    "error_line",
+    "one_line",
     "parse_args",
     "print_help",
 ]
@@ -91,3 +93,27 @@ def add_allow_non_hu(parser: argparse.ArgumentParser) -> None:
         "DICOM rescale, no air in the volume) instead of refusing it; the numbers computed "
         "from it are then yours to trust",
     )
+
+
+def one_line(text: str) -> str:
+    r"""``text`` with control characters escaped, so a message stays on one line.
+
+    A file name may hold a newline; the error about it must still be one line.
+
+    Example:
+        >>> one_line("/data/IM\n1.dcm: file is truncated")
+        '/data/IM\\n1.dcm: file is truncated'
+    """
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
+
+
+def error_line(message: object) -> str:
+    """The one ``ctpipe: error:`` line every command prints for a failure.
+
+    Example:
+        >>> error_line("/data/a.dcm: file is truncated")
+        'ctpipe: error: /data/a.dcm: file is truncated'
+    """
+    return f"ctpipe: error: {one_line(str(message))}"

@@ -33,7 +33,14 @@ import logging
 import sys
 from pathlib import Path
 
-from ctpipe.cli.common import EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, add_allow_non_hu
+from ctpipe.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    add_allow_non_hu,
+    error_line,
+    one_line,
+)
 from ctpipe.workflow.shipped import resolve_workflow, shipped_dir
 
 __all__ = ["add_workflow_parsers", "resolve_workflow", "run_batch_command", "run_command"]
@@ -118,9 +125,9 @@ def run_command(args: argparse.Namespace) -> int:
     )
     print(f"{result.status}: {result.name} in {result.seconds:.1f} s")
     for warning in result.warnings:
-        print(f"WARNING: {warning}", file=sys.stderr)
+        print(f"WARNING: {one_line(warning)}", file=sys.stderr)
     if result.error:
-        print(f"ctpipe: error: {result.error}", file=sys.stderr)
+        print(error_line(result.error), file=sys.stderr)
     if result.kept_previous:
         print(f"kept: the earlier result in {result.output_dir} is left as it was")
     elif result.report is not None:
