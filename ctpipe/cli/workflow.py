@@ -211,3 +211,6 @@ def _logging(verbose: bool) -> None:
         handlers=[_StderrHandler()],
         force=True,  # this command's level, whatever ran before in the process
     )
+    # pydicom logs a traceback for every decoder that fails on damaged pixel data; the
+    # reader then names the file in one line, so those tracebacks are only noise.
+    logging.getLogger("pydicom").setLevel(logging.DEBUG if verbose else logging.CRITICAL)

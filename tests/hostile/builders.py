@@ -146,6 +146,14 @@ def _rle_huge(ds: pydicom.Dataset) -> None:
     ds.Rows = ds.Columns = 65535  # declares 4 Gi pixels; the data holds 1600
 
 
+def _undecodable_jpeg2000(ds: pydicom.Dataset) -> None:
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"garbage!" * 50])
+
+
 def truncated_slice(root: Path) -> Bad:
     path = root / "dicom" / "IM0002.dcm"
     path.write_bytes(path.read_bytes()[:-700])
@@ -486,6 +494,7 @@ CASES: dict[str, Builder] = {
         _set(PhotometricInterpretation="RGB"), "PhotometricInterpretation is not"
     ),
     "truncated-slice": truncated_slice,
+    "undecodable-jpeg2000": one_slice(_undecodable_jpeg2000, "cannot decode pixel data"),
     # geometry values
     "pixel-spacing-zero": every_slice(
         _set(PixelSpacing=[0, 0]), "PixelSpacing is not 2 positive finite numbers in 4 of 4"
