@@ -85,7 +85,10 @@ def run_demo(
     from ctpipe.workflow.config import InputConfig
 
     out = Path(output)
-    check_output_folder(out, overwrite=overwrite, foreign=demo_folder_problem, replaced=False)
+    inputs = [] if input_path is None else [input_path]
+    check_output_folder(
+        out, inputs=inputs, overwrite=overwrite, foreign=demo_folder_problem, replaced=False
+    )
     say = (lambda *_: None) if quiet else print
     phantom = input_path is None
     if input_path is None:

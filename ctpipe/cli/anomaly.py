@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ctpipe.cli.common import SubParsers, add_command, add_series_options
 
@@ -64,6 +65,11 @@ def add_anomaly_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     parser.add_argument("--slice", type=int, help="slice shown in the overlay (default: top score)")
     add_series_options(parser)
     parser.add_argument("--top", type=int, default=5, help="slices listed (default: 5)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an output folder that holds files this command did not write",
+    )
     return parser
 
 
@@ -77,12 +83,19 @@ def run_anomaly(args: argparse.Namespace) -> int:
     from ctpipe.anomaly import anomaly_volume, write_anomaly_overlay, write_anomaly_record
     from ctpipe.cli.vae import _model
     from ctpipe.errors import InputError
-    from ctpipe.io.output_folder import check_output_file
+    from ctpipe.io.output_folder import check_output_file, check_output_folder
     from ctpipe.io.reader import read_study
     from ctpipe.io.validate import MIN_CT_SLICE_PIXELS
 
     if args.samples < 1:
         raise InputError(args.input, f"--samples must be at least 1, got {args.samples}")
+    check_output_folder(
+        args.output,
+        inputs=[args.input],
+        overwrite=args.overwrite,
+        foreign=_foreign_files,
+        replaced=False,
+    )
     for name in (MAP_NAME, OVERLAY_NAME, SCORES_NAME):
         check_output_file(Path(args.output) / name, inputs=[args.input])
     volume = read_study(
@@ -130,3 +143,15 @@ def run_anomaly(args: argparse.Namespace) -> int:
         print(f"{name}: {path}")
     print(f"scores: {record}")
     return 0
+
+
+def _foreign_files(folder: Path) -> str | None:
+    """Why an existing output folder is not one this command wrote (None when it is)."""
+    others = sorted(p.name for p in folder.iterdir() if p.name not in _OUTPUT_NAMES)
+    if not others:
+        return None
+    more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+    return f"is a folder holding files the anomaly command did not write ({others[0]}{more})"
+
+
+_OUTPUT_NAMES = frozenset({MAP_NAME, OVERLAY_NAME, SCORES_NAME})

@@ -31,6 +31,8 @@ __all__ = [
     "add_command",
     "add_command_group",
     "add_series_options",
+    "error_line",
+    "one_line",
     "parse_args",
     "positive_int",
     "print_help",
@@ -168,3 +170,27 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value
+
+
+def one_line(text: str) -> str:
+    r"""``text`` with control characters escaped, so a message stays on one line.
+
+    A file name may hold a newline; the error about it must still be one line.
+
+    Example:
+        >>> one_line("/data/IM\n1.dcm: file is truncated")
+        '/data/IM\\n1.dcm: file is truncated'
+    """
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
+
+
+def error_line(message: object) -> str:
+    """The one ``ctpipe: error:`` line every command prints for a failure.
+
+    Example:
+        >>> error_line("/data/a.dcm: file is truncated")
+        'ctpipe: error: /data/a.dcm: file is truncated'
+    """
+    return f"ctpipe: error: {one_line(str(message))}"

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Sequence
 
 from ctpipe import __version__
-from ctpipe.cli.common import EXIT_ERROR, positive_int
+from ctpipe.cli.common import EXIT_ERROR, error_line, one_line, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Print warnings as one ``ctpipe: warning:`` line, without source lines."""
-    print(f"ctpipe: warning: {message}", file=file or sys.stderr)
+    print(f"ctpipe: warning: {one_line(str(message))}", file=file or sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,13 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CTPipeError as exc:
         if args.debug:
             raise
-        print(f"ctpipe: error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:  # a disk full or a path that cannot be written, named
         if args.debug:
             raise
         where = exc.filename if exc.filename is not None else "(no path)"
-        print(f"ctpipe: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        print(error_line(f"{where}: {exc.strerror or exc}"), file=sys.stderr)
         return EXIT_ERROR
     except MemoryError:
         if args.debug:

@@ -29,7 +29,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli.common import EXIT_ERROR, EXIT_OK, SubParsers, add_command, add_series_options
+from ctpipe.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    SubParsers,
+    add_command,
+    add_series_options,
+    error_line,
+)
 
 __all__ = ["add_simulate_parser", "output_paths", "run_simulate"]
 
@@ -164,7 +171,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         _check_outputs(args.input, nifti, sidecar)
         _simulate(args, simulator, nifti, sidecar)
     except (ValueError, OSError) as error:  # bad settings; a disk that refuses the write
-        print(f"ctpipe: error: {error}", file=sys.stderr)
+        print(error_line(error), file=sys.stderr)
         return EXIT_ERROR
     print(f"wrote {nifti} and {sidecar}")
     return EXIT_OK

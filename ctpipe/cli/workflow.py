@@ -40,6 +40,8 @@ from ctpipe.cli.common import (
     SubParsers,
     add_allow_non_hu,
     add_command,
+    error_line,
+    one_line,
 )
 from ctpipe.workflow.shipped import resolve_workflow, shipped_dir
 
@@ -127,9 +129,9 @@ def run_command(args: argparse.Namespace) -> int:
     )
     print(f"{result.status}: {result.name} in {result.seconds:.1f} s")
     for warning in result.warnings:
-        print(f"WARNING: {warning}", file=sys.stderr)
+        print(f"WARNING: {one_line(warning)}", file=sys.stderr)
     if result.error:
-        print(f"ctpipe: error: {result.error}", file=sys.stderr)
+        print(error_line(result.error), file=sys.stderr)
     if result.kept_previous:
         print(f"kept: the earlier result in {result.output_dir} is left as it was")
     elif result.report is not None:
@@ -213,3 +215,6 @@ def _logging(verbose: bool) -> None:
         handlers=[_StderrHandler()],
         force=True,  # this command's level, whatever ran before in the process
     )
+    # pydicom logs a traceback for every decoder that fails on damaged pixel data; the
+    # reader then names the file in one line, so those tracebacks are only noise.
+    logging.getLogger("pydicom").setLevel(logging.DEBUG if verbose else logging.CRITICAL)

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class SliceHeader:
     bits_stored: int | None = None
     sop_class_uid: str = ""
     body_part_examined: str = ""
+    photometric_interpretation: str = "MONOCHROME2"
 
     @property
     def is_native_single_frame(self) -> bool:
@@ -174,20 +176,20 @@ def _header_from_dataset(path: Path, ds: pydicom.Dataset) -> SliceHeader:
         patient_name=str(ds.get("PatientName", "") or ""),
         modality=str(ds.get("Modality", "") or ""),
         frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
-        orientation=_floats(ds.get("ImageOrientationPatient")),
-        position=_floats(ds.get("ImagePositionPatient")),
-        pixel_spacing=_floats(ds.get("PixelSpacing")),
+        orientation=_floats(_get(ds, "ImageOrientationPatient")),
+        position=_floats(_get(ds, "ImagePositionPatient")),
+        pixel_spacing=_floats(_get(ds, "PixelSpacing")),
         rows=int(ds.get("Rows", 0) or 0),
         columns=int(ds.get("Columns", 0) or 0),
         number_of_frames=int(ds.get("NumberOfFrames", 1) or 1),
-        instance_number=_int_or_none(ds.get("InstanceNumber")),
-        series_number=_int_or_none(ds.get("SeriesNumber")),
+        instance_number=_int_or_none(_get(ds, "InstanceNumber")),
+        series_number=_int_or_none(_get(ds, "SeriesNumber")),
         series_description=str(ds.get("SeriesDescription", "") or ""),
         study_date=str(ds.get("StudyDate", "") or ""),
         convolution_kernel=_joined(ds.get("ConvolutionKernel")),
-        slice_thickness=_float_or_none(ds.get("SliceThickness")),
-        rescale_slope=_float_or_none(ds.get("RescaleSlope")),
-        rescale_intercept=_float_or_none(ds.get("RescaleIntercept")),
+        slice_thickness=_float_or_none(_get(ds, "SliceThickness")),
+        rescale_slope=_float_or_none(_get(ds, "RescaleSlope")),
+        rescale_intercept=_float_or_none(_get(ds, "RescaleIntercept")),
         transfer_syntax_uid=str(ds.file_meta.get("TransferSyntaxUID", "")),
         manufacturer=str(ds.get("Manufacturer", "") or ""),
         image_type=tuple(str(v) for v in (ds.get("ImageType") or ())),
@@ -196,28 +198,59 @@ def _header_from_dataset(path: Path, ds: pydicom.Dataset) -> SliceHeader:
         bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
         pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
         samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
-        bits_stored=_int_or_none(ds.get("BitsStored")),
+        bits_stored=_int_or_none(_get(ds, "BitsStored")),
         sop_class_uid=str(
             ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID", "") or ""
         ),
         body_part_examined=str(ds.get("BodyPartExamined", "") or ""),
+        photometric_interpretation=str(ds.get("PhotometricInterpretation", "") or "").strip(),
     )
+
+
+def _get(ds: pydicom.Dataset, keyword: str) -> object:
+    """A numeric element's value; its raw text when it is not a valid number.
+
+    pydicom raises on a DS value such as ``abc``; the raw strings are returned instead,
+    so the value checks name the element and the file rather than the file being
+    dropped as unreadable.
+    """
+    try:
+        return ds.get(keyword)
+    except (ValueError, TypeError, OverflowError):
+        raw = ds.get_item(keyword)
+        text = raw.value if isinstance(raw.value, str) else bytes(raw.value).decode("latin-1")
+        return [part.strip(" \0") for part in text.split("\\")]
 
 
 def _floats(value: object) -> tuple[float, ...] | None:
     if value is None or value == "":
         return None
     if not isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
-        return (float(value),)  # type: ignore[arg-type]  # one value where DICOM wants more
-    return tuple(float(v) for v in value)
+        return (_float(value),)  # one value where DICOM wants more
+    return tuple(_float(v) for v in value)
+
+
+def _float(value: object) -> float:
+    """The number, or NaN for text that is not one (refused by the value checks)."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError, OverflowError):
+        return math.nan
 
 
 def _int_or_none(value: object) -> int | None:
-    return None if value in (None, "") else int(value)  # type: ignore[arg-type]
+    try:
+        return None if value in (None, "") else int(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError, OverflowError):
+        return None  # InstanceNumber and the like are only used for display and order
 
 
 def _float_or_none(value: object) -> float | None:
-    return None if value in (None, "") else float(value)  # type: ignore[arg-type]
+    if value is None or value == "" or value == [""]:
+        return None
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return _float(value[0]) if len(value) == 1 else math.nan  # several values: invalid
+    return _float(value)
 
 
 def _joined(value: object) -> str:

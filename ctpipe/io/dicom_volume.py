@@ -31,7 +31,7 @@ from ctpipe.errors import (
     UnsupportedModalityError,
 )
 from ctpipe.io.dicom_header import SliceHeader
-from ctpipe.io.discovery import DicomScan, DicomSeries, scan_dicom
+from ctpipe.io.discovery import DAMAGED_NEIGHBOUR, DicomScan, DicomSeries, scan_dicom
 from ctpipe.io.geometry import affine_lps, lps_to_ras, spacing_of
 from ctpipe.io.header_checks import is_hu_problem
 
@@ -254,7 +254,7 @@ def _check_readable(series: DicomSeries, allow_irregular: bool, allow_non_hu: bo
 
 
 def _is_blocking(problem: str, allow_irregular: bool, allow_non_hu: bool = False) -> bool:
-    tolerable = ("missing slice", "uneven spacing", "tilted gantry")
+    tolerable = ("missing slice", "uneven spacing", "tilted gantry", DAMAGED_NEIGHBOUR)
     if allow_non_hu and is_hu_problem(problem):
         return False
     return not (allow_irregular and problem.startswith(tolerable))

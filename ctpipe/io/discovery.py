@@ -33,6 +33,12 @@ from ctpipe.io.header_checks import rescale_problems, size_problems, value_probl
 PROGRESS_MIN_FILES = 200
 #: Header values without which slices cannot be placed in space (problems naming them).
 GEOMETRY_VALUES = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows")
+#: Why a path that exists but is neither a file nor a folder is refused.
+NOT_REGULAR = (
+    "is not a regular file or folder (a pipe, socket or device); ctpipe reads no such input"
+)
+#: How a problem about a damaged file beside a series' slices begins.
+DAMAGED_NEIGHBOUR = "damaged DICOM file"
 #: How many file names a warning lists before it says "and N more".
 MAX_NAMES_IN_MESSAGE = 5
 
@@ -164,7 +170,31 @@ def scan_dicom(
     if not headers:
         raise NoSeriesFoundError(root, _nothing_found_reason(files, scan))
     scan.series = group_series(headers)
+    _mark_damaged_neighbours(scan)
     return scan
+
+
+def _mark_damaged_neighbours(scan: DicomScan) -> None:
+    """A damaged file beside a series' slices may be one of them: the series is incomplete.
+
+    Its header cannot be read, so which series it belongs to is unknown; every series
+    with a slice in the same folder records it as a problem (``allow_irregular`` reads
+    the series anyway, as for a gap).
+    """
+    damaged: dict[Path, list[tuple[Path, str]]] = defaultdict(list)
+    for path, why in scan.unreadable:
+        damaged[path.parent].append((path, why))
+    if not damaged:
+        return
+    for series in scan.series:
+        near = [d for folder in {s.path.parent for s in series.slices} for d in damaged[folder]]
+        if near:
+            path, why = near[0]
+            more = f" and {len(near) - 1} more" if len(near) > 1 else ""
+            series.problems.append(
+                f"{DAMAGED_NEIGHBOUR} {path.name}{more} ({why}) lies beside the slices, so the "
+                "series may be incomplete; repair or remove it (or pass --allow-irregular)"
+            )
 
 
 def discover_series(
@@ -186,6 +216,8 @@ def _list_files(source: str | os.PathLike[str] | Sequence) -> tuple[Path, list[P
             raise InputError(root, "no such file or folder")
         if root.is_file():
             return root, [root]
+        if not root.is_dir():
+            raise InputError(root, NOT_REGULAR)
         files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
         return root, files
     files = [Path(p) for p in source]

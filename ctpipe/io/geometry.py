@@ -30,6 +30,8 @@ SPACING_TOLERANCE = 0.01
 TILT_TOLERANCE_DEG = 0.05
 #: Largest |row . column| of the direction cosines that still counts as orthogonal.
 ORTHOGONALITY_TOLERANCE = 1e-3
+#: Largest deviation of a direction cosine's length from 1 (rounded headers stay inside).
+UNIT_TOLERANCE = 1e-2
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -76,6 +78,13 @@ def orientation_problem(orientation: Sequence[float]) -> str | None:
         return (
             "ImageOrientationPatient rows and columns are not orthogonal "
             f"(row . column = {dot:.4f})"
+        )
+    lengths = np.array([np.linalg.norm(row), np.linalg.norm(col)])
+    if np.any(np.abs(lengths - 1.0) > UNIT_TOLERANCE):
+        shown = " and ".join(f"{v:.4g}" for v in lengths)
+        return (
+            f"ImageOrientationPatient direction cosines are not unit vectors (lengths {shown}), "
+            "so the pixel size would be scaled"
         )
     return None
 

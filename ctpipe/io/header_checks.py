@@ -12,7 +12,10 @@ the file named:
 * **Geometry values**: ``ImagePositionPatient`` must be 3 finite numbers,
   ``ImageOrientationPatient`` 6, ``PixelSpacing`` 2 finite positive numbers.
 * **Pixel layout**: ``Rows`` and ``Columns`` positive, one sample per pixel,
-  ``BitsAllocated`` 8, 16 or 32, ``BitsStored`` no more than ``BitsAllocated``.
+  ``BitsAllocated`` 8, 16 or 32, ``BitsStored`` no more than ``BitsAllocated``, a
+  grey-scale ``PhotometricInterpretation`` (MONOCHROME1 or MONOCHROME2).
+* **Consistency**: ``Modality``, ``PixelRepresentation``, ``BitsAllocated``,
+  ``BitsStored`` and ``PhotometricInterpretation`` the same on every slice.
 * **Size**: the voxels the series declares, against the limit of
   :mod:`ctpipe.io.limits`, before anything is allocated.
 
@@ -33,6 +36,7 @@ from ctpipe.io.dicom_header import SliceHeader
 
 __all__ = [
     "HU_PROBLEM",
+    "consistency_problems",
     "is_hu_problem",
     "rescale_problems",
     "size_problems",
@@ -47,6 +51,16 @@ MAX_NAMES = 3
 MAX_SLOPE = 100.0
 #: Largest plausible magnitude of a CT RescaleIntercept (usually -1024 or -1000 or 0).
 MAX_INTERCEPT = 35000.0
+#: The photometric interpretations of a grey-scale image (CT allows only these).
+GREY_SCALE = frozenset({"MONOCHROME1", "MONOCHROME2"})
+#: Header values every slice of one series must share, by DICOM keyword.
+CONSISTENT: dict[str, Callable[[SliceHeader], object]] = {
+    "Modality": lambda h: h.modality,
+    "PixelRepresentation": lambda h: h.pixel_representation,
+    "BitsAllocated": lambda h: h.bits_allocated,
+    "BitsStored": lambda h: h.bits_stored,
+    "PhotometricInterpretation": lambda h: h.photometric_interpretation,
+}
 
 
 def is_hu_problem(problem: str) -> bool:
@@ -155,6 +169,10 @@ def value_problems(slices: Sequence[SliceHeader]) -> list[str]:
             "BitsStored is above BitsAllocated",
             lambda h: h.bits_stored is not None and h.bits_stored > h.bits_allocated,
         ),
+        (
+            "PhotometricInterpretation is not MONOCHROME1 or MONOCHROME2 (not a grey-scale image)",
+            lambda h: h.photometric_interpretation not in {*GREY_SCALE, ""},
+        ),
     ]
     problems = []
     for what, failing in checks:
@@ -162,7 +180,39 @@ def value_problems(slices: Sequence[SliceHeader]) -> list[str]:
         if bad:
             example = _value_example(what, bad[0])
             problems.append(f"{what} in {_where(bad, len(slices))}{example}")
+    return problems + consistency_problems(slices)
+
+
+def consistency_problems(slices: Sequence[SliceHeader]) -> list[str]:
+    """Tags that must be the same on every slice of a series, since they change the values.
+
+    A slice whose ``Modality``, ``PixelRepresentation``, ``BitsAllocated``, ``BitsStored``
+    or ``PhotometricInterpretation`` differs from the others does not belong to the series
+    (or its stored values mean something else): the files of the minority are named.
+
+    Example:
+        >>> from dataclasses import replace
+        >>> from pydicom.data import get_testdata_file
+        >>> from ctpipe.io.dicom_header import read_slice_header
+        >>> good = read_slice_header(get_testdata_file("CT_small.dcm"))
+        >>> consistency_problems([good, good, replace(good, modality="MR")])[0]
+        'slices disagree on Modality: CT in 2, MR in 1 (CT_small.dcm)'
+    """
+    problems = []
+    for keyword, value_of in CONSISTENT.items():
+        groups: dict[object, list[SliceHeader]] = {}
+        for header in slices:
+            groups.setdefault(value_of(header), []).append(header)
+        if len(groups) > 1:
+            ranked = sorted(groups.items(), key=lambda item: -len(item[1]))
+            counts = ", ".join(f"{_shown(value)} in {len(group)}" for value, group in ranked)
+            others = [h for _, group in ranked[1:] for h in group]
+            problems.append(f"slices disagree on {keyword}: {counts} ({_names(others)})")
     return problems
+
+
+def _shown(value: object) -> str:
+    return "(none)" if value is None or value == "" else str(value)
 
 
 def _finite(values: Sequence[float], count: int) -> bool:

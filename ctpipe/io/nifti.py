@@ -131,6 +131,13 @@ def _check_declared(path: Path, image, shape: tuple[int, ...], dtype: np.dtype) 
         or np.issubdtype(dtype, np.bool_)
     ):
         raise InputError(path, f"voxels of type {dtype} are not numbers of one channel")
+    zooms = _stored_zooms(path, image, len(shape))
+    if zooms is not None and not all(np.isfinite(z) and z > 0 for z in zooms):
+        raise InputError(
+            path,
+            f"the voxel size is unknown: no sform, and pixdim gives {zooms} mm (a voxel size "
+            "must be positive); write the file with its affine",
+        )
     if path.name.endswith(".nii"):
         offset = int(getattr(image.dataobj, "offset", 0))
         needed = offset + int(np.prod(shape)) * dtype.itemsize
@@ -141,6 +148,21 @@ def _check_declared(path: Path, image, shape: tuple[int, ...], dtype: np.dtype) 
                 f"truncated: the header declares {shape} voxels of {dtype} "
                 f"({needed} bytes with the header) but the file holds {size} bytes",
             )
+
+
+def _stored_zooms(path: Path, image, ndim: int) -> list[float] | None:
+    """The voxel size ``pixdim`` stores, when no sform gives the affine (else None).
+
+    nibabel replaces a zero ``pixdim`` by 1 while loading, with only a warning, so the
+    header is read again unchecked from the file.
+    """
+    import nibabel as nib
+
+    if int(image.header["sform_code"]) != 0:
+        return None
+    with nib.openers.ImageOpener(path) as stream:
+        raw = type(image.header).from_fileobj(stream, check=False)
+    return [float(v) for v in raw["pixdim"][1 : 1 + min(3, ndim)]]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -41,7 +41,7 @@ from monai.utils import ensure_tuple
 
 from ctpipe.errors import CTPipeError, InputError
 from ctpipe.io.dicom_volume import CTVolume, read_dicom_volume
-from ctpipe.io.discovery import DicomSeries
+from ctpipe.io.discovery import NOT_REGULAR, DicomSeries
 from ctpipe.io.image_file import is_image_file, read_image_file
 from ctpipe.io.nifti import NIFTI_SUFFIXES
 from ctpipe.io.validate import validate_ct_array
@@ -176,6 +176,8 @@ def _read(
         path = names[0]
         if not path.exists():
             raise InputError(path, "no such file or folder")
+        if not (path.is_file() or path.is_dir()):
+            raise InputError(path, NOT_REGULAR)
         if path.is_file() and path.name.lower().endswith(NIFTI_SUFFIXES):
             return CTVolume.from_nifti(path)
         if path.is_file() and is_image_file(path):

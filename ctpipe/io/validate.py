@@ -4,11 +4,13 @@ Every command reads its CT through :func:`ctpipe.io.reader.read_study`, which en
 volume is refused, with the file and the reason in one line, when:
 
 * it is not a 3-D volume of real numbers, or it is smaller than the caller needs;
-* its affine is not finite or is singular (a zero voxel size, collinear axes);
+* its affine is not finite or is singular (a zero voxel size, collinear axes), or a
+  voxel is larger than 100 mm along an axis;
 * any voxel is NaN or infinite (the count is named);
 * it does not look like CT in Hounsfield units: no air (nothing below -500 HU in at
-  least 0.1 % of the voxels), every voxel the same value, or values beyond what any CT
-  scanner stores. ``allow_non_hu`` (``--allow-non-hu``) reads such a volume anyway.
+  least 0.1 % of the voxels), nothing but air (fewer than 0.1 % at or above -500 HU),
+  every voxel the same value, or values beyond what any CT scanner stores.
+  ``allow_non_hu`` (``--allow-non-hu``) reads such a volume anyway.
 
 Example:
     >>> import numpy as np
@@ -28,6 +30,7 @@ from ctpipe.errors import InputError
 __all__ = [
     "AIR_HU",
     "CT_HU_RANGE",
+    "MAX_VOXEL_MM",
     "MIN_AIR_FRACTION",
     "MIN_CT_SLICE_PIXELS",
     "NonHUError",
@@ -40,8 +43,12 @@ __all__ = [
 AIR_HU = -500.0
 #: The share of voxels below :data:`AIR_HU` a CT volume holds at least (air, lung).
 MIN_AIR_FRACTION = 0.001
-#: HU outside this range are stored by no CT scanner (16-bit values, rescaled).
-CT_HU_RANGE = (-34000.0, 65536.0)
+#: HU outside this range are stored by no CT scanner (16-bit values, rescaled; extended
+#: scales reach about 30000 HU). Values above it come from a wrong PixelRepresentation
+#: (negative values read as unsigned) or a wrong rescale.
+CT_HU_RANGE = (-34000.0, 32767.0)
+#: Largest voxel size (mm) along any axis: no CT has coarser voxels.
+MAX_VOXEL_MM = 100.0
 #: The smallest slice, in pixels per side, the commands accept: a smaller one is no CT
 #: image, and the denoiser's receptive field alone spans 21 pixels.
 MIN_CT_SLICE_PIXELS = 24
@@ -121,6 +128,12 @@ def affine_problem(affine: np.ndarray) -> str | None:
             f"the affine is singular: voxel size {shown} mm (a zero or collinear axis), "
             "so voxels have no place in space"
         )
+    if sizes.max() > MAX_VOXEL_MM:
+        shown = " x ".join(f"{v:.3g}" for v in sizes)
+        return (
+            f"voxel size {shown} mm is above {MAX_VOXEL_MM:g} mm, which no CT has (check "
+            "PixelSpacing, the slice positions or the affine's units)"
+        )
     return None
 
 
@@ -141,6 +154,13 @@ def hu_problem(hu: np.ndarray) -> str | None:
             "RescaleIntercept, or pass --allow-non-hu"
         )
     air = int(np.count_nonzero(hu < AIR_HU))
+    if hu.size - air < MIN_AIR_FRACTION * hu.size:
+        return (
+            f"nothing but air: values span {low:g} .. {high:g} with "
+            f"{'no voxel' if air == hu.size else f'only {hu.size - air} of {hu.size} voxels'} "
+            f"at or above {AIR_HU:g} HU (a RescaleSlope far too small, or an empty scan); "
+            "give a CT volume with its rescale applied, or pass --allow-non-hu"
+        )
     if air < MIN_AIR_FRACTION * hu.size:
         found = "nothing" if air == 0 else f"only {air} of {hu.size} voxels"
         return (

@@ -9,6 +9,7 @@ error, and a fragment of the problem.
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,11 +103,55 @@ def dicom_file(change: Callable[[pydicom.Dataset], None], problem: str) -> Build
     return build
 
 
+def raw_value(keyword: str, text: str, name: str, problem: str) -> Builder:
+    """Write text that is no number into a numeric element (pydicom refuses to write it)."""
+
+    def build(root: Path) -> Bad:
+        path = root / "dicom" / name
+        raw = text.encode() + (b" " if len(text) % 2 else b"")
+        placeholder = b"+" + b"9" * (len(raw) - 1)  # no "+" elsewhere in the file
+        _edit(path, _set(**{keyword: placeholder.decode()}))
+        data = path.read_bytes()
+        assert data.count(placeholder) == 1
+        path.write_bytes(data.replace(placeholder, raw))
+        return Bad(root / "dicom", name, problem)
+
+    return build
+
+
+def damaged_header(root: Path) -> Bad:
+    """The last slice cut inside its header: it cannot be told apart from a stray file."""
+    path = root / "dicom" / "IM0004.dcm"
+    path.write_bytes(path.read_bytes()[:300])
+    return Bad(root / "dicom", "damaged DICOM file IM0004.dcm", "the series may be incomplete")
+
+
+def newline_in_name(root: Path) -> Bad:
+    """A bad slice whose name holds a newline: the error is still one line."""
+    _edit(root / "dicom" / "IM0002.dcm", _delete("RescaleSlope"))
+    (root / "dicom" / "IM0002.dcm").rename(root / "dicom" / "IM\n0002.dcm")
+    return Bad(root / "dicom", "(IM\\n0002.dcm)", "RescaleSlope missing in 1 of 4")
+
+
+def pipe_input(root: Path) -> Bad:
+    path = root / "scan.nii.gz"
+    os.mkfifo(path)
+    return Bad(path, "scan.nii.gz", "is not a regular file or folder (a pipe, socket or device)")
+
+
 def _rle_huge(ds: pydicom.Dataset) -> None:
     from pydicom.uid import RLELossless
 
     ds.compress(RLELossless)
     ds.Rows = ds.Columns = 65535  # declares 4 Gi pixels; the data holds 1600
+
+
+def _undecodable_jpeg2000(ds: pydicom.Dataset) -> None:
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"garbage!" * 50])
 
 
 def truncated_slice(root: Path) -> Bad:
@@ -227,6 +272,11 @@ def _collinear(affine: np.ndarray) -> np.ndarray:
     return affine
 
 
+def _metres(affine: np.ndarray) -> np.ndarray:
+    affine[:3, :3] *= 1e6
+    return affine
+
+
 def _nan_affine(affine: np.ndarray) -> np.ndarray:
     affine[0, 3] = np.nan
     return affine
@@ -240,6 +290,17 @@ def nifti_array(array_of: Callable[[np.ndarray], np.ndarray], problem: str) -> B
         return Bad(path, "bad.nii.gz", problem)
 
     return build
+
+
+def nifti_without_voxel_size(root: Path) -> Bad:
+    hu, _ = _phantom_nifti(root)
+    image = nib.Nifti1Image(hu, None)
+    image.header.set_sform(None, code=0)
+    image.header.set_qform(None, code=0)
+    image.header["pixdim"][1:4] = 0
+    path = root / "nozoom.nii.gz"
+    nib.save(image, path)
+    return Bad(path, "nozoom.nii.gz", "the voxel size is unknown: no sform")
 
 
 def truncated_nii(root: Path) -> Bad:
@@ -396,6 +457,22 @@ CASES: dict[str, Builder] = {
     "rescale-without-air": every_slice(
         _set(RescaleIntercept=2000), "does not look like CT in Hounsfield units"
     ),
+    "slope-tiny": every_slice(_set(RescaleSlope=0.001), "nothing but air"),
+    "slope-not-a-number": raw_value(
+        "RescaleSlope", "abc", "IM0002.dcm", "RescaleSlope is negative or not finite in 1 of 4"
+    ),
+    "intercept-not-a-number": raw_value(
+        "RescaleIntercept", "none", "IM0004.dcm", "RescaleIntercept is not finite in 1 of 4"
+    ),
+    "pixel-representation-flipped-all": every_slice(
+        _set(PixelRepresentation=0), "beyond any CT scanner's range"
+    ),
+    "pixel-representation-flipped-one": one_slice(
+        _set(PixelRepresentation=0), "slices disagree on PixelRepresentation: 1 in 3, 0 in 1"
+    ),
+    "modality-one-slice-mr": one_slice(
+        _set(Modality="MR"), "slices disagree on Modality: CT in 3, MR in 1"
+    ),
     # header against pixels
     "rows-too-many": one_slice(_set(Rows=41), "pixel data holds 3200 bytes, 3280 expected"),
     "rows-too-few": one_slice(_set(Rows=39), "more than the 3120 that Rows x Columns"),
@@ -410,7 +487,14 @@ CASES: dict[str, Builder] = {
         _set(BitsStored=20), "BitsStored is above BitsAllocated in 1 of 4"
     ),
     "colour-samples": one_slice(_set(SamplesPerPixel=3), "9600 expected"),
+    "photometric-palette": every_slice(
+        _set(PhotometricInterpretation="PALETTE COLOR"), "PhotometricInterpretation is not"
+    ),
+    "photometric-rgb-one": one_slice(
+        _set(PhotometricInterpretation="RGB"), "PhotometricInterpretation is not"
+    ),
     "truncated-slice": truncated_slice,
+    "undecodable-jpeg2000": one_slice(_undecodable_jpeg2000, "cannot decode pixel data"),
     # geometry values
     "pixel-spacing-zero": every_slice(
         _set(PixelSpacing=[0, 0]), "PixelSpacing is not 2 positive finite numbers in 4 of 4"
@@ -437,6 +521,21 @@ CASES: dict[str, Builder] = {
     "orientation-five-values": one_slice(
         _set(ImageOrientationPatient=[1, 0, 0, 0, 1]), "ImageOrientationPatient is not 6"
     ),
+    "orientation-not-unit": every_slice(
+        _set(ImageOrientationPatient=[2, 0, 0, 0, 2, 0]), "are not unit vectors"
+    ),
+    "pixel-spacing-in-wrong-units": every_slice(
+        _set(PixelSpacing=[7e6, 7e6]), "is above 100 mm, which no CT has"
+    ),
+    "position-not-a-number-last": raw_value(
+        "ImagePositionPatient", "a\\b\\c", "IM0004.dcm", "ImagePositionPatient is not 3 finite"
+    ),
+    "pixel-spacing-not-a-number": raw_value(
+        "PixelSpacing", "a\\b", "IM0001.dcm", "PixelSpacing is not 2 positive finite numbers"
+    ),
+    "damaged-header-beside-series": damaged_header,
+    "newline-in-file-name": newline_in_name,
+    "pipe-as-input": pipe_input,
     "orientation-not-orthogonal": every_slice(
         _set(ImageOrientationPatient=[1, 0, 0, 0.3, 1, 0]), "are not orthogonal"
     ),
@@ -456,6 +555,9 @@ CASES: dict[str, Builder] = {
     "nifti-inf": nifti_values(_inf_one, "1 of 6400 voxels"),
     "nifti-mr-like": nifti_values(_mr_like, "does not look like CT in Hounsfield units"),
     "nifti-constant": nifti_values(lambda hu: hu * 0 - 1000, "every voxel is -1000 HU"),
+    "nifti-air-only": nifti_values(lambda hu: hu * 0.001 - 1024, "nothing but air"),
+    "nifti-voxels-in-micrometres": nifti_affine(_metres, "is above 100 mm, which no CT has"),
+    "nifti-without-voxel-size": nifti_without_voxel_size,
     "nifti-beyond-range": nifti_values(lambda hu: hu * 1e4, "beyond any CT scanner's range"),
     "nifti-zero-affine": nifti_affine(lambda a: a * 0, "the affine is singular"),
     "nifti-collinear-affine": nifti_affine(_collinear, "the affine is singular"),

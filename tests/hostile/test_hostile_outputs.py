@@ -77,6 +77,30 @@ def test_generated_mask_over_the_input_is_refused(template, tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
+def test_demo_output_holding_the_input_is_refused_even_with_overwrite(template, tmp_path, capsys):
+    source = tmp_path / "dicom"
+    source.mkdir()
+    for path in (template / "dicom").glob("*.dcm"):
+        (source / path.name).write_bytes(path.read_bytes())
+    before = snapshot(tmp_path)
+    argv = ["demo", "--input", str(source), "--output", str(tmp_path), "--overwrite"]
+    code = main(argv)
+    line = error_line(capsys.readouterr().err)
+    assert code == 2 and f"contains the input {source}" in line
+    assert snapshot(tmp_path) == before
+
+
+def test_anomaly_output_folder_holding_other_files_is_refused(template, tmp_path, capsys):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "notes.txt").write_text("kept")
+    before = snapshot(tmp_path)
+    code = main(["anomaly", str(template / "ct.nii.gz"), "--output", str(archive)])
+    line = error_line(capsys.readouterr().err)
+    assert code == 2 and "did not write (notes.txt)" in line and "--overwrite" in line
+    assert snapshot(tmp_path) == before
+
+
 @pytest.fixture
 def full_disk(monkeypatch):
     """Every NIfTI write fails as on a full disk."""

@@ -121,12 +121,15 @@ def test_pydicom_truncated_sample_refused():
 
 
 @pytest.mark.parametrize(("keep", "why"), [(200, "no data elements"), (1500, "without pixel data")])
-def test_header_truncated_file_is_unreadable(small_series, keep, why):
+def test_header_truncated_file_beside_the_series_is_refused(small_series, keep, why):
+    """Its series is unknown, so the series may lack a slice: refused unless irregular."""
     folder, hu, _ = small_series
     data = get_testdata_file("CT_small.dcm", read=False)
     (folder / "broken.dcm").write_bytes(Path(data).read_bytes()[:keep])
+    with pytest.raises(SeriesGeometryError, match=rf"damaged DICOM file broken.dcm \(.*{why}"):
+        read_dicom_volume(folder)
     with pytest.warns(UserWarning, match=rf"damaged DICOM file.*broken.dcm: .*{why}"):
-        volume = read_dicom_volume(folder)
+        volume = read_dicom_volume(folder, allow_irregular=True)
     np.testing.assert_array_equal(volume.hu, hu)
 
 

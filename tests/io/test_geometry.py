@@ -69,6 +69,8 @@ def test_single_slice_uses_default_spacing():
         ([1, 0, 0, 0.2, 1, 0], "not orthogonal"),
         ([0, 0, 0, 0, 1, 0], "zero direction cosine"),
         ([1, 0, 0, 0, 1], "6 finite numbers"),
+        ([2, 0, 0, 0, 2, 0], "not unit vectors (lengths 2 and 2)"),
+        ([0.5, 0, 0, 0, 1, 0], "not unit vectors (lengths 0.5 and 1)"),
     ],
 )
 def test_orientation_problems(iop, match):
@@ -77,6 +79,7 @@ def test_orientation_problems(iop, match):
 
 def test_orientation_ok():
     assert orientation_problem([1, 0, 0, 0, 0, -1]) is None
+    assert orientation_problem([0.999998, 0.00174, 0, -0.00174, 0.999998, 0]) is None
 
 
 def test_affine_maps_pixel_centres_like_dicom():
