@@ -521,19 +521,29 @@ def pydicom_image(filename: str, pixel_mm: float | None = None) -> Study:
 def fov_crop(base: Study, margin_mm: float = 20.0) -> Study:
     """Normal variant: a tighter reconstruction field of view that still holds the whole body.
 
-    A square around the body's bounding box (over all slices) plus ``margin_mm`` is
-    resampled onto the base's matrix, so the pixels are finer.
+    The base's matrix is kept and its pixels made finer, so that the field of view just
+    holds the body's bounding box (over all slices) plus ``margin_mm`` on each side, centred
+    on it.
+
+    Raises:
+        ValueError: The body and margins already fill the base's field of view.
     """
     from ctpipe.body_mask import body_mask
 
     hu = base.hu
     pixel = base.spacing[0]
     union = body_mask(hu).any(axis=2)
-    rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
-    extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 2 * margin_mm / pixel
-    step = min(extent, hu.shape[0]) / hu.shape[0]
-    centre = np.array([(rows[0] + rows[-1]) / 2, (cols[0] + cols[-1]) / 2])
-    start = centre - (hu.shape[0] - 1) / 2 * step
+    lows, highs, centre = [], [], []
+    for axis in (0, 1):
+        present = np.flatnonzero(union.any(axis=1 - axis))
+        lows.append(present[0])
+        highs.append(present[-1])
+        centre.append((present[0] + present[-1]) / 2)
+    needed = (np.asarray(highs) - np.asarray(lows) + 1) + 2 * margin_mm / pixel
+    step = float(np.max(needed / np.asarray(hu.shape[:2])))
+    if step >= 1.0:
+        raise ValueError(f"{base.name}: the body fills the field of view; no tighter one holds it")
+    start = np.asarray(centre) - (np.asarray(hu.shape[:2]) - 1) / 2 * step
     cropped = _affine_slices(hu, np.eye(2) * step, start, float(hu.min()), hu.shape[:2])
     size = pixel * step
     name = f"{base.name}: field of view {hu.shape[0] * size:.0f} mm"

@@ -172,6 +172,17 @@ def test_fov_crop_keeps_the_whole_body_on_finer_pixels(ood):
     assert area[1] == pytest.approx(area[0], rel=0.05)  # the same body, in mm^2
 
 
+def test_fov_crop_on_a_non_square_matrix_and_when_the_body_fills_it(ood):
+    base = _phantom(ood)
+    wide = ood.Study("wide", base.hu[:, 8:-8], base.spacing)  # 65 x 49 pixels
+    out = ood.fov_crop(wide, margin_mm=4.0)
+    assert out.hu.shape == wide.hu.shape and out.spacing[0] < wide.spacing[0]
+    centre = np.argwhere(body_mask(out.hu[:, :, 0])).mean(axis=0)
+    np.testing.assert_allclose(centre, [32.0, 24.0], atol=0.5)
+    with pytest.raises(ValueError, match="fills the field of view"):
+        ood.fov_crop(wide, margin_mm=40.0)
+
+
 def test_off_centre_moves_the_body(ood):
     base = _phantom(ood)
     out = ood.off_centre(base, shift_mm=(10.0, -6.0), angle_deg=0.0)
