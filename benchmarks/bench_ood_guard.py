@@ -28,9 +28,22 @@ Slice AUROC pools every scored slice (ID against OOD); study AUROC scores each s
 its median. At each calibration's study threshold it also reports which studies are
 flagged.
 
+**Held-out inputs** (``--held-out``): the figures above were reached while the guard's
+statistics, calibration settings and threshold were being chosen with those OOD inputs in
+view. ``--held-out`` scores instead a second family of ``ood_inputs`` that played no part
+in those choices (child-sized bodies, reformats, cone-beam artifacts, display-window and
+8-bit images, contrast oversaturation, slab MIPs, PET/SPECT-like maps, small fields of
+view, turned slices, real head CT, MR, NM and ultrasound images from pydicom) and normal
+variants that should pass (20 HU of noise, a tighter field of view, the patient off
+centre), with the frozen guard: the stored calibration and threshold for studies made
+from L192 or from scratch, and for those made from a calibration patient the refit that
+leaves it out, with the shipped settings (as above). Each held-out study is scored on at
+most 16 slices, spread evenly; the normal studies are the same 5 as above.
+
 Run from the repository root with the virtual environment active:
 
     python benchmarks/bench_ood_guard.py [--weights PT] [--config YAML] [--json OUT]
+    python benchmarks/bench_ood_guard.py --held-out [--json OUT]
 """
 
 from __future__ import annotations
@@ -63,6 +76,14 @@ HELD_OUT = (
 UNSEEN = ("totalseg", "radiomics_lung", "dcmqi")
 #: Calibration sources whose slices also make OOD studies.
 BASES = ("radiomics_lung", "dcmqi")
+#: Calibration sources with contiguous slices: reformats and slab MIPs of them.
+CONTIGUOUS = ("radiomics_lung", "totalseg")
+#: Held-out studies are scored on at most this many slices, spread evenly.
+HELD_OUT_SLICES = 16
+#: Kinds of held-out study that are normal variants (should not be flagged).
+NORMAL_VARIANTS = ("normal: 20 HU noise", "normal: tighter field of view", "normal: off centre")
+#: Held-out kinds whose values are not CT numbers at all.
+NOT_CT_VALUES = ("MR (real)", "NM", "ultrasound", "PET/SPECT")
 #: The other scores (statistics, or the negative ELBO alone).
 ABLATIONS = {
     "guard + KL": (
@@ -116,6 +137,46 @@ def ood_studies(
         yield "legs", patient, ood_inputs.legs_from(base)
 
 
+def held_out_studies(
+    bases: list[tuple[str | None, ood_inputs.Study]],
+    contiguous: list[tuple[str, ood_inputs.Study]],
+) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
+    """``(kind, patient, study)`` for the held-out family and the normal variants."""
+    pydicom_files = (
+        ("head CT (real)", "693_J2KI.dcm"),
+        ("head CT (real)", "J2K_pixelrep_mismatch.dcm"),
+        ("small FOV", "CT_small.dcm"),
+        ("MR (real)", "examples_overlay.dcm"),
+        ("NM", "JPEG2000.dcm"),
+        ("ultrasound", "examples_rgb_color.dcm"),
+    )
+    for kind, filename in pydicom_files:
+        yield kind, None, ood_inputs.pydicom_image(filename)
+    yield "small FOV", None, ood_inputs.lower_leg()
+    for patient, base in bases:
+        yield "child-sized", patient, ood_inputs.paediatric(base)
+        yield "cone-beam", patient, ood_inputs.cone_beam(base)
+        yield "display window", patient, ood_inputs.lung_window(base)
+        yield "display window", patient, ood_inputs.display_8bit(base)
+        yield "contrast +300 HU", patient, ood_inputs.contrast_oversaturated(base)
+        yield "PET/SPECT", patient, ood_inputs.emission_map(base, "PET")
+        yield "PET/SPECT", patient, ood_inputs.emission_map(base, "SPECT")
+        yield "small FOV", patient, ood_inputs.small_fov(base)
+        yield "rotated 90°", patient, ood_inputs.rotated_90(base)
+    for patient, base in contiguous:
+        yield "reformat", patient, ood_inputs.reformat(base, "coronal")
+        yield "reformat", patient, ood_inputs.reformat(base, "sagittal")
+        yield "slab MIP", patient, ood_inputs.slab_mip(base)
+    noise, fov, centre = NORMAL_VARIANTS
+    for patient, base in bases:
+        yield noise, patient, ood_inputs.heavy_noise(base, 20.0)
+        try:
+            yield fov, patient, ood_inputs.fov_crop(base)
+        except ValueError as error:  # the body fills the field of view already
+            print(f"skipped: {error}")
+        yield centre, patient, ood_inputs.off_centre(base)
+
+
 class Scorer:
     """One score, fitted on the calibration slices with one patient left out or none."""
 
@@ -167,6 +228,11 @@ def main() -> int:
         "--config", default=str(REPO / "workflows/training/vae_ct128_cpu_stage2.yaml")
     )
     parser.add_argument("--json", help="write every statistic and score here")
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="score the held-out inputs and normal variants with the frozen guard instead",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -201,6 +267,8 @@ def main() -> int:
         studies.append(("ID", None, ood_inputs.Study(name, hu, spacing)))
     bases = [(None, s) for _, _, s in studies]
     bases += [(name, ood_inputs.Study(name, *volumes[name])) for name in BASES]
+    if args.held_out:
+        return held_out(guard, guard_scorer, shipped, pool, studies, bases, volumes, args.json)
     rows = []
 
     def add(kind: str, left_out: str | None, name: str, values: np.ndarray) -> None:
@@ -235,6 +303,117 @@ def main() -> int:
         dump = {"statistics": list(names), "studies": rows}
         Path(args.json).write_text(json.dumps(dump), encoding="utf-8")
     return 0
+
+
+def held_out(guard, guard_scorer, shipped, pool, studies, bases, volumes, json_path) -> int:
+    """Score the held-out family and the normal variants with the frozen guard; print it."""
+    from ctpipe.anomaly.guard import OODGuard
+
+    started = time.perf_counter()
+    guard_scorer.fits[None] = shipped  # the stored calibration, not a refit
+    sampled = OODGuard(guard.model, shipped, max_slices=HELD_OUT_SLICES)
+    bases = [*bases, ("totalseg", ood_inputs.Study("totalseg", *volumes["totalseg"]))]
+    contiguous = [(name, ood_inputs.Study(name, *volumes[name])) for name in CONTIGUOUS]
+
+    def add(kind: str, left_out: str | None, name: str, values: np.ndarray) -> None:
+        fit = guard_scorer.fits[left_out]
+        rows.append(_held_out_row(fit, shipped, kind, left_out, name, values))
+
+    def columns(scoring_guard, study: ood_inputs.Study) -> np.ndarray:
+        return scoring_guard.statistics(study.hu, study.spacing).select(shipped.statistics)
+
+    rows: list[dict] = []
+    for kind, _, study in studies:
+        add(kind, None, study.name, columns(guard, study))
+    for name in UNSEEN:
+        add("ID", name, f"{name} (left out)", pool[name][:, guard_scorer.index])
+    for kind, left_out, study in held_out_studies(bases, contiguous):
+        add(kind, left_out, study.name, columns(sampled, study))
+    print_held_out(rows, shipped, time.perf_counter() - started)
+    if json_path:
+        Path(json_path).write_text(json.dumps({"studies": rows}), encoding="utf-8")
+    return 0
+
+
+def _held_out_row(fit, shipped, kind, left_out, name, values) -> dict:
+    """One study's guard scores under its calibration ``fit`` and under the stored one."""
+    scores = fit.distance(values)
+    z = np.median(fit.z_scores(values), axis=0)
+    top = np.argsort(-np.abs(z))[:2]
+    stored = float(np.median(shipped.distance(values)))
+    return {
+        "name": name,
+        "kind": kind,
+        "calibration": "shipped" if left_out is None else f"without {left_out}",
+        "slices": int(values.shape[0]),
+        "study_score": float(np.median(scores)),
+        "flagged": bool(np.median(scores) > fit.study_threshold),
+        "stored_score": stored,
+        "stored_flagged": stored > shipped.study_threshold,
+        "why": ", ".join(f"{shipped.statistics[i]} {z[i]:+.1f} sd" for i in top),
+        "scores": scores.tolist(),
+        "statistics": values.tolist(),
+    }
+
+
+def _aurocs(negatives: list[dict], positives: list[dict]) -> tuple[float, float]:
+    """Slice and study AUROC of the guard's scores, positives against negatives."""
+    from ctpipe.anomaly.auroc import auroc
+
+    neg = np.concatenate([r["scores"] for r in negatives])
+    pos = np.concatenate([r["scores"] for r in positives])
+    slice_auc = auroc(np.r_[neg, pos], np.r_[np.zeros(neg.size), np.ones(pos.size)])
+    studies = np.asarray([r["study_score"] for r in negatives + positives])
+    labels = np.r_[np.zeros(len(negatives)), np.ones(len(positives))]
+    return slice_auc, auroc(studies, labels)
+
+
+def print_held_out(rows, shipped, seconds) -> None:
+    ids = [r for r in rows if r["kind"] == "ID"]
+    normals = [r for r in rows if r["kind"] in NORMAL_VARIANTS]
+    oods = [r for r in rows if r not in ids and r not in normals]
+    print(
+        f"machine: {platform.platform()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores"
+    )
+    print(f"date: {time.strftime('%Y-%m-%d')}; frozen guard: {', '.join(shipped.statistics)}")
+    print(f"stored study threshold: {shipped.study_threshold:.2f}")
+    for label, group in (("ID", ids), ("held-out OOD", oods), ("normal variants", normals)):
+        print(f"{label}: {len(group)} studies, {sum(r['slices'] for r in group)} slices")
+    print(f"time (building and scoring): {seconds:.0f} s\n")
+    print("| held-out comparison | slice AUROC | study AUROC |")
+    print("|---|---:|---:|")
+    small_ct = [r for r in oods if r["name"].startswith("CT_small.dcm")]
+    others = [r for r in oods if r not in small_ct]
+    ct_like = [r for r in oods if r["kind"] not in NOT_CT_VALUES]
+    for label, negatives, positives in (
+        ("held-out OOD vs the normal studies", ids, oods),
+        ("held-out OOD vs the normal studies and the normal variants", ids + normals, oods),
+        ("the same, CT_small.dcm counted as normal", ids + small_ct, others),
+        ("only held-out studies with CT-like values vs the normal studies", ids, ct_like),
+        ("normal variants vs the normal studies (0.5: alike)", ids, normals),
+    ):
+        slice_auc, study_auc = _aurocs(negatives, positives)
+        print(f"| {label} | {slice_auc:.3f} | {study_auc:.3f} |")
+    print("\n| kind | studies | flagged | flagged (stored calibration) | study AUROC | scores |")
+    print("|---|---:|---:|---:|---:|---|")
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        group = [r for r in rows if r["kind"] == kind]
+        scores = [r["study_score"] for r in group]
+        auc = "" if kind == "ID" else f"{_aurocs(ids, group)[1]:.3f}"
+        print(
+            f"| {kind} | {len(group)} | {sum(r['flagged'] for r in group)} | "
+            f"{sum(r['stored_flagged'] for r in group)} | {auc} | "
+            f"{min(scores):.1f}-{max(scores):.1f} |"
+        )
+    false_alarms = sum(r["flagged"] for r in normals)
+    print(f"\nfalse-positive rate on the normal variants: {false_alarms}/{len(normals)}")
+    print("\n| study | kind | calibration | slices | guard score | flagged | largest z |")
+    print("|---|---|---|---:|---:|---|---|")
+    for r in rows:
+        print(
+            f"| {r['name']} | {r['kind']} | {r['calibration']} | {r['slices']} | "
+            f"{r['study_score']:.1f} | {'yes' if r['flagged'] else 'no'} | {r['why']} |"
+        )
 
 
 def _speed(guard, lung) -> float:

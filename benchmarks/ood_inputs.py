@@ -11,6 +11,20 @@ Two kinds:
   scaling (the intercept left out; an image normalised to [0, 1] saved as HU), and
   "legs" cut from the base (two discs of its lateral tissue side by side in air).
 
+A second, **held-out** family (``bench_ood_guard.py --held-out``) holds kinds that were
+not looked at while the guard's statistics, calibration and threshold were chosen:
+
+* from an in-distribution CT: a child-sized body, coronal and sagittal reformats
+  presented as axial slices, cone-beam cupping and rings, an image clipped to the lung
+  window, 8-bit display values, organs oversaturated with contrast, a thick-slab MIP,
+  PET- and SPECT-like activity maps, a zoomed 150 mm field of view, slices turned by 90
+  degrees;
+* from scratch or from files pydicom carries: a lower leg in a 160 mm field of view, two
+  real head CTs, a real abdominal MR, a whole-body bone scintigram, an ultrasound image
+  and ``CT_small.dcm`` (an 85 mm field of view around the spine);
+* **normal variants** that should *not* be flagged: 20 HU of added noise, a tighter field
+  of view holding the whole body, the patient off centre and turned by 6 degrees.
+
 Example:
     >>> base = Study("ct", np.full((64, 64, 2), -1000.0, np.float32), (6.0, 6.0, 3.0))
     >>> heavy_noise(base, sigma_hu=150.0, seed=0).hu.shape
@@ -260,3 +274,292 @@ def legs_from(base: Study, diameter_mm: float = 150.0) -> Study:
             src_i = np.clip(ii + shift, 0, size_i - 1)
             out[:, :, k][disc] = hu[:, :, k][src_i[disc], jj[disc]]
     return Study(f"{base.name}: legs cut out", out, base.spacing)
+
+
+# Held-out family: kinds of input not looked at while the guard was designed and tuned
+# (``bench_ood_guard.py --held-out``), and normal variants that should pass.
+
+
+def _body_centre(hu: np.ndarray) -> tuple[float, float]:
+    """Centre ``(i, j)`` of the body's bounding box over all slices (the image centre if none)."""
+    from ctpipe.body_mask import body_bbox_centre, body_mask
+
+    centre = body_bbox_centre(body_mask(hu))
+    return centre if centre is not None else ((hu.shape[0] - 1) / 2, (hu.shape[1] - 1) / 2)
+
+
+def _affine_slices(
+    hu: np.ndarray, matrix: np.ndarray, offset: np.ndarray, cval: float, shape: tuple[int, int]
+) -> np.ndarray:
+    """Every slice resampled (linear) at ``matrix @ output_index + offset`` of the input."""
+    from scipy.ndimage import affine_transform
+
+    out = np.empty((*shape, hu.shape[2]), np.float32)
+    for k in range(hu.shape[2]):
+        out[:, :, k] = affine_transform(
+            hu[:, :, k], matrix, offset, output_shape=shape, order=1, cval=cval
+        )
+    return out
+
+
+def paediatric(base: Study, scale: float = 0.5) -> Study:
+    """A child-sized body: every slice shrunk by ``scale`` about the body's centre, same pixels.
+
+    Example:
+        >>> base = Study("ct", np.full((32, 32, 1), -1000.0, np.float32), (1.0, 1.0, 3.0))
+        >>> paediatric(base).hu.shape
+        (32, 32, 1)
+    """
+    hu = np.maximum(base.hu, -1024.0)  # scanner padding (e.g. -3024) becomes air
+    centre = np.asarray(_body_centre(hu))
+    matrix = np.eye(2) / scale  # output pixel p shows input pixel c + (p - c) / scale
+    shrunk = _affine_slices(hu, matrix, centre - matrix @ centre, -1000.0, hu.shape[:2])
+    return Study(f"{base.name}: child-sized (x{scale:g})", shrunk, base.spacing)
+
+
+def reformat(base: Study, plane: str = "coronal", slices: int = 16) -> Study:
+    """Coronal or sagittal planes of a volume presented as axial slices (a misfiled MPR).
+
+    Each plane through the body (``slices`` of them, spread evenly) becomes one slice
+    ``(i or j, k)``, resampled to the base's in-plane pixel size along ``k``.
+
+    Args:
+        base: A volume with contiguous slices.
+        plane: ``"coronal"`` (fixed ``j``) or ``"sagittal"`` (fixed ``i``).
+        slices: At most this many planes.
+    """
+    from scipy.ndimage import zoom
+
+    from ctpipe.anomaly.guard_statistics import choose_slices
+    from ctpipe.body_mask import body_mask
+
+    axis = {"sagittal": 0, "coronal": 1}[plane]
+    present = np.flatnonzero(body_mask(base.hu).any(axis=(1 - axis, 2)))
+    chosen = present[choose_slices(len(present), slices)]
+    pixel = base.spacing[1 - axis]
+    factor = (1.0, base.spacing[2] / pixel)
+    planes = [zoom(np.take(base.hu, p, axis=axis), factor, order=1) for p in chosen]
+    volume = np.stack(planes, axis=2).astype(np.float32)
+    return Study(f"{base.name}: {plane} reformat", volume, (pixel, pixel, base.spacing[axis]))
+
+
+def cone_beam(
+    base: Study, cupping_hu: float = 150.0, ring_hu: float = 40.0, rings: int = 12, seed: int = 0
+) -> Study:
+    """Cone-beam-like artifacts: cupping (the body's centre darker) and rings.
+
+    Cupping lowers the body by ``cupping_hu * (1 - (r / R)^2)``, ``r`` the distance from the
+    body's centre and ``R`` its equivalent radius. Rings are centred on the image centre
+    (the rotation axis), the same on every slice (a detector fault), 1 mm wide, with
+    amplitudes of ``±ring_hu`` at radii drawn between 10 mm and the field of view's edge.
+    """
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    pixel = base.spacing[0]
+    x, y = _grid(base.hu.shape[:2], pixel)
+    iso = np.hypot(x, y)
+    radii = rng.uniform(10.0, iso.max() * 0.7, rings)
+    signs = rng.choice([-1.0, 1.0], rings)
+    ring = sum(
+        s * ring_hu * np.exp(-(((iso - r) / 1.0) ** 2)) for r, s in zip(radii, signs, strict=True)
+    )
+    body = body_mask(base.hu)
+    hu = base.hu.copy()
+    for k in range(hu.shape[2]):
+        inside = body[:, :, k]
+        if not inside.any():
+            continue
+        ci, cj = np.argwhere(inside).mean(axis=0)
+        r = np.hypot(*np.mgrid[: hu.shape[0], : hu.shape[1]] - np.array([ci, cj])[:, None, None])
+        big_r = np.sqrt(inside.sum() / np.pi)
+        cupping = cupping_hu * np.clip(1.0 - (r / big_r) ** 2, 0.0, 1.0)
+        hu[:, :, k] += ((ring - cupping) * inside).astype(np.float32)
+    return Study(f"{base.name}: cone-beam cupping and rings", hu, base.spacing)
+
+
+def lung_window(base: Study, level: float = -600.0, width: float = 1500.0) -> Study:
+    """An image saved clipped to a display window (lung: -1350 to 150 HU), bone lost."""
+    low, high = level - width / 2, level + width / 2
+    clipped = np.clip(base.hu, low, high).astype(np.float32)
+    return Study(f"{base.name}: clipped to [{low:g}, {high:g}] HU", clipped, base.spacing)
+
+
+def display_8bit(base: Study, level: float = 40.0, width: float = 400.0) -> Study:
+    """8-bit display values (0-255 over a soft-tissue window) saved as if they were HU."""
+    unit = np.clip((base.hu - (level - width / 2)) / width, 0.0, 1.0)
+    return Study(
+        f"{base.name}: 8-bit display", np.round(unit * 255).astype(np.float32), base.spacing
+    )
+
+
+def contrast_oversaturated(base: Study, boost_hu: float = 300.0) -> Study:
+    """Organs and vessels made ``boost_hu`` brighter, as if flooded with contrast agent.
+
+    Body pixels whose HU smoothed over 2 mm lie in [20, 100] (parenchyma, muscle, blood)
+    are raised by ``boost_hu``, with a 1 mm soft edge; fat, air and bone stay.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    from ctpipe.body_mask import body_mask
+
+    pixel = base.spacing[0]
+    smooth = gaussian_filter(base.hu, (2.0 / pixel, 2.0 / pixel, 0))
+    organs = body_mask(base.hu) & (smooth >= 20.0) & (smooth <= 100.0)
+    weight = gaussian_filter(organs.astype(np.float32), (1.0 / pixel, 1.0 / pixel, 0))
+    hu = (base.hu + boost_hu * weight).astype(np.float32)
+    return Study(f"{base.name}: contrast +{boost_hu:g} HU in organs", hu, base.spacing)
+
+
+def slab_mip(base: Study, slab_mm: float = 20.0, sigma_mm: float = 1.5) -> Study:
+    """A thick-slab maximum intensity projection, low-pass filtered in plane.
+
+    Slice ``k`` becomes the maximum over the slices within ``slab_mm / 2`` of it, then a
+    Gaussian of ``sigma_mm`` (0: none) smooths it.
+    """
+    from scipy.ndimage import gaussian_filter, maximum_filter1d
+
+    half = round(slab_mm / base.spacing[2] / 2)
+    mip = maximum_filter1d(base.hu, size=2 * half + 1, axis=2, mode="nearest")
+    if sigma_mm > 0:
+        pixel = base.spacing[0]
+        mip = gaussian_filter(mip, (sigma_mm / pixel, sigma_mm / pixel, 0))
+    return Study(f"{base.name}: {slab_mm:g} mm slab MIP", mip.astype(np.float32), base.spacing)
+
+
+def emission_map(base: Study, modality: str = "PET", seed: int = 0) -> Study:
+    """A PET- or SPECT-like activity map of the base: smooth, positive, no HU at all.
+
+    Uptake (SUV) by tissue class (air 0, lung 0.4, fat 0.5, soft tissue 1.5, bone 1.0)
+    plus three hot spots (SUV 8, 10-20 mm) in the body, blurred to the modality's
+    resolution (PET 7 mm, SPECT 12 mm FWHM) and given counting noise. PET values are
+    activity concentrations (Bq/mL, SUV 1 = 5,300 Bq/mL), SPECT values counts (SUV 1 = 40).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    fwhm, per_suv = {"PET": (7.0, 5300.0), "SPECT": (12.0, 40.0)}[modality]
+    hu = base.hu
+    suv = np.select(
+        [hu <= -900, hu <= -500, hu <= -30, hu <= 200], [0.0, 0.4, 0.5, 1.5], 1.0
+    ).astype(np.float64)
+    pixel = base.spacing[0]
+    x, y = _grid(hu.shape[:2], pixel)
+    body = body_mask(hu)
+    for k in range(hu.shape[2]):
+        inside = np.argwhere(body[:, :, k])
+        for _ in range(3 if inside.size else 0):
+            ci, cj = inside[rng.integers(len(inside))]
+            spot = _ellipse(x, y, x[ci, cj], y[ci, cj], *(rng.uniform(5.0, 10.0, 2)))
+            suv[:, :, k][spot & body[:, :, k]] = 8.0
+    sigma = fwhm / 2.355 / pixel
+    expected = gaussian_filter(suv, (sigma, sigma, 0)) * per_suv
+    noisy = rng.poisson(np.maximum(expected, 0.0) / per_suv * 40.0) * (per_suv / 40.0)
+    return Study(f"{base.name}: {modality}-like map", noisy.astype(np.float32), base.spacing)
+
+
+def small_fov(base: Study, fov_mm: float = 150.0, matrix: int = 512) -> Study:
+    """A zoomed reconstruction: ``fov_mm`` square around the body's centre, ``matrix`` pixels."""
+    hu = base.hu
+    pixel = base.spacing[0]
+    step = fov_mm / matrix / pixel  # input pixels per output pixel
+    centre = np.asarray(_body_centre(hu))
+    start = centre - (matrix - 1) / 2 * step
+    zoomed = _affine_slices(hu, np.eye(2) * step, start, float(hu.min()), (matrix, matrix))
+    size = fov_mm / matrix
+    name = f"{base.name}: {fov_mm:g} mm field of view"
+    return Study(name, zoomed, (size, size, base.spacing[2]))
+
+
+def rotated_90(base: Study) -> Study:
+    """Every slice turned by 90 degrees (rows and columns swapped in the header's sense)."""
+    turned = np.ascontiguousarray(np.rot90(base.hu, axes=(0, 1)))
+    spacing = (base.spacing[1], base.spacing[0], base.spacing[2])
+    return Study(f"{base.name}: rotated 90°", turned, spacing)
+
+
+def lower_leg(slices: int = 8, seed: int = 3, fov_mm: float = 160.0, matrix: int = 512) -> Study:
+    """One lower leg in a small field of view: skin, fat, muscle, tibia and fibula."""
+    rng = np.random.default_rng(seed)
+    pixel = fov_mm / matrix
+    x, y = _grid((matrix, matrix), pixel)
+    hu = np.full((matrix, matrix, slices), -1000.0, np.float32)
+    for k in range(slices):
+        s = hu[:, :, k]
+        r = 55.0 - 1.5 * k
+        s[_ellipse(x, y, 0, 0, r, r * 0.85)] = -100.0  # skin and fat
+        s[_ellipse(x, y, 0, 0, r - 8, r * 0.85 - 8)] = 50.0  # muscle
+        s[_ellipse(x, y, 0, -18, 14, 12)] = 1500.0  # tibia cortex
+        s[_ellipse(x, y, 0, -18, 8, 7)] = -40.0  # marrow
+        s[_ellipse(x, y, 25, 8, 6, 6)] = 1300.0  # fibula
+    hu += _noise(rng, hu.shape, 12.0)
+    return Study("lower leg, 160 mm field of view (phantom)", hu, (pixel, pixel, 5.0))
+
+
+def pydicom_image(filename: str, pixel_mm: float | None = None) -> Study:
+    """One image of pydicom's test files as if it were HU (rescale applied, colour to luminance).
+
+    Args:
+        filename: A name for :func:`pydicom.data.get_testdata_file`, e.g. ``"693_J2KI.dcm"``.
+        pixel_mm: Pixel size when the file has none (e.g. ultrasound), default 0.3 mm.
+    """
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file(filename))
+    image = ds.pixel_array.astype(np.float32)
+    if ds.SamplesPerPixel == 3:
+        image = image @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 luma
+    image = image * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
+    size = float(ds.PixelSpacing[0]) if "PixelSpacing" in ds else (pixel_mm or 0.3)
+    volume = np.repeat(image.T[:, :, None], 2, axis=2)
+    return Study(f"{filename} (pydicom, {ds.Modality})", volume, (size, size, 5.0))
+
+
+def fov_crop(base: Study, margin_mm: float = 20.0) -> Study:
+    """Normal variant: a tighter reconstruction field of view that still holds the whole body.
+
+    The base's matrix is kept and its pixels made finer, so that the field of view just
+    holds the body's bounding box (over all slices) plus ``margin_mm`` on each side, centred
+    on it.
+
+    Raises:
+        ValueError: The body and margins already fill the base's field of view.
+    """
+    from ctpipe.body_mask import body_mask
+
+    hu = base.hu
+    pixel = base.spacing[0]
+    union = body_mask(hu).any(axis=2)
+    lows, highs, centre = [], [], []
+    for axis in (0, 1):
+        present = np.flatnonzero(union.any(axis=1 - axis))
+        lows.append(present[0])
+        highs.append(present[-1])
+        centre.append((present[0] + present[-1]) / 2)
+    needed = (np.asarray(highs) - np.asarray(lows) + 1) + 2 * margin_mm / pixel
+    step = float(np.max(needed / np.asarray(hu.shape[:2])))
+    if step >= 1.0:
+        raise ValueError(f"{base.name}: the body fills the field of view; no tighter one holds it")
+    start = np.asarray(centre) - (np.asarray(hu.shape[:2]) - 1) / 2 * step
+    cropped = _affine_slices(hu, np.eye(2) * step, start, float(hu.min()), hu.shape[:2])
+    size = pixel * step
+    name = f"{base.name}: field of view {hu.shape[0] * size:.0f} mm"
+    return Study(name, cropped, (size, size, base.spacing[2]))
+
+
+def off_centre(
+    base: Study, shift_mm: tuple[float, float] = (25.0, -20.0), angle_deg: float = 6.0
+) -> Study:
+    """Normal variant: the patient lying off the table's centre and slightly turned."""
+    hu = base.hu
+    pixel = base.spacing[0]
+    theta = np.deg2rad(angle_deg)
+    matrix = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    centre = (np.asarray(hu.shape[:2]) - 1) / 2
+    offset = centre - matrix @ centre - np.asarray(shift_mm) / pixel
+    moved = _affine_slices(hu, matrix, offset, float(hu.min()), hu.shape[:2])
+    name = f"{base.name}: off centre {shift_mm[0]:g}, {shift_mm[1]:g} mm, turned {angle_deg:g}°"
+    return Study(name, moved, base.spacing)
