@@ -111,9 +111,32 @@ ABLATIONS = {
         "log_noise_hu",
         "log_metal_fraction",
         "log_air_fraction",
+        "log_body_area",
+        "body_aspect",
+        "log_top_clip",
+        "log_bright_fraction",
+        "radial_drop_hu",
+        "rim_bone_fraction",
+    ),
+    "guard v1 (five statistics)": (
+        "log_rec_coarse",
+        "log_rec_detail",
+        "log_noise_hu",
+        "log_metal_fraction",
+        "log_air_fraction",
     ),
     "VAE reconstruction only": ("log_rec_coarse", "log_rec_detail"),
-    "input statistics only": ("log_noise_hu", "log_metal_fraction", "log_air_fraction"),
+    "input statistics only": (
+        "log_noise_hu",
+        "log_metal_fraction",
+        "log_air_fraction",
+        "log_body_area",
+        "body_aspect",
+        "log_top_clip",
+        "log_bright_fraction",
+        "radial_drop_hu",
+        "rim_bone_fraction",
+    ),
 }
 
 
