@@ -563,3 +563,236 @@ def off_centre(
     moved = _affine_slices(hu, matrix, offset, float(hu.min()), hu.shape[:2])
     name = f"{base.name}: off centre {shift_mm[0]:g}, {shift_mm[1]:g} mm, turned {angle_deg:g}°"
     return Study(name, moved, base.spacing)
+
+
+# Fresh family (``bench_ood_guard.py --fresh``): kinds, or clearly new realisations, that
+# neither the tuned nor the held-out family holds. Fixed before the guard's second version
+# was designed, and scored once with it.
+
+
+def rescale_slope(base: Study, slope: float = 2.0) -> Study:
+    """A wrong RescaleSlope: stored values ``hu + 1024`` rescaled with ``slope`` instead of 1."""
+    hu = ((base.hu + 1024.0) * slope - 1024.0).astype(np.float32)
+    return Study(f"{base.name}: rescale slope {slope:g}", hu, base.spacing)
+
+
+def hu_shift(base: Study, shift_hu: float = -1000.0) -> Study:
+    """Every value moved by ``shift_hu`` (the intercept applied twice: air at -2024)."""
+    return Study(f"{base.name}: HU {shift_hu:+g}", base.hu + shift_hu, base.spacing)
+
+
+def _body_extent(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre ``(i, j)`` and half-extent ``(i, j)`` (pixels) of a 2-D body mask."""
+    where = np.argwhere(body)
+    low, high = where.min(axis=0), where.max(axis=0)
+    return (low + high) / 2.0, (high - low) / 2.0
+
+
+def hip_metal(base: Study, dark_hu: float = -250.0) -> Study:
+    """Two hip prostheses (elongated, 3071 HU) and the dark beam-hardening band between them.
+
+    Each slice gets two ellipses (40 x 18 mm) at a third of the body's width either side of
+    its centre; the band joining them (20 mm wide) is darkened by ``dark_hu`` inside the body,
+    with bright streaks (+400 HU) fanning from each implant's ends.
+    """
+    from ctpipe.body_mask import body_mask
+
+    hu = base.hu.copy()
+    pixel = base.spacing[0]
+    body = body_mask(hu)
+    ii, jj = np.mgrid[: hu.shape[0], : hu.shape[1]].astype(np.float64)
+    for k in range(hu.shape[2]):
+        if not body[:, :, k].any():
+            continue
+        (ci, cj), (hi, _) = _body_extent(body[:, :, k])
+        left, right = ci - hi * 0.45, ci + hi * 0.45
+        # the band between the implants, fading along its width
+        across = np.abs(jj - cj) * pixel
+        between = (ii > left) & (ii < right)
+        band = dark_hu * np.exp(-((across / 10.0) ** 2)) * between
+        angle = np.arctan2(jj - cj, ii - ci)
+        streak = 400.0 * np.exp(
+            -((np.sin(3 * angle) * np.hypot(ii - ci, jj - cj) * pixel / 4) ** 2)
+        )
+        hu[:, :, k] += ((band + 0.3 * streak) * body[:, :, k]).astype(np.float32)
+        for centre in (left, right):
+            implant = ((ii - centre) * pixel / 9.0) ** 2 + ((jj - cj) * pixel / 20.0) ** 2 <= 1
+            hu[:, :, k][implant] = 3071.0
+    return Study(f"{base.name}: hip prostheses and beam hardening", hu, base.spacing)
+
+
+def dental_metal(base: Study, seed: int = 0) -> Study:
+    """A row of dental-filling-like metal pieces (small squares, 3071 HU) along an arc with streaks.
+
+    Eight 4 mm squares along an arc at the body's front; each adds streaks of ±500 HU along
+    the lines joining it to the others.
+    """
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    hu = base.hu.copy()
+    pixel = base.spacing[0]
+    body = body_mask(hu)
+    ii, jj = np.mgrid[: hu.shape[0], : hu.shape[1]].astype(np.float64)
+    for k in range(hu.shape[2]):
+        if not body[:, :, k].any():
+            continue
+        (ci, cj), (hi, hj) = _body_extent(body[:, :, k])
+        angles = np.linspace(-0.9, 0.9, 8) + rng.uniform(-0.05, 0.05, 8)
+        points = [(ci + 0.5 * hi * np.sin(a), cj - 0.6 * hj * np.cos(a)) for a in angles]
+        streak = np.zeros_like(ii)
+        for n, (pi, pj) in enumerate(points[:-1]):
+            qi, qj = points[n + 1]
+            direction = np.array([qi - pi, qj - pj]) / max(np.hypot(qi - pi, qj - pj), 1e-6)
+            across = np.abs((ii - pi) * direction[1] - (jj - pj) * direction[0]) * pixel
+            streak += (-1) ** n * 500.0 * np.exp(-((across / 1.5) ** 2))
+        hu[:, :, k] += (streak * body[:, :, k]).astype(np.float32)
+        half = 2.0 / pixel
+        for pi, pj in points:
+            hu[:, :, k][(np.abs(ii - pi) <= half) & (np.abs(jj - pj) <= half)] = 3071.0
+    return Study(f"{base.name}: dental-like metal", hu, base.spacing)
+
+
+def motion_doubling(base: Study, shift_mm: float = 12.0) -> Study:
+    """Motion during the scan: each slice the mean of itself and a copy moved ``shift_mm`` (AP)."""
+    from scipy.ndimage import shift as shift_image
+
+    pixel = base.spacing[1]
+    moved = shift_image(base.hu, (0.0, shift_mm / pixel, 0.0), order=1, mode="nearest")
+    hu = (0.5 * (base.hu + moved)).astype(np.float32)
+    return Study(f"{base.name}: motion doubling {shift_mm:g} mm", hu, base.spacing)
+
+
+def truncated_fov(base: Study, fraction: float = 0.7, rim_hu: float = 400.0) -> Study:
+    """Truncation: a circular field of view smaller than the body, a bright rim at its edge.
+
+    Outside a circle of radius ``fraction`` of the body's half-width (centred on the body)
+    the image is the padding value; inside, within 15 mm of the edge, the body brightens
+    by up to ``rim_hu`` (the classic truncation artifact).
+    """
+    from ctpipe.body_mask import body_mask
+
+    hu = base.hu.copy()
+    pixel = base.spacing[0]
+    body = body_mask(hu)
+    ii, jj = np.mgrid[: hu.shape[0], : hu.shape[1]].astype(np.float64)
+    pad = float(min(hu.min(), -1024.0))
+    for k in range(hu.shape[2]):
+        if not body[:, :, k].any():
+            continue
+        (ci, cj), (hi, _) = _body_extent(body[:, :, k])
+        radius = fraction * hi * pixel
+        r = np.hypot(ii - ci, jj - cj) * pixel
+        rim = rim_hu * np.exp(-np.clip(radius - r, 0, None) / 15.0 * 3.0)
+        hu[:, :, k] += (rim * body[:, :, k] * (r <= radius)).astype(np.float32)
+        hu[:, :, k][r > radius] = pad
+    return Study(f"{base.name}: truncated field of view", hu, base.spacing)
+
+
+def angiography(base: Study, seed: int = 0, vessel_hu: float = 450.0) -> Study:
+    """An angiography-like arterial phase: bright round vessels (450 HU), organs unenhanced.
+
+    An aorta (25 mm) in front of the body's centre and six smaller arteries (6-10 mm) at
+    random body positions, each at ``vessel_hu`` with noise.
+    """
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    hu = base.hu.copy()
+    pixel = base.spacing[0]
+    body = body_mask(hu)
+    ii, jj = np.mgrid[: hu.shape[0], : hu.shape[1]].astype(np.float64)
+    for k in range(hu.shape[2]):
+        inside = np.argwhere(body[:, :, k])
+        if inside.size == 0:
+            continue
+        (ci, cj), (_, hj) = _body_extent(body[:, :, k])
+        vessels = [(ci, cj + 0.25 * hj, 12.5)]
+        for _ in range(6):
+            pi, pj = inside[rng.integers(len(inside))]
+            vessels.append((pi, pj, rng.uniform(3.0, 5.0)))
+        for vi, vj, radius in vessels:
+            disc = np.hypot(ii - vi, jj - vj) * pixel <= radius
+            hu[:, :, k][disc] = vessel_hu + rng.normal(0, 15.0, int(disc.sum()))
+    return Study(f"{base.name}: angiography-like arterial phase", hu, base.spacing)
+
+
+def burned_mask(base: Study, value: float | None = None) -> Study:
+    """A black mask burned into the image: a rectangle over a third of the body set to ``value``.
+
+    ``value`` defaults to the image's minimum (what an anonymiser paints).
+    """
+    from ctpipe.body_mask import body_mask
+
+    hu = base.hu.copy()
+    fill = float(hu.min()) if value is None else value
+    body = body_mask(hu)
+    for k in range(hu.shape[2]):
+        if not body[:, :, k].any():
+            continue
+        (ci, cj), (hi, hj) = _body_extent(body[:, :, k])
+        i0, i1 = int(ci - 0.2 * hi), int(ci + 0.6 * hi)
+        j0, j1 = int(cj - 0.5 * hj), int(cj + 0.3 * hj)
+        hu[max(i0, 0) : i1, max(j0, 0) : j1, k] = fill
+    return Study(f"{base.name}: black mask burned in", hu, base.spacing)
+
+
+def thick_slab(base: Study, slab_mm: float = 10.0) -> Study:
+    """A 10 mm average (thick slab): each slice the mean over ``slab_mm`` around it."""
+    from scipy.ndimage import uniform_filter1d
+
+    size = max(1, round(slab_mm / base.spacing[2]))
+    hu = uniform_filter1d(base.hu, size=size, axis=2, mode="nearest").astype(np.float32)
+    return Study(f"{base.name}: {slab_mm:g} mm average slab", hu, base.spacing)
+
+
+def half_body(base: Study) -> Study:
+    """Real anatomy cropped differently: the body cut at its midline, one side replaced by air."""
+    from ctpipe.body_mask import body_mask
+
+    hu = base.hu.copy()
+    body = body_mask(hu)
+    for k in range(hu.shape[2]):
+        if not body[:, :, k].any():
+            continue
+        (ci, _), _ = _body_extent(body[:, :, k])
+        hu[: int(ci), :, k] = -1000.0
+    return Study(f"{base.name}: one half of the body", hu, base.spacing)
+
+
+def head_in_body_fov(filename: str, pixel_mm: float = 0.8, seed: int = 0) -> Study:
+    """A real head CT from pydicom resampled into a 410 mm body field of view, 4 slices.
+
+    The image is zoomed to ``pixel_mm`` pixels, placed in the centre of a 512 x 512 air
+    matrix, and repeated on 4 slices with 5 HU of independent noise each.
+    """
+    from scipy.ndimage import zoom
+
+    source = pydicom_image(filename)
+    image = source.hu[:, :, 0]
+    small = zoom(image, source.spacing[0] / pixel_mm, order=1)
+    out = np.full((512, 512), -1000.0, np.float32)
+    si, sj = min(small.shape[0], 512), min(small.shape[1], 512)
+    oi, oj = (512 - si) // 2, (512 - sj) // 2
+    out[oi : oi + si, oj : oj + sj] = np.maximum(small[:si, :sj], -1000.0)
+    rng = np.random.default_rng(seed)
+    volume = np.stack([out + rng.normal(0, 5.0, out.shape) for _ in range(4)], axis=2)
+    name = f"{filename} (pydicom head CT) in a {512 * pixel_mm:.0f} mm field of view"
+    return Study(name, volume.astype(np.float32), (pixel_mm, pixel_mm, 5.0))
+
+
+def resized_body(base: Study, scale: float) -> Study:
+    """Normal variant: an adult body scaled by ``scale`` (e.g. 0.85, 1.15) about its centre.
+
+    Parts that leave the field of view are cut, as a scanner's field of view would.
+    """
+    hu = np.maximum(base.hu, -1024.0)
+    centre = np.asarray(_body_centre(hu))
+    matrix = np.eye(2) / scale
+    resized = _affine_slices(hu, matrix, centre - matrix @ centre, -1000.0, hu.shape[:2])
+    return Study(f"{base.name}: body scaled x{scale:g}", resized, base.spacing)
+
+
+def shifted(base: Study, shift_mm: tuple[float, float] = (-40.0, 30.0)) -> Study:
+    """Normal variant: the patient off centre by ``shift_mm``, not turned."""
+    return off_centre(base, shift_mm, 0.0)

@@ -6,13 +6,17 @@ run, with the project's VAE (Kingma & Welling 2014), trained on normal-dose CT s
 
 1. each slice (at most ``max_slices``, spread evenly) is described by the statistics of
    :mod:`ctpipe.anomaly.guard_statistics`: the VAE's reconstruction error at two scales
-   (the layout, fine detail) and three input checks (noise, metal, air);
+   (the layout, fine detail), three input checks (noise, metal, air) and, since the
+   guard's second version, six of the body's shape and intensity (area and width over
+   height in mm, clipping at the maximum, tissue of 150-700 HU, cupping, bone under the
+   skin), which see what the VAE's window and 3 mm grid cannot;
 2. its **slice score** is the Mahalanobis distance of those statistics from their mean on
    held-back in-distribution slices (:class:`GuardCalibration`, stored in the VAE's
-   weights file), so a slice is unusual in either direction: a blurred, noisy or
-   streaked slice, but also a too-simple one (a phantom, a flat image) that a likelihood
-   alone would call *more* typical (Nalisnick et al., ICLR 2019; the statistics-then-
-   density approach of Morningstar et al., AISTATS 2021);
+   weights file; the shape and intensity statistics are taken as uncorrelated with the
+   rest, :data:`DEFAULT_INDEPENDENT`), so a slice is unusual in either direction: a
+   blurred, noisy or streaked slice, but also a too-simple one (a phantom, a flat image)
+   that a likelihood alone would call *more* typical (Nalisnick et al., ICLR 2019; the
+   statistics-then-density approach of Morningstar et al., AISTATS 2021);
 3. the **study score** is the median slice score; the study is **flagged** when it is above
    the calibrated study threshold. Each score also comes as a percentile of the
    calibration slices' scores, and the statistics that moved most are named (in standard
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
     from ctpipe.nets.vae import VAE
 
 __all__ = [
+    "DEFAULT_INDEPENDENT",
     "DEFAULT_MIN_STD",
     "GUARD_RECORD_KEY",
     "GUARD_STATISTICS",
@@ -68,6 +73,12 @@ GUARD_STATISTICS = (
     "log_noise_hu",
     "log_metal_fraction",
     "log_air_fraction",
+    "log_body_area",
+    "body_aspect",
+    "log_top_clip",
+    "log_bright_fraction",
+    "radial_drop_hu",
+    "rim_bone_fraction",
 )
 #: Smallest standard deviation each statistic is given: a calibration set of a few
 #: patients is narrower than the patients and scanners the guard meets (no metal at all,
@@ -80,7 +91,22 @@ DEFAULT_MIN_STD: Mapping[str, float] = {
     "log_noise_hu": 0.35,
     "log_metal_fraction": 1.0,
     "log_air_fraction": 0.35,
+    "log_body_area": 0.5,
+    "body_aspect": 0.15,
+    "log_top_clip": 1.0,
+    "log_bright_fraction": 0.5,
+    "radial_drop_hu": 35.0,
+    "rim_bone_fraction": 0.03,
 }
+#: Statistics :meth:`GuardCalibration.fit` takes as uncorrelated with the others.
+DEFAULT_INDEPENDENT = (
+    "log_body_area",
+    "body_aspect",
+    "log_top_clip",
+    "log_bright_fraction",
+    "radial_drop_hu",
+    "rim_bone_fraction",
+)
 #: What each statistic means, for warnings.
 _WORDS = {
     "log_rec_mse": "reconstruction error",
@@ -90,6 +116,12 @@ _WORDS = {
     "log_noise_hu": "noise in soft tissue",
     "log_metal_fraction": "metal (above 3000 HU)",
     "log_air_fraction": "air around the body",
+    "log_body_area": "body area",
+    "body_aspect": "body width over height",
+    "log_top_clip": "pixels piled at the maximum value (clipping)",
+    "log_bright_fraction": "tissue of 150-700 HU (contrast, bone)",
+    "radial_drop_hu": "tissue HU of the body's core against its outer part (cupping)",
+    "rim_bone_fraction": "bone under the skin (a skull)",
 }
 
 
@@ -158,6 +190,7 @@ class GuardCalibration:
         min_std: Mapping[str, float] | None = None,
         slice_quantile: float = 0.99,
         study_quantile: float = 0.99,
+        independent: Sequence[str] | None = None,
     ) -> GuardCalibration:
         """Fit the calibration to the statistics of in-distribution slices.
 
@@ -172,6 +205,11 @@ class GuardCalibration:
                 slice threshold.
             study_quantile: The same for the study threshold: a study is flagged when its
                 median slice lies beyond where this share of in-distribution slices lie.
+            independent: Statistics taken as uncorrelated with every other one (their
+                covariances set to 0; default :data:`DEFAULT_INDEPENDENT`): the body's
+                shape and intensity mix vary between a few calibration patients in ways
+                that are those patients', not CT's, and a correlation learnt from them
+                would flag the next patient.
 
         Raises:
             ValueError: Fewer slices than twice the statistics, or settings out of range.
@@ -198,6 +236,12 @@ class GuardCalibration:
         scale = np.maximum(std, floor) / np.where(std > 0, std, 1.0)
         covariance = covariance * np.outer(scale, scale)
         covariance[np.diag_indices(len(names))] = np.maximum(std, floor) ** 2 + 1e-12
+        alone = set(DEFAULT_INDEPENDENT if independent is None else independent)
+        for index, name in enumerate(names):
+            if name in alone:
+                variance = covariance[index, index]
+                covariance[index, :] = covariance[:, index] = 0.0
+                covariance[index, index] = variance
         distances = _mahalanobis(data, mean, covariance)
         return cls(
             statistics=names,
@@ -212,6 +256,7 @@ class GuardCalibration:
                 "min_std": {name: floors.get(name, 0.0) for name in names},
                 "slice_quantile": slice_quantile,
                 "study_quantile": study_quantile,
+                "independent": [name for name in names if name in alone],
                 "slices": int(data.shape[0]),
             },
         )

@@ -34,6 +34,28 @@ Input statistics, on the native HU (what the VAE's window and 3 mm grid cannot s
 * ``log_air_fraction``: log of ``1e-3`` plus the fraction of the slice at or below
   -900 HU (air and the scanner's padding; an image with the wrong scale has none).
 
+Body shape and intensity statistics (the guard's second version), on the native HU and the
+body mask (:func:`ctpipe.body_mask.body_mask`), in millimetres so that field of view and
+matrix do not matter:
+
+* ``log_body_area``: log of the body's area in cm² (``1 +``): a head (150-250 cm²), a limb
+  or a child is smaller than an adult trunk (400-1200 cm²);
+* ``body_aspect``: log of the body's bounding-box width (first axis, mm) over its height
+  (second axis): a trunk is wider than deep; a head, a slice turned by 90 degrees or a
+  reformat is not;
+* ``log_top_clip``: log of ``1e-4`` plus the fraction of body pixels at the slice's
+  maximum value (within 0.5): an image clipped to a display window piles up there, real
+  CT has a tail of a few pixels;
+* ``log_bright_fraction``: log of ``1e-2`` plus the fraction of body pixels whose HU,
+  smoothed over 2 mm, lie in [150, 700]: what the VAE's window (up to 240 HU) cannot
+  see: organs flooded with contrast, vessels of an angiography phase, or the wrong scale;
+* ``radial_drop_hu``: the median HU of tissue (smoothed HU in [-150, 250]) in the body's
+  core (within half its equivalent radius of its centroid) minus that in its outer part
+  (0.5 to 0.9 of the radius): cupping of a cone-beam CT darkens the core;
+* ``rim_bone_fraction``: the fraction of the body's rim (2 to 15 mm inside its edge) above
+  300 HU: a skull lies right under the scalp, while a trunk's rim is skin, fat and muscle
+  crossed by a few ribs.
+
 Example:
     >>> import numpy as np
     >>> from ctpipe.nets.vae import VAE
@@ -44,7 +66,7 @@ Example:
     >>> stats = slice_statistics(hu, (3.0, 3.0, 3.0), vae, SliceGrid((32, 32), pixel_mm=4.0),
     ...                          sigma=0.1)
     >>> stats.values.shape, stats.names[:2]
-    ((3, 8), ('log_rec_mse', 'log_rec_coarse'))
+    ((3, 14), ('log_rec_mse', 'log_rec_coarse'))
 """
 
 from __future__ import annotations
@@ -66,15 +88,29 @@ __all__ = [
     "VAE_STATISTICS",
     "SliceStatistics",
     "block_mean",
+    "body_shape",
     "choose_slices",
     "noise_std",
+    "radial_drop",
+    "rim_fraction",
     "slice_statistics",
+    "top_clip_fraction",
 ]
 
 #: Statistics of the VAE, in the order of :attr:`SliceStatistics.values`.
 VAE_STATISTICS = ("log_rec_mse", "log_rec_coarse", "log_rec_detail", "log_kl", "neg_elbo")
 #: Statistics of the input HU.
-INPUT_STATISTICS = ("log_noise_hu", "log_metal_fraction", "log_air_fraction")
+INPUT_STATISTICS = (
+    "log_noise_hu",
+    "log_metal_fraction",
+    "log_air_fraction",
+    "log_body_area",
+    "body_aspect",
+    "log_top_clip",
+    "log_bright_fraction",
+    "radial_drop_hu",
+    "rim_bone_fraction",
+)
 #: Every statistic :func:`slice_statistics` computes.
 STATISTICS = VAE_STATISTICS + INPUT_STATISTICS
 
@@ -86,6 +122,14 @@ AIR_HU = -900.0
 NOISE_SCALE_MM = 2.0
 #: Soft-tissue HU range in which noise is measured.
 SOFT_TISSUE_HU = (-100.0, 200.0)
+#: HU range (smoothed over 2 mm) of ``log_bright_fraction``.
+BRIGHT_HU = (150.0, 700.0)
+#: HU range (smoothed over 2 mm) of the tissue whose radial profile ``radial_drop_hu`` takes.
+TISSUE_HU = (-150.0, 250.0)
+#: Depth (mm) of the body's rim that ``rim_bone_fraction`` looks at.
+RIM_MM = (2.0, 15.0)
+#: HU above which a rim pixel counts as bone.
+BONE_HU = 300.0
 
 
 @dataclass(frozen=True)
@@ -174,9 +218,10 @@ def slice_statistics(
     body = body_mask(hu)
     images, _ = grid.to_grid(hu, tuple(spacing)[:2], body_bbox_centre(body))
     model_values = _vae_statistics(images, model, sigma, batch_size)
-    pixel_mm = float(next(iter(spacing)))
+    pixel_i, pixel_j = (float(v) for v in tuple(spacing)[:2])
+    pixel = (pixel_i, pixel_j)
     input_values = np.stack(
-        [_input_statistics(hu[:, :, k], body[:, :, k], pixel_mm) for k in range(len(chosen))]
+        [_input_statistics(hu[:, :, k], body[:, :, k], pixel) for k in range(len(chosen))]
     )
     return SliceStatistics(chosen, STATISTICS, np.concatenate([model_values, input_values], axis=1))
 
@@ -259,13 +304,109 @@ def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     return blocks.mean(axis=(1, 3))
 
 
-def _input_statistics(hu: np.ndarray, body: np.ndarray, pixel_mm: float) -> list[float]:
+def body_shape(body: np.ndarray, pixel_mm: tuple[float, float]) -> tuple[float, float]:
+    """Area (cm²) of a 2-D body mask and log of its bounding box's width over its height (mm).
+
+    Example:
+        >>> body = np.zeros((10, 10), bool)
+        >>> body[2:8, 4:6] = True  # 6 x 2 pixels of 2 x 1 mm
+        >>> area, aspect = body_shape(body, (2.0, 1.0))
+        >>> round(area, 2), round(math.exp(aspect), 1)
+        (0.24, 6.0)
+    """
+    if not body.any():
+        return 0.0, 0.0
+    area = float(body.sum()) * pixel_mm[0] * pixel_mm[1] / 100.0
+    rows = np.flatnonzero(body.any(axis=1))
+    columns = np.flatnonzero(body.any(axis=0))
+    width = (rows[-1] - rows[0] + 1) * pixel_mm[0]
+    height = (columns[-1] - columns[0] + 1) * pixel_mm[1]
+    return area, math.log(width / height)
+
+
+def top_clip_fraction(hu: np.ndarray, body: np.ndarray) -> float:
+    """Fraction of body pixels within 0.5 of the body's maximum value.
+
+    Example:
+        >>> hu = np.array([[0.0, 150.0], [150.0, 40.0]])
+        >>> top_clip_fraction(hu, np.ones((2, 2), bool))
+        0.5
+    """
+    if not body.any():
+        return 0.0
+    values = hu[body]
+    return float((values >= values.max() - 0.5).mean())
+
+
+def radial_drop(smooth: np.ndarray, body: np.ndarray, low: float, high: float) -> float:
+    """Median tissue HU in the body's core minus that in its outer part (0 if either is empty).
+
+    The core is within half the body's equivalent radius ``sqrt(area / pi)`` of its
+    centroid, the outer part between 0.5 and 0.9 of it (pixel units: the statistic is a
+    ratio of distances, so a non-square pixel only tilts the rings slightly); tissue is
+    ``low <= smooth <= high``.
+
+    Example:
+        >>> ii, jj = np.mgrid[:41, :41]
+        >>> body = (ii - 20) ** 2 + (jj - 20) ** 2 <= 400
+        >>> image = np.where((ii - 20) ** 2 + (jj - 20) ** 2 <= 64, -50.0, 40.0)
+        >>> radial_drop(image, body, -150.0, 250.0)
+        -90.0
+    """
+    if body.sum() < 20:
+        return 0.0
+    centre = np.argwhere(body).mean(axis=0)
+    ii, jj = np.indices(body.shape)
+    r = np.hypot(ii - centre[0], jj - centre[1]) / math.sqrt(body.sum() / math.pi)
+    tissue = body & (smooth >= low) & (smooth <= high)
+    core, outer = smooth[tissue & (r < 0.5)], smooth[tissue & (r >= 0.5) & (r < 0.9)]
+    if core.size == 0 or outer.size == 0:
+        return 0.0
+    return float(np.median(core) - np.median(outer))
+
+
+def rim_fraction(
+    hu: np.ndarray, body: np.ndarray, pixel_mm: tuple[float, float], depth_mm: tuple[float, float]
+) -> float:
+    """Fraction of the body's rim (``depth_mm`` inside its edge) above :data:`BONE_HU`.
+
+    Example:
+        >>> body = np.pad(np.ones((9, 9), bool), 1)  # its outer ring: 32 pixels at depth 1
+        >>> hu = np.zeros((11, 11)); hu[1, 1:10] = 1000.0  # 9 of them bone
+        >>> rim_fraction(hu, body, (1.0, 1.0), (0.5, 1.0))
+        0.28125
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    depth = distance_transform_edt(body, sampling=pixel_mm)
+    rim = (depth > depth_mm[0]) & (depth <= depth_mm[1])
+    if not rim.any():
+        return 0.0
+    return float((hu[rim] > BONE_HU).mean())
+
+
+def _input_statistics(
+    hu: np.ndarray, body: np.ndarray, pixel_mm: tuple[float, float]
+) -> list[float]:
     from scipy.ndimage import gaussian_filter
 
     low, high = SOFT_TISSUE_HU
-    coarse = block_mean(hu.astype(np.float64), max(1, round(NOISE_SCALE_MM / pixel_mm)))
+    coarse = block_mean(hu.astype(np.float64), max(1, round(NOISE_SCALE_MM / pixel_mm[0])))
     smooth = gaussian_filter(coarse, 2.0)
     noise = noise_std(coarse, (smooth >= low) & (smooth <= high))
     metal = float((hu[body] > METAL_HU).mean()) if body.any() else 0.0
     air = float((hu <= AIR_HU).mean())
-    return [math.log(noise + 1.0), math.log(metal + 1e-4), math.log(air + 1e-3)]
+    area, aspect = body_shape(body, pixel_mm)
+    smooth_2mm = gaussian_filter(hu.astype(np.float64), (2.0 / pixel_mm[0], 2.0 / pixel_mm[1]))
+    bright = (smooth_2mm[body] >= BRIGHT_HU[0]) & (smooth_2mm[body] <= BRIGHT_HU[1])
+    return [
+        math.log(noise + 1.0),
+        math.log(metal + 1e-4),
+        math.log(air + 1e-3),
+        math.log(area + 1.0),
+        aspect,
+        math.log(top_clip_fraction(hu, body) + 1e-4),
+        math.log((float(bright.mean()) if body.any() else 0.0) + 1e-2),
+        radial_drop(smooth_2mm, body, *TISSUE_HU),
+        rim_fraction(hu, body, pixel_mm, RIM_MM),
+    ]

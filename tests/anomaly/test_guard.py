@@ -143,7 +143,7 @@ def test_calibrated_weights_carry_the_calibration(weights, tmp_path):
     model = load_vae(weights)
     with pytest.raises(ValueError, match="hold no guard calibration; add one with"):
         OODGuard(model)
-    calibration = calibrate_guard(model, _studies(3))
+    calibration = calibrate_guard(model, _studies(4))  # 2 x 11 statistics: >= 22 slices
     out = write_calibrated_weights(weights, calibration, tmp_path / "calibrated.pt")
     reloaded = load_vae(out)
     assert GuardCalibration.from_dict(reloaded.checkpoint_record[GUARD_RECORD_KEY]) == calibration
@@ -152,3 +152,22 @@ def test_calibrated_weights_carry_the_calibration(weights, tmp_path):
     assert OODGuard(reloaded).calibration == calibration
     with pytest.raises(ValueError, match="study_threshold must be > 0"):
         OODGuard(reloaded, study_threshold=0.0)
+
+
+def test_independent_statistics_add_their_squared_z_to_the_distance(rng):
+    from scipy.spatial.distance import mahalanobis
+
+    values = rng.normal(size=(400, 3)) @ np.array([[1.0, 0.6, 0.8], [0, 1, 0.3], [0, 0, 2.0]])
+    names = ("log_kl", "log_rec_detail", "rim_bone_fraction")
+    cal = GuardCalibration.fit(
+        values, names, shrinkage=0.0, min_std={}, independent=("rim_bone_fraction",)
+    )
+    covariance = np.asarray(cal.covariance)
+    assert covariance[2, 0] == covariance[0, 2] == covariance[2, 1] == 0.0
+    assert covariance[2, 2] == pytest.approx(values[:, 2].var(ddof=1))
+    point = np.array([0.5, -1.0, 3.0])
+    first_two = np.cov(values[:, :2].T)
+    rest = mahalanobis(point[:2], values[:, :2].mean(axis=0), np.linalg.inv(first_two))
+    z = (point[2] - values[:, 2].mean()) / values[:, 2].std(ddof=1)
+    assert cal.distance(point[None])[0] == pytest.approx(np.hypot(rest, z))
+    assert cal.settings["independent"] == ["rim_bone_fraction"]

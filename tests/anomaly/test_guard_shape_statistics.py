@@ -1,0 +1,100 @@
+"""The guard's body shape and intensity statistics, each against a hand computation on a
+tiny synthetic slice (counted pixel by pixel, not with the function under test)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ctpipe.anomaly.guard_statistics import (
+    STATISTICS,
+    body_shape,
+    radial_drop,
+    rim_fraction,
+    slice_statistics,
+    top_clip_fraction,
+)
+from tests.anomaly.conftest import GRID
+
+
+def test_body_shape_is_area_in_cm2_and_log_width_over_height_in_mm():
+    body = np.zeros((20, 30), bool)
+    body[3:13, 5:25] = True  # 10 rows (first axis) x 20 columns
+    area, aspect = body_shape(body, (1.5, 0.5))
+    assert area == pytest.approx(10 * 20 * 1.5 * 0.5 / 100)  # 1.5 cm²
+    assert aspect == pytest.approx(math.log((10 * 1.5) / (20 * 0.5)))  # 15 mm wide, 10 mm high
+    turned = body_shape(body.T, (0.5, 1.5))  # the same body turned by 90 degrees
+    assert turned[0] == pytest.approx(area) and turned[1] == pytest.approx(-aspect)
+    assert body_shape(np.zeros((4, 4), bool), (1.0, 1.0)) == (0.0, 0.0)
+
+
+def test_top_clip_fraction_counts_the_pile_at_the_maximum_inside_the_body():
+    hu = np.full((10, 10), 40.0)
+    body = np.zeros((10, 10), bool)
+    body[2:8, 2:8] = True  # 36 pixels
+    hu[2, 2:8] = 150.0  # 6 body pixels clipped at 150
+    hu[0, 0] = 900.0  # outside the body: ignored
+    hu[3, 2] = 149.7  # within 0.5 of the maximum
+    assert top_clip_fraction(hu, body) == pytest.approx(7 / 36)
+    hu[4, 4] = 151.0  # a single brighter pixel: the pile is no longer at the maximum
+    assert top_clip_fraction(hu, body) == pytest.approx(1 / 36)
+
+
+def test_radial_drop_is_core_median_minus_outer_median_of_tissue():
+    ii, jj = np.mgrid[:61, :61]
+    r2 = (ii - 30) ** 2 + (jj - 30) ** 2
+    body = r2 <= 30**2
+    radius = math.sqrt(body.sum() / math.pi)  # about 30 pixels
+    image = np.where(r2 <= (0.3 * radius) ** 2, -100.0, 60.0)  # cupping-like dark core
+    image[(r2 > (0.3 * radius) ** 2) & (r2 < (0.5 * radius) ** 2)] = 20.0
+    image[30, 55] = 900.0  # bone in the outer part: not tissue, left out
+    core = (r2 < (0.5 * radius) ** 2) & body
+    expected = np.median(image[core]) - 60.0
+    assert radial_drop(image, body, -150.0, 250.0) == pytest.approx(expected)
+    flat = np.full_like(image, 40.0)
+    assert radial_drop(flat, body, -150.0, 250.0) == 0.0
+
+
+def test_rim_fraction_is_the_bone_share_of_a_band_under_the_skin():
+    # a 41 x 41 square body of 1 mm pixels: the band 2 < depth <= 4 mm holds the rings at
+    # depths 3 and 4 (pixels 2 and 3 in from the edge), 4 * (35 + 33) + ... counted below
+    body = np.pad(np.ones((41, 41), bool), 1)
+    depth = np.zeros(body.shape)
+    for i, j in zip(*np.nonzero(body), strict=True):
+        # the distance to the nearest background pixel of a square: its nearest side
+        depth[i, j] = min(i, j, body.shape[0] - 1 - i, body.shape[1] - 1 - j)
+    band = (depth > 2) & (depth <= 4)
+    hu = np.zeros(body.shape)
+    hu[3:6, :] = 1000.0  # bone along one side, 3 rows deep
+    expected = (hu[band] > 300).sum() / band.sum()
+    assert 0 < expected < 0.5
+    assert rim_fraction(hu, body, (1.0, 1.0), (2.0, 4.0)) == pytest.approx(expected)
+
+
+def test_slice_statistics_see_a_head_a_clip_and_contrast(tiny_vae):
+    x, y = np.mgrid[:120, :120] - 59.5
+    spacing = (2.0, 2.0, 3.0)
+    trunk = np.full((120, 120, 1), -1000.0, np.float32)
+    trunk[((x / 55) ** 2 + (y / 38) ** 2 <= 1)] = 40.0  # wider than deep, 110 x 76 mm
+    trunk[((x / 10) ** 2 + ((y - 20) / 10) ** 2 <= 1)] = 400.0  # a vertebra
+    trunk += np.random.default_rng(0).normal(0.0, 10.0, trunk.shape).astype(np.float32)
+    head = np.full((120, 120, 1), -1000.0, np.float32)
+    outer = (x / 38) ** 2 + (y / 46) ** 2 <= 1
+    head[outer] = 1000.0  # a skull
+    head[(x / 32) ** 2 + (y / 40) ** 2 <= 1] = 35.0  # brain inside it
+    clipped = np.minimum(trunk, 150.0)
+    organs = (trunk > 0) & (trunk < 100)
+    contrast = trunk + np.where(organs, 300.0, 0.0).astype(np.float32)
+
+    def stats(hu):
+        values = slice_statistics(hu, spacing, tiny_vae, GRID, sigma=0.1)
+        return dict(zip(STATISTICS, values.values[0], strict=True))
+
+    t, h, c, o = stats(trunk), stats(head), stats(clipped), stats(contrast)
+    assert t["body_aspect"] > 0 > h["body_aspect"]
+    assert h["rim_bone_fraction"] > 0.5 > 0.05 > t["rim_bone_fraction"]
+    assert math.exp(t["log_body_area"]) - 1 == pytest.approx(np.pi * 55 * 38 * 4 / 100, rel=0.03)
+    assert c["log_top_clip"] > t["log_top_clip"] + 3
+    assert o["log_bright_fraction"] > t["log_bright_fraction"] + 2
