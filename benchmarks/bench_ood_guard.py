@@ -77,6 +77,9 @@ DATA = Path(os.environ.get("CTPIPE_SHARED_DATA", REPO.parent / "shared" / "data"
 
 import ood_inputs  # noqa: E402  (a module beside this script)
 
+from ctpipe.anomaly.guard import GUARD_STATISTICS  # noqa: E402
+from ctpipe.anomaly.guard_statistics import INPUT_STATISTICS  # noqa: E402
+
 #: The patient held out of training and calibration: (name, path under DATA).
 HELD_OUT = (
     ("L192 D45", "aapm_ldct_pairs/L192/full_3mm_D45"),
@@ -104,39 +107,10 @@ FRESH_NORMAL_VARIANTS = (
 NOT_CT_VALUES = ("MR (real)", "NM", "ultrasound", "PET/SPECT")
 #: The other scores (statistics, or the negative ELBO alone).
 ABLATIONS = {
-    "guard + KL": (
-        "log_rec_coarse",
-        "log_rec_detail",
-        "log_kl",
-        "log_noise_hu",
-        "log_metal_fraction",
-        "log_air_fraction",
-        "log_body_area",
-        "body_aspect",
-        "log_top_clip",
-        "log_bright_fraction",
-        "radial_drop_hu",
-        "rim_bone_fraction",
-    ),
-    "guard v1 (five statistics)": (
-        "log_rec_coarse",
-        "log_rec_detail",
-        "log_noise_hu",
-        "log_metal_fraction",
-        "log_air_fraction",
-    ),
+    "guard + KL": (*GUARD_STATISTICS[:2], "log_kl", *GUARD_STATISTICS[2:]),
+    "guard v1 (five statistics)": GUARD_STATISTICS[:5],
     "VAE reconstruction only": ("log_rec_coarse", "log_rec_detail"),
-    "input statistics only": (
-        "log_noise_hu",
-        "log_metal_fraction",
-        "log_air_fraction",
-        "log_body_area",
-        "body_aspect",
-        "log_top_clip",
-        "log_bright_fraction",
-        "radial_drop_hu",
-        "rim_bone_fraction",
-    ),
+    "input statistics only": INPUT_STATISTICS,
 }
 
 

@@ -47,7 +47,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ctpipe.anomaly.guard_statistics import STATISTICS, SliceStatistics, slice_statistics
+from ctpipe.anomaly.guard_statistics import (
+    INPUT_STATISTICS,
+    SHAPE_STATISTICS,
+    STATISTICS,
+    SliceStatistics,
+    slice_statistics,
+)
 
 if TYPE_CHECKING:
     from ctpipe.nets.vae import VAE
@@ -67,19 +73,7 @@ __all__ = [
 #: Key of the calibration in a VAE weights file's record.
 GUARD_RECORD_KEY = "guard"
 #: The statistics the guard's distance uses.
-GUARD_STATISTICS = (
-    "log_rec_coarse",
-    "log_rec_detail",
-    "log_noise_hu",
-    "log_metal_fraction",
-    "log_air_fraction",
-    "log_body_area",
-    "body_aspect",
-    "log_top_clip",
-    "log_bright_fraction",
-    "radial_drop_hu",
-    "rim_bone_fraction",
-)
+GUARD_STATISTICS = ("log_rec_coarse", "log_rec_detail", *INPUT_STATISTICS)
 #: Smallest standard deviation each statistic is given: a calibration set of a few
 #: patients is narrower than the patients and scanners the guard meets (no metal at all,
 #: for one), and a study should not be flagged for differing from it by a trifle.
@@ -99,14 +93,7 @@ DEFAULT_MIN_STD: Mapping[str, float] = {
     "rim_bone_fraction": 0.03,
 }
 #: Statistics :meth:`GuardCalibration.fit` takes as uncorrelated with the others.
-DEFAULT_INDEPENDENT = (
-    "log_body_area",
-    "body_aspect",
-    "log_top_clip",
-    "log_bright_fraction",
-    "radial_drop_hu",
-    "rim_bone_fraction",
-)
+DEFAULT_INDEPENDENT = SHAPE_STATISTICS
 #: What each statistic means, for warnings.
 _WORDS = {
     "log_rec_mse": "reconstruction error",

@@ -84,6 +84,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INPUT_STATISTICS",
+    "SHAPE_STATISTICS",
     "STATISTICS",
     "VAE_STATISTICS",
     "SliceStatistics",
@@ -100,10 +101,8 @@ __all__ = [
 #: Statistics of the VAE, in the order of :attr:`SliceStatistics.values`.
 VAE_STATISTICS = ("log_rec_mse", "log_rec_coarse", "log_rec_detail", "log_kl", "neg_elbo")
 #: Statistics of the input HU.
-INPUT_STATISTICS = (
-    "log_noise_hu",
-    "log_metal_fraction",
-    "log_air_fraction",
+#: Statistics of the body's size, shape, clipping, bright tissue, cupping and rim of bone.
+SHAPE_STATISTICS = (
     "log_body_area",
     "body_aspect",
     "log_top_clip",
@@ -111,6 +110,7 @@ INPUT_STATISTICS = (
     "radial_drop_hu",
     "rim_bone_fraction",
 )
+INPUT_STATISTICS = ("log_noise_hu", "log_metal_fraction", "log_air_fraction", *SHAPE_STATISTICS)
 #: Every statistic :func:`slice_statistics` computes.
 STATISTICS = VAE_STATISTICS + INPUT_STATISTICS
 
