@@ -82,6 +82,9 @@ class SliceInferer:
             input; ``"auto"``: ``channels_last`` on the CPU, where oneDNN's convolutions
             run about 1.3x faster in it with the same results (``benchmarks/
             bench_denoise.py``), and ``contiguous`` elsewhere.
+        self_ensemble: Average the model's output over the 8 flips and 90° rotations of
+            each input (test-time self-ensemble), each mapped back first: 8x the compute.
+            Off by default; ``benchmarks/RESULTS.md`` has its gain and cost.
 
     Raises:
         ValueError: A setting outside its rule (named in the message).
@@ -110,6 +113,7 @@ class SliceInferer:
         amp_dtype: str = "bfloat16",
         progress: bool = False,
         memory_format: str = "auto",
+        self_ensemble: bool = False,
     ) -> None:
         self.roi_size = _check_roi_size(roi_size)
         if not 0 <= overlap < 1:
@@ -130,6 +134,9 @@ class SliceInferer:
         self.amp_dtype = _check_choice("amp_dtype", amp_dtype, tuple(AMP_DTYPES))
         self.progress = bool(progress)
         self.memory_format = _check_choice("memory_format", memory_format, MEMORY_FORMATS)
+        if not isinstance(self_ensemble, bool):
+            raise ValueError(f"self_ensemble must be True or False, got {self_ensemble!r}")
+        self.self_ensemble = self_ensemble
         if self.roi_size is not None and margin is not None:  # as if the slice were larger
             for size in self.roi_size:
                 _check_halo(size, size + 1, self.overlap, margin)
@@ -161,6 +168,7 @@ class SliceInferer:
             "amp": self._amp_enabled(sw_device),
             "amp_dtype": self.amp_dtype,
             "memory_format": self._memory_format(sw_device),
+            "self_ensemble": self.self_ensemble,
         }
 
     def __call__(self, images: torch.Tensor, model: nn.Module) -> torch.Tensor:
@@ -257,7 +265,7 @@ class SliceInferer:
             with torch.autocast(device.type, dtype=dtype, enabled=enabled):
                 return model(x).float().contiguous()
 
-        return predict
+        return dihedral_mean(predict) if self.self_ensemble else predict
 
     def _pad(self, images: torch.Tensor, margin: int) -> torch.Tensor:
         if margin == 0:
@@ -296,6 +304,38 @@ class SliceInferer:
             device=out_device,
             roi_weight_map=_tile_weights(roi, margin, self.mode, sw_device),
         )
+
+
+def dihedral_mean(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``predict`` averaged over the 8 flips and 90° rotations of ``(B, C, H, W)`` input.
+
+    Each transformed input is predicted and the prediction transformed back before the
+    mean (test-time self-ensemble). A ``predict`` that commutes with those transforms is
+    returned unchanged in value.
+
+    Example:
+        >>> x = torch.arange(12.0).reshape(1, 1, 3, 4)
+        >>> bool(torch.equal(dihedral_mean(lambda t: 2 * t)(x), 2 * x))
+        True
+        >>> corner = lambda t: t * (torch.arange(t.shape[-1]) == 0)  # not symmetric
+        >>> dihedral_mean(corner)(torch.ones(1, 1, 2, 2)).tolist()
+        [[[[0.5, 0.5], [0.5, 0.5]]]]
+    """
+
+    def predict_mean(x: torch.Tensor) -> torch.Tensor:
+        total = None
+        for flip in (False, True):
+            flipped = x.flip(-1) if flip else x
+            for turns in range(4):
+                y = predict(torch.rot90(flipped, turns, dims=(-2, -1)))
+                y = torch.rot90(y, -turns, dims=(-2, -1))
+                y = y.flip(-1) if flip else y
+                total = y if total is None else total + y
+        return (total / 8).contiguous()
+
+    return predict_mean
 
 
 def denoise_volume(

@@ -314,3 +314,41 @@ def test_channels_last_on_the_cpu_gives_the_contiguous_result():
     assert torch.allclose(a, b, atol=1e-6)
     with pytest.raises(ValueError, match="memory_format must be one of auto, channels_last"):
         SliceInferer(memory_format="nhwc")
+
+
+# --- test-time self-ensemble ---------------------------------------------------------
+
+
+def test_self_ensemble_is_the_mean_over_the_eight_flips_and_rotations(rng):
+    torch.manual_seed(0)
+    model = REDCNN(filters=4)
+    image = rng.random((36, 28), dtype=np.float32)  # height != width: rotations change shape
+    plain = SliceInferer(memory_format="contiguous")
+    expected = np.zeros_like(image)
+    for flip in (False, True):  # the reference: NumPy's transforms, one slice at a time
+        flipped = np.fliplr(image) if flip else image
+        for turns in range(4):
+            turned = np.ascontiguousarray(np.rot90(flipped, turns))
+            y = plain(torch.from_numpy(turned)[None, None], model)[0, 0].numpy()
+            y = np.rot90(y, -turns)
+            expected += np.fliplr(y) if flip else y
+    expected /= 8
+    ensemble = SliceInferer(memory_format="contiguous", self_ensemble=True)
+    got = ensemble(torch.from_numpy(image)[None, None], model)[0, 0].numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert not np.allclose(got, plain(torch.from_numpy(image)[None, None], model)[0, 0].numpy())
+    assert ensemble.settings(model)["self_ensemble"] is True
+
+
+def test_self_ensemble_leaves_a_symmetric_model_unchanged(hu: np.ndarray):
+    blur = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False, padding_mode="reflect")
+    with torch.no_grad():  # a kernel symmetric under flips and 90° rotations
+        blur.weight.copy_(torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16)
+    once = denoise_volume(hu, blur, margin=0)
+    eight = denoise_volume(hu, blur, margin=0, self_ensemble=True)
+    np.testing.assert_allclose(eight, once, atol=1e-3)  # HU: float32 rounding only
+
+
+def test_self_ensemble_must_be_a_bool():
+    with pytest.raises(ValueError, match="self_ensemble must be True or False, got 'yes'"):
+        SliceInferer(self_ensemble="yes")

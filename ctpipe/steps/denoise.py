@@ -41,6 +41,8 @@ class DenoiseStep:
         batch_size: Slices per forward pass.
         amp: bfloat16 autocast on CUDA (ignored on CPU). Off by default: it cost the
             shipped RED-CNN 0.5-0.7 dB PSNR (``benchmarks/RESULTS.md``).
+        self_ensemble: Average over the 8 flips and 90° rotations of each slice (8x the
+            time; :class:`ctpipe.inference.SliceInferer`). Off by default.
 
     Example:
         >>> DenoiseStep(batch_size=0)
@@ -56,10 +58,16 @@ class DenoiseStep:
     device: str = "auto"
     batch_size: int = 4
     amp: bool = False
+    self_ensemble: bool = False
 
     def __post_init__(self) -> None:
         check_device_setting("device", self.device)
         require(self.batch_size >= 1, "batch_size must be >= 1", self.batch_size)
+        require(
+            isinstance(self.self_ensemble, bool),
+            "self_ensemble must be true or false",
+            self.self_ensemble,
+        )
 
     def load(self, weights: Path | None) -> LoadedModel:
         """The denoiser of a ctpipe checkpoint (:mod:`ctpipe.checkpoints.denoiser`)."""
@@ -83,6 +91,7 @@ class DenoiseStep:
             sw_device=device,
             device="cpu",
             amp=self.amp if device.startswith("cuda") else False,
+            self_ensemble=self.self_ensemble,
         )
         result = np.asarray(denoised, dtype=np.float32)
         padding = before < PADDING_BELOW_HU  # outside the scan's field of view: keep as is
@@ -93,7 +102,12 @@ class DenoiseStep:
         return {
             "output": "denoised",
             "model": model.describe(),
-            "settings": {"device": device, "batch_size": self.batch_size, "amp": self.amp},
+            "settings": {
+                "device": device,
+                "batch_size": self.batch_size,
+                "amp": self.amp,
+                "self_ensemble": self.self_ensemble,
+            },
             "metrics": {
                 "mean_change_hu": round(float(change.mean()), 3) if change.size else 0.0,
                 "rms_change_hu": rms(change),

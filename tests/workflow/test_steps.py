@@ -89,3 +89,9 @@ def test_settings_of_the_registered_steps_are_in_every_workflow(offset_step):
     assert workflow.offset == OffsetStep()
     sections = ["select", "guard", "denoise", "segment", "anomaly", "inpaint", "offset", "export"]
     assert list(workflow.to_dict())[4:] == sections
+
+
+def test_denoise_step_self_ensemble_must_be_a_bool():
+    assert DenoiseStep(self_ensemble=True).self_ensemble is True
+    with pytest.raises(ValueError, match="self_ensemble must be true or false, got 'yes'"):
+        DenoiseStep(self_ensemble="yes")
