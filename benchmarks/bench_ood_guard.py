@@ -469,13 +469,7 @@ def print_held_out(rows, shipped, seconds, normal_kinds=NORMAL_VARIANTS, family=
         )
     false_alarms = sum(r["flagged"] for r in normals)
     print(f"\nfalse-positive rate on the normal variants: {false_alarms}/{len(normals)}")
-    print("\n| study | kind | calibration | slices | guard score | flagged | largest z |")
-    print("|---|---|---|---:|---:|---|---|")
-    for r in rows:
-        print(
-            f"| {r['name']} | {r['kind']} | {r['calibration']} | {r['slices']} | "
-            f"{r['study_score']:.1f} | {'yes' if r['flagged'] else 'no'} | {r['why']} |"
-        )
+    print_study_table(rows)
 
 
 def _speed(guard, lung) -> float:
@@ -517,6 +511,11 @@ def print_report(rows, scorers, shipped, seconds, speed) -> None:
     for kind in dict.fromkeys(r["kind"] for r in rows):
         group = [r for r in rows if r["kind"] == kind]
         print(f"| {kind} | {len(group)} | {sum(r['flagged'] for r in group)} |")
+    print_study_table(rows)
+
+
+def print_study_table(rows) -> None:
+    """One line per study: kind, calibration, slices, guard score, verdict, largest z."""
     print("\n| study | kind | calibration | slices | guard score | flagged | largest z |")
     print("|---|---|---|---:|---:|---|---|")
     for r in rows:

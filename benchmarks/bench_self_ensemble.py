@@ -40,7 +40,6 @@ def main() -> int:
 
     from ctpipe.evaluate.run import load_slice_pairs
     from ctpipe.inference import denoise_slice
-    from ctpipe.metrics import slice_quality
     from ctpipe.training.denoise.config import load_train_config
     from ctpipe.training.denoise.data import split_pairs
     from ctpipe.weights import load_default_denoiser
@@ -53,12 +52,12 @@ def main() -> int:
     rows = {"LDCT input": [], "model": [], "model, self-ensemble x8": []}
     seconds = {"model": [], "model, self-ensemble x8": []}
     for pair in pairs:
-        rows["LDCT input"].append(_scores(pair.low_hu, pair.normal_hu, slice_quality))
+        rows["LDCT input"].append(_scores(pair.low_hu, pair.normal_hu))
         for name, ensemble in (("model", False), ("model, self-ensemble x8", True)):
             start = time.perf_counter()
             out = denoise_slice(pair.low_hu, model, self_ensemble=ensemble)
             seconds[name].append(time.perf_counter() - start)
-            rows[name].append(_scores(out, pair.normal_hu, slice_quality))
+            rows[name].append(_scores(out, pair.normal_hu))
     print(
         f"{len(pairs)} validation slices of {args.config}; torch {torch.__version__}, "
         f"{args.threads} threads"
@@ -75,7 +74,10 @@ def main() -> int:
     return 0
 
 
-def _scores(image, reference, slice_quality) -> list[float]:
+def _scores(image, reference) -> list[float]:
+    """PSNR and SSIM over the full range and in the window."""
+    from ctpipe.metrics import slice_quality
+
     full = slice_quality(image, reference)
     window = slice_quality(image, reference, window=WINDOW)
     return [full["psnr"], full["ssim"], window["psnr"], window["ssim"]]
