@@ -1,0 +1,90 @@
+"""Weight averaging of a denoiser run's checkpoints, scored on validation slices.
+
+Stochastic weight averaging (Izmailov et al., UAI 2018) takes the mean of the network
+weights saved along a run at a constant learning rate; it often generalises better than
+any single checkpoint at no cost at inference. This script scores every checkpoint given
+and the mean of the last ``k`` of them, for each ``k`` in ``--windows``, on the held-back
+validation slices of the run's split (training patients only: the test patient chooses
+nothing), with PSNR and SSIM over the full range and in the [-160, 240] HU window.
+
+Usage:
+    python benchmarks/bench_weight_average.py CONFIG CKPT [CKPT ...] [--windows 2 4 6]
+        [--save-mean K OUT.pt]
+
+``CONFIG`` is the run's training config (its split gives the validation slices); the
+checkpoints are in training order. ``--save-mean`` writes the mean of the last ``K`` as a
+ctpipe checkpoint (network and record) that ``load_denoiser`` reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+WINDOW = (-160.0, 240.0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("checkpoints", nargs="+")
+    parser.add_argument("--windows", type=int, nargs="*", default=[2, 4, 6])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--save-mean", nargs=2, metavar=("K", "OUT"))
+    args = parser.parse_args()
+    import torch
+
+    from ctpipe.checkpoints.average import average_checkpoints
+    from ctpipe.checkpoints.denoiser import load_denoiser
+    from ctpipe.evaluate.run import load_slice_pairs
+    from ctpipe.training.denoise.config import load_train_config
+    from ctpipe.training.denoise.data import split_pairs
+
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    pairs = load_slice_pairs(split_pairs(load_train_config(args.config).data).validation)
+    print(f"{len(pairs)} validation slices of {args.config}; torch {torch.__version__}")
+    print("| weights | PSNR full | SSIM full | PSNR window | SSIM window |")
+    print("|---|---:|---:|---:|---:|")
+    _row("LDCT input", [_scores(p.low_hu, p.normal_hu) for p in pairs])
+    for path in args.checkpoints:
+        _row(Path(path).name, _score_model(load_denoiser(path), pairs))
+    for k in args.windows:
+        if 2 <= k <= len(args.checkpoints):
+            mean = average_checkpoints(args.checkpoints[-k:], REPO / "runs" / ".mean.pt")
+            _row(f"mean of the last {k}", _score_model(load_denoiser(mean), pairs))
+    if args.save_mean:
+        k, out = int(args.save_mean[0]), args.save_mean[1]
+        print("wrote", average_checkpoints(args.checkpoints[-k:], out))
+    return 0
+
+
+def _score_model(model, pairs) -> list[list[float]]:
+    from ctpipe.inference import denoise_slice
+
+    return [_scores(denoise_slice(p.low_hu, model), p.normal_hu) for p in pairs]
+
+
+def _row(name: str, scores: list[list[float]]) -> None:
+    mean = np.mean(scores, axis=0)
+    print(f"| {name} | {mean[0]:.3f} | {mean[1]:.4f} | {mean[2]:.3f} | {mean[3]:.4f} |")
+
+
+def _scores(image, reference) -> list[float]:
+    """PSNR and SSIM over the full range and in the window."""
+    from ctpipe.metrics import slice_quality
+
+    full = slice_quality(image, reference)
+    window = slice_quality(image, reference, window=WINDOW)
+    return [full["psnr"], full["ssim"], window["psnr"], window["ssim"]]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
