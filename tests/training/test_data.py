@@ -42,6 +42,25 @@ def test_holdout_needs_a_slice_left():
         holdout_slices(pairs({"A": 5, "B": 2}), per_patient=2)
 
 
+def test_holdout_by_kernel_validates_every_kernel_of_each_patient():
+    both = [{**e, "kernel": "D45"} for e in pairs({"A": 6})]
+    both += [{**e, "image": e["image"] + "s", "kernel": "B30"} for e in pairs({"A": 3})]
+    kept, held = holdout_slices(both, per_patient=1, by="kernel")
+    assert sorted((e["kernel"], e["z"]) for e in held) == [("B30", -1.0), ("D45", -2.0)]
+    assert len(kept) == 7
+    # by patient, the 9 slices are sorted together and the kernel held out is chance
+    _, held_by_patient = holdout_slices(both, per_patient=1)
+    assert len(held_by_patient) == 1
+
+
+def test_holdout_by_kernel_needs_a_slice_of_each_kernel_left():
+    one_b30 = [{**e, "kernel": "D45"} for e in pairs({"A": 4})] + [
+        {"image": "b", "label": "b", "patient": "A", "z": 0.5, "kernel": "B30"}
+    ]
+    with pytest.raises(ValueError, match="patient A kernel B30 has 1 slices, got 1"):
+        holdout_slices(one_b30, per_patient=1, by="kernel")
+
+
 @pytest.mark.parametrize(
     "data",
     [

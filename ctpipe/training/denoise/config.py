@@ -188,6 +188,9 @@ class DataConfig:
         validation_patients: Whole patients used for validation only.
         validation_holdout: Slices of each training patient held out for validation
             (evenly spaced along z, never the first or last slice).
+        validation_holdout_by: ``patient``: ``validation_holdout`` slices of each
+            patient, whatever their kernels (a kernel may go unvalidated); ``kernel``: of
+            each kernel of each patient, so every kernel trained on is also validated.
         simulated: Extra training pairs simulated from normal-dose series.
         cache_rate: Fraction of the slices kept in memory by ``CacheDataset``.
         num_workers: Worker processes for caching and for the data loaders.
@@ -213,6 +216,7 @@ class DataConfig:
     train_patients: tuple[str, ...] | None = None
     validation_patients: tuple[str, ...] = ()
     validation_holdout: int = 0
+    validation_holdout_by: Literal["patient", "kernel"] = "patient"
     simulated: SimulatedPairsConfig | None = None
     cache_rate: float = 1.0
     num_workers: int = 0

@@ -157,7 +157,7 @@ def split_pairs(data: DataConfig) -> DataSplit:
     train = [p for p in pairs if p["patient"] in train_patients]
     validation = [p for p in pairs if p["patient"] in data.validation_patients]
     if data.validation_holdout:
-        train, held = holdout_slices(train, data.validation_holdout)
+        train, held = holdout_slices(train, data.validation_holdout, by=data.validation_holdout_by)
         validation = validation + held
     simulated = drop_near_validation(simulated, validation)
     return DataSplit(train, validation, simulated, test_patients)
@@ -216,34 +216,50 @@ def sampling_group(entry: Mapping[str, Any]) -> str:
 
 
 def holdout_slices(
-    pairs: Sequence[Mapping[str, Any]], per_patient: int
+    pairs: Sequence[Mapping[str, Any]], per_patient: int, by: str = "patient"
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Hold out ``per_patient`` slices of each patient, evenly spaced along z.
+    """Hold out ``per_patient`` slices of each patient (or patient and kernel), along z.
 
-    The held-out slices split each patient's z-sorted slices into ``per_patient + 1``
-    nearly equal runs, so the first and last slices are never held out. All kernels of a
-    patient are sorted together, so a position is held out whatever its kernel.
+    The held-out slices split each group's z-sorted slices into ``per_patient + 1``
+    nearly equal runs, so the first and last slices are never held out. With ``by =
+    "patient"`` all kernels of a patient are sorted together, so a position is held out
+    whatever its kernel, and a kernel may get no validation slice at all. With ``by =
+    "kernel"`` each kernel of each patient is a group of its own, so every kernel of the
+    training data is validated.
 
     Args:
-        pairs: Datalist entries with ``"patient"`` and ``"z"``.
-        per_patient: Slices to hold out of each patient.
+        pairs: Datalist entries with ``"patient"`` and ``"z"`` (and ``"kernel"`` for
+            ``by="kernel"``).
+        per_patient: Slices to hold out of each group.
+        by: ``"patient"`` or ``"kernel"`` (each patient's kernels apart).
 
     Returns:
         ``(kept, held_out)``, both in the order of ``pairs``.
 
     Raises:
-        ValueError: If a patient has no more than ``per_patient`` slices (none would be
-            left for training).
+        ValueError: If a group has no more than ``per_patient`` slices (none would be
+            left for training), or ``by`` is neither ``"patient"`` nor ``"kernel"``.
+
+    Example:
+        >>> pairs = [{"patient": "A", "kernel": k, "z": float(z)}
+        ...          for k in ("B30", "D45") for z in range(3)]
+        >>> [(e["kernel"], e["z"]) for e in holdout_slices(pairs, 1, by="kernel")[1]]
+        [('B30', 1.0), ('D45', 1.0)]
     """
+    if by not in ("patient", "kernel"):
+        raise ValueError(f"by must be 'patient' or 'kernel', got {by!r}")
     by_patient: dict[str, list[int]] = {}
     for index, entry in enumerate(pairs):
-        by_patient.setdefault(str(entry["patient"]), []).append(index)
+        group = f"patient {entry['patient']}"
+        if by == "kernel":
+            group += f" kernel {entry.get('kernel')}"
+        by_patient.setdefault(group, []).append(index)
     held: set[int] = set()
     for patient, indices in by_patient.items():
         if len(indices) <= per_patient:
             raise ValueError(
-                f"validation_holdout must be smaller than each patient's slice count; "
-                f"patient {patient} has {len(indices)} slices, got {per_patient}"
+                f"validation_holdout must be smaller than each {by}'s slice count; "
+                f"{patient} has {len(indices)} slices, got {per_patient}"
             )
         ordered = sorted(indices, key=lambda i: float(pairs[i]["z"]))
         step = len(ordered) / (per_patient + 1)
