@@ -50,7 +50,7 @@ import difflib
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, fields
 from os import PathLike
 from pathlib import Path
@@ -382,3 +382,22 @@ def require(ok: bool, rule: str, value: object) -> None:
     """
     if not ok:
         raise ValueError(f"{rule}, got {value!r}")
+
+
+def require_at_least(section: object, keys: Iterable[str], least: int) -> None:
+    """:func:`require` each of the ``keys`` fields of ``section`` to be ``>= least``.
+
+    The rule of many numeric config fields (counts >= 1, intervals and weights >= 0),
+    checked in the order of ``keys``.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> loop = SimpleNamespace(epochs=2, batch_size=0)
+        >>> require_at_least(loop, ("epochs", "batch_size"), 1)
+        Traceback (most recent call last):
+        ...
+        ValueError: batch_size must be >= 1, got 0
+    """
+    for key in keys:
+        value = getattr(section, key)
+        require(value >= least, f"{key} must be >= {least}", value)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ctpipe.devices import check_device_setting, compute_device
-from ctpipe.schema import require
+from ctpipe.schema import require, require_at_least
 from ctpipe.steps.base import LoadedModel, StudyState, file_sha256
 from ctpipe.weights import DEFAULT_VAE
 
@@ -51,8 +51,7 @@ class AnomalyStep:
 
     def __post_init__(self) -> None:
         check_device_setting("device", self.device)
-        require(self.samples >= 1, "samples must be >= 1", self.samples)
-        require(self.batch_size >= 1, "batch_size must be >= 1", self.batch_size)
+        require_at_least(self, ("samples", "batch_size"), 1)
         require(self.smooth_mm >= 0, "smooth_mm must be >= 0", self.smooth_mm)
 
     def load(self, weights: Path | None) -> LoadedModel:

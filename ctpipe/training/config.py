@@ -26,7 +26,13 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from ctpipe.devices import check_device_setting
 from ctpipe.errors import InputError
-from ctpipe.schema import dataclass_to_dict, load_yaml_dataclass, parse_dataclass, require
+from ctpipe.schema import (
+    dataclass_to_dict,
+    load_yaml_dataclass,
+    parse_dataclass,
+    require,
+    require_at_least,
+)
 
 __all__ = [
     "AffineAugmentConfig",
@@ -269,11 +275,9 @@ def check_loop_settings(loop: Any, intervals: tuple[str, ...]) -> None:
     ``batch_size`` and ``epochs`` >= 1, ``iterations_per_epoch`` >= 1 or ``None`` (when
     the section has it), each of ``intervals`` >= 0, and a valid ``device``.
     """
-    require(loop.batch_size >= 1, "batch_size must be >= 1", loop.batch_size)
-    require(loop.epochs >= 1, "epochs must be >= 1", loop.epochs)
+    require_at_least(loop, ("batch_size", "epochs"), 1)
     per_epoch = getattr(loop, "iterations_per_epoch", None)
     if per_epoch is not None:
         require(per_epoch >= 1, "iterations_per_epoch must be >= 1 (or null)", per_epoch)
-    for key in intervals:
-        require(getattr(loop, key) >= 0, f"{key} must be >= 0", getattr(loop, key))
+    require_at_least(loop, intervals, 0)
     check_device_setting("device", loop.device)

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from os import PathLike
 
 from ctpipe.devices import check_device_setting
+from ctpipe.schema import require_at_least
 from ctpipe.training.config import (
     OptimizerConfig,
     TrainConfig,
@@ -84,8 +85,7 @@ class DCGANConfig:
     image_size: int = 64
 
     def __post_init__(self) -> None:
-        for key in ("latent_size", "generator_features", "discriminator_features"):
-            require(getattr(self, key) >= 1, f"{key} must be >= 1", getattr(self, key))
+        require_at_least(self, ("latent_size", "generator_features", "discriminator_features"), 1)
         size = self.image_size
         require(
             size >= 16 and size & (size - 1) == 0, "image_size must be a power of 2 >= 16", size
@@ -227,10 +227,8 @@ class GanLoopConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for key in ("batch_size", "epochs", "iterations_per_epoch", "d_steps"):
-            require(getattr(self, key) >= 1, f"{key} must be >= 1", getattr(self, key))
-        for key in ("checkpoint_interval", "log_interval", "instance_noise"):
-            require(getattr(self, key) >= 0, f"{key} must be >= 0", getattr(self, key))
+        require_at_least(self, ("batch_size", "epochs", "iterations_per_epoch", "d_steps"), 1)
+        require_at_least(self, ("checkpoint_interval", "log_interval", "instance_noise"), 0)
         if self.instance_noise_end is not None:
             require(
                 self.instance_noise_end >= 0,

@@ -59,7 +59,7 @@ from os import PathLike
 from typing import Any, Literal
 
 from ctpipe.nets.segmenters import SegmenterConfig
-from ctpipe.schema import did_you_mean
+from ctpipe.schema import did_you_mean, require_at_least
 from ctpipe.segment import AXCODES, ROI_SIZE, TARGET_SPACING
 from ctpipe.training.config import (
     AffineAugmentConfig,
@@ -290,8 +290,7 @@ class AugmentConfig(AffineAugmentConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(self.intensity_shift >= 0, "intensity_shift must be >= 0", self.intensity_shift)
-        require(self.noise_std >= 0, "noise_std must be >= 0", self.noise_std)
+        require_at_least(self, ("intensity_shift", "noise_std"), 0)
 
 
 @dataclass(frozen=True)
@@ -327,9 +326,7 @@ class LossConfig:
                 "class_weights must be finite and >= 0",
                 self.class_weights,
             )
-        require(self.smooth >= 0, "smooth must be >= 0", self.smooth)
-        require(self.lambda_dice >= 0, "lambda_dice must be >= 0", self.lambda_dice)
-        require(self.lambda_ce >= 0, "lambda_ce must be >= 0", self.lambda_ce)
+        require_at_least(self, ("smooth", "lambda_dice", "lambda_ce"), 0)
         require(
             not (self.name == "ce" and not self.include_background),
             "include_background must be true for name 'ce' (cross-entropy scores every class)",
