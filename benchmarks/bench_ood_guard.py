@@ -127,6 +127,7 @@ NOT_CT_VALUES = ("MR (real)", "NM", "ultrasound", "PET/SPECT")
 ABLATIONS = {
     "guard + KL": (*GUARD_STATISTICS[:2], "log_kl", *GUARD_STATISTICS[2:]),
     "guard v1 (five statistics)": GUARD_STATISTICS[:5],
+    "guard v2 (eleven statistics)": GUARD_STATISTICS[:11],
     "VAE reconstruction only": ("log_rec_coarse", "log_rec_detail"),
     "input statistics only": INPUT_STATISTICS,
 }
@@ -284,8 +285,12 @@ class Scorer:
         self.columns = columns
         self.fits = {}
         for left_out in (None, *UNSEEN):
-            values = np.concatenate([v for k, v in pool.items() if k != left_out])
-            self.fits[left_out] = GuardCalibration.fit(values[:, self.index], columns, **settings)
+            kept = [k for k in pool if k != left_out]
+            values = np.concatenate([pool[k] for k in kept])
+            groups = [k for k in kept for _ in range(len(pool[k]))]
+            self.fits[left_out] = GuardCalibration.fit(
+                values[:, self.index], columns, groups=groups, **settings
+            )
 
     def __call__(self, values: np.ndarray, left_out: str | None) -> np.ndarray:
         return self.fits[left_out].distance(values[:, self.index])

@@ -9,7 +9,9 @@ run, with the project's VAE (Kingma & Welling 2014), trained on normal-dose CT s
    (the layout, fine detail), three input checks (noise, metal, air) and, since the
    guard's second version, six of the body's shape and intensity (area and width over
    height in mm, clipping at the maximum, tissue of 150-700 HU, cupping, bone under the
-   skin), which see what the VAE's window and 3 mm grid cannot;
+   skin), which see what the VAE's window and 3 mm grid cannot, and since the third,
+   three more (constant patches in the body, a ghost just outside it, a uniform bright
+   lumen away from bone);
 2. its **slice score** is the Mahalanobis distance of those statistics from their mean on
    held-back in-distribution slices (:class:`GuardCalibration`, in
    :mod:`ctpipe.anomaly.guard_calibration`, stored in the VAE's
@@ -19,9 +21,11 @@ run, with the project's VAE (Kingma & Welling 2014), trained on normal-dose CT s
    that a likelihood alone would call *more* typical (Nalisnick et al., ICLR 2019; the
    statistics-then-density approach of Morningstar et al., AISTATS 2021);
 3. the **study score** is the median slice score; the study is **flagged** when it is above
-   the calibrated study threshold. Each score also comes as a percentile of the
-   calibration slices' scores, and the statistics that moved most are named (in standard
-   deviations of the calibration), so a warning says why.
+   the calibrated study threshold (since the third version, the 99th percentile of the
+   calibration slices' scores each taken by a calibration fitted without that slice's
+   patient, so that the threshold allows for a new patient). Each score also comes as a
+   percentile of the calibration slices' scores, and the statistics that moved most are
+   named (in standard deviations of the calibration), so a warning says why.
 
 The negative ELBO (the seed's score) is computed too and reported beside the guard's
 score; alone it separates poorly (see ``benchmarks/RESULTS.md``). The KL term is left out
@@ -88,6 +92,9 @@ _WORDS = {
     "log_bright_fraction": "tissue of 150-700 HU (contrast, bone)",
     "radial_drop_hu": "tissue HU of the body's core against its outer part (cupping)",
     "rim_bone_fraction": "bone under the skin (a skull)",
+    "log_flat_fraction": "constant patches inside the body (painted or not CT)",
+    "log_halo_fraction": "a ghost of the body just outside it (motion)",
+    "log_bright_blob_mm2": "a uniform lumen of 350-700 HU away from bone (dense contrast)",
 }
 
 

@@ -32,6 +32,7 @@ from ctpipe.anomaly.guard_statistics import (
     INPUT_STATISTICS,
     SHAPE_STATISTICS,
     STATISTICS,
+    V3_STATISTICS,
     slice_statistics,
 )
 
@@ -70,9 +71,12 @@ DEFAULT_MIN_STD: Mapping[str, float] = {
     "log_bright_fraction": 0.5,
     "radial_drop_hu": 35.0,
     "rim_bone_fraction": 0.03,
+    "log_flat_fraction": 0.5,
+    "log_halo_fraction": 0.5,
+    "log_bright_blob_mm2": 1.0,
 }
 #: Statistics :meth:`GuardCalibration.fit` takes as uncorrelated with the others.
-DEFAULT_INDEPENDENT = SHAPE_STATISTICS
+DEFAULT_INDEPENDENT = (*SHAPE_STATISTICS, *V3_STATISTICS)
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ class GuardCalibration:
         slice_quantile: float = 0.99,
         study_quantile: float = 0.99,
         independent: Sequence[str] | None = None,
+        groups: Sequence[str] | None = None,
     ) -> GuardCalibration:
         """Fit the calibration to the statistics of in-distribution slices.
 
@@ -160,9 +165,17 @@ class GuardCalibration:
                 shape and intensity mix vary between a few calibration patients in ways
                 that are those patients', not CT's, and a correlation learnt from them
                 would flag the next patient.
+            groups: The patient (or series) of each slice. With three or more, the
+                thresholds and :attr:`reference` come from **leave-one-group-out** scores:
+                each group's slices are scored by a calibration fitted, the same way,
+                without that group. A new patient lies further from the mean than the
+                slices the mean was fitted on, and in-sample scores understate that (the
+                guard's second version flagged normal variants through it). ``None``:
+                in-sample scores.
 
         Raises:
-            ValueError: Fewer slices than twice the statistics, or settings out of range.
+            ValueError: Fewer slices than twice the statistics, groups that do not fit the
+                slices, or settings out of range.
         """
         data = np.asarray(values, dtype=np.float64)
         names = tuple(statistics)
@@ -178,21 +191,22 @@ class GuardCalibration:
             if not 0.5 <= q <= 1:
                 raise ValueError(f"{name} must be in [0.5, 1], got {q}")
         floors = dict(DEFAULT_MIN_STD if min_std is None else min_std)
-        mean = data.mean(axis=0)
-        covariance = np.atleast_2d(np.cov(data, rowvar=False))
-        covariance = (1 - shrinkage) * covariance + shrinkage * np.diag(np.diag(covariance))
-        std = np.sqrt(np.diag(covariance))
         floor = np.array([floors.get(name, 0.0) for name in names])
-        scale = np.maximum(std, floor) / np.where(std > 0, std, 1.0)
-        covariance = covariance * np.outer(scale, scale)
-        covariance[np.diag_indices(len(names))] = np.maximum(std, floor) ** 2 + 1e-12
         alone = set(DEFAULT_INDEPENDENT if independent is None else independent)
-        for index, name in enumerate(names):
-            if name in alone:
-                variance = covariance[index, index]
-                covariance[index, :] = covariance[:, index] = 0.0
-                covariance[index, index] = variance
-        distances = _mahalanobis(data, mean, covariance)
+        mask = np.array([name in alone for name in names])
+        mean, covariance = _moments(data, shrinkage, floor, mask)
+        held_out = groups is not None and len(set(groups)) >= 3
+        if groups is not None and len(groups) != data.shape[0]:
+            raise ValueError(f"groups must name each of {data.shape[0]} slices, got {len(groups)}")
+        if held_out:
+            labels = np.asarray(list(groups))
+            distances = np.empty(data.shape[0])
+            for group in np.unique(labels):
+                inside = labels == group
+                other_mean, other_cov = _moments(data[~inside], shrinkage, floor, mask)
+                distances[inside] = _mahalanobis(data[inside], other_mean, other_cov)
+        else:
+            distances = _mahalanobis(data, mean, covariance)
         return cls(
             statistics=names,
             mean=tuple(float(v) for v in mean),
@@ -208,6 +222,7 @@ class GuardCalibration:
                 "study_quantile": study_quantile,
                 "independent": [name for name in names if name in alone],
                 "slices": int(data.shape[0]),
+                "reference_scores": "leave-one-group-out" if held_out else "in-sample",
             },
         )
 
@@ -282,7 +297,8 @@ def calibrate_guard(
         volumes: ``(name, hu, spacing)`` of CT the model did not train on but should
             accept (held-back slices of normal-dose CT).
         statistics: The statistics the guard uses.
-        **fit_options: Passed to :meth:`GuardCalibration.fit`.
+        **fit_options: Passed to :meth:`GuardCalibration.fit`; ``groups`` defaults to the
+            volumes' names, so the thresholds come from leave-one-volume-out scores.
 
     Example:
         >>> cal = calibrate_guard(vae, [("L143", hu, spacing)])  # doctest: +SKIP
@@ -291,11 +307,13 @@ def calibrate_guard(
 
     grid = model_grid(model)
     sigma = vae_sigma(getattr(model, "checkpoint_record", None) or {})
-    blocks, sources = [], []
+    blocks, sources, groups = [], [], []
     for name, hu, spacing in volumes:
         stats = slice_statistics(hu, spacing, model, grid, sigma=sigma)
         blocks.append(stats.select(statistics))
         sources.append(f"{name}: {stats.slices.size} slices")
+        groups += [name] * stats.slices.size
+    fit_options.setdefault("groups", groups)
     return GuardCalibration.fit(np.concatenate(blocks), statistics, sources=sources, **fit_options)
 
 
@@ -326,6 +344,24 @@ def vae_sigma(record: Mapping[str, Any]) -> float:
     loss = record.get("config", {}).get("loss", {}) if isinstance(record, Mapping) else {}
     sigma = float(loss.get("sigma", 0.05))
     return sigma if math.isfinite(sigma) and sigma > 0 else 0.05
+
+
+def _moments(
+    data: np.ndarray, shrinkage: float, floor: np.ndarray, independent: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance: shrunk to the diagonal, floored, ``independent`` rows cut loose."""
+    mean = data.mean(axis=0)
+    covariance = np.atleast_2d(np.cov(data, rowvar=False))
+    covariance = (1 - shrinkage) * covariance + shrinkage * np.diag(np.diag(covariance))
+    std = np.sqrt(np.diag(covariance))
+    scale = np.maximum(std, floor) / np.where(std > 0, std, 1.0)
+    covariance = covariance * np.outer(scale, scale)
+    covariance[np.diag_indices(len(floor))] = np.maximum(std, floor) ** 2 + 1e-12
+    for index in np.flatnonzero(independent):
+        variance = covariance[index, index]
+        covariance[index, :] = covariance[:, index] = 0.0
+        covariance[index, index] = variance
+    return mean, covariance
 
 
 def _mahalanobis(values: np.ndarray, mean: np.ndarray, covariance: np.ndarray) -> np.ndarray:
