@@ -25,6 +25,13 @@ not looked at while the guard's statistics, calibration and threshold were chose
 * **normal variants** that should *not* be flagged: 20 HU of added noise, a tighter field
   of view holding the whole body, the patient off centre and turned by 6 degrees.
 
+A third, **fresh** family (``--fresh``) and a **fourth** one (``--fresh2``: photon
+starvation, detector-fault rings, oral contrast, a sharp bone kernel, the couch alone,
+signed values read as unsigned, zeroed rows, a contrast-filled tube, a PET-CT attenuation
+CT, a 40 keV monoenergetic image, a localizer; normal variants: mirrored, a smoother
+kernel, a calibration drift, -3024 padding outside the scan circle, a wider field of view)
+were each fixed before the guard version they test was designed.
+
 Example:
     >>> base = Study("ct", np.full((64, 64, 2), -1000.0, np.float32), (6.0, 6.0, 3.0))
     >>> heavy_noise(base, sigma_hu=150.0, seed=0).hu.shape
@@ -796,3 +803,299 @@ def resized_body(base: Study, scale: float) -> Study:
 def shifted(base: Study, shift_mm: tuple[float, float] = (-40.0, 30.0)) -> Study:
     """Normal variant: the patient off centre by ``shift_mm``, not turned."""
     return off_centre(base, shift_mm, 0.0)
+
+
+# Fourth family (``bench_ood_guard.py --fresh2``): kinds that none of the three earlier
+# families holds, fixed before the guard's third version was designed and scored once with
+# it; and normal variants of a kind not used before.
+
+
+def photon_starvation(base: Study, seed: int = 0, lines: int = 24) -> Study:
+    """Photon starvation: streaks of noise along the body's widest (lateral, ``i``) path.
+
+    Too few photons cross the shoulders or the pelvis side to side; filtered back projection
+    turns that into dark and bright streaks along the lateral direction. ``lines`` streaks
+    through the body, within ±14° of the ``i`` axis and within the middle 80 % of its height,
+    0.8-2 mm wide, with amplitudes drawn from N(0, 180 HU), inside the body only.
+    """
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    hu = base.hu.copy()
+    pixel = base.spacing[0]
+    body = body_mask(hu)
+    ii, jj = np.mgrid[: hu.shape[0], : hu.shape[1]].astype(np.float64)
+    for k in range(hu.shape[2]):
+        if not body[:, :, k].any():
+            continue
+        (ci, cj), (_, hj) = _body_extent(body[:, :, k])
+        streak = np.zeros_like(ii)
+        for _ in range(lines):
+            theta = rng.uniform(-0.25, 0.25)
+            offset = cj + rng.uniform(-0.8, 0.8) * hj
+            across = np.abs((jj - offset) * np.cos(theta) - (ii - ci) * np.sin(theta)) * pixel
+            width = rng.uniform(0.8, 2.0)
+            streak += rng.normal(0.0, 180.0) * np.exp(-((across / width) ** 2))
+        hu[:, :, k] += (streak * body[:, :, k]).astype(np.float32)
+    return Study(f"{base.name}: photon starvation streaks", hu, base.spacing)
+
+
+def detector_rings(
+    base: Study, radii_mm: tuple[float, ...] = (35.0, 80.0, 140.0), ring_hu: float = 220.0
+) -> Study:
+    """A detector fault: a few strong rings about the image centre (the rotation axis).
+
+    Each ring is 1.5 mm wide (Gaussian profile), alternately ``+ring_hu`` and ``-ring_hu``,
+    the same on every slice, added inside the body only; no cupping.
+    """
+    from ctpipe.body_mask import body_mask
+
+    x, y = _grid(base.hu.shape[:2], base.spacing[0])
+    iso = np.hypot(x, y)
+    ring = sum(
+        (-1) ** n * ring_hu * np.exp(-(((iso - r) / 1.5) ** 2)) for n, r in enumerate(radii_mm)
+    )
+    hu = base.hu + (ring[:, :, None] * body_mask(base.hu)).astype(np.float32)
+    return Study(f"{base.name}: detector-fault rings ±{ring_hu:g} HU", hu, base.spacing)
+
+
+def oral_contrast(base: Study, seed: int = 0, loops: int = 6, contrast_hu: float = 700.0) -> Study:
+    """Positive oral contrast: bowel-like loops of dense contrast (``contrast_hu``) in soft tissue.
+
+    Each slice gets ``loops`` tubes 14-22 mm wide along random walks (8 steps of 10 mm)
+    that start at random soft-tissue pixels; they fill only body pixels whose HU (smoothed
+    over 2 mm) are soft tissue (-150 to 150), and the contrast is mottled (N(0, 80 HU)).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    hu = base.hu.copy()
+    pixel = base.spacing[0]
+    body = body_mask(hu)
+    smooth = gaussian_filter(hu, (2.0 / pixel, 2.0 / pixel, 0))
+    x, y = _grid(hu.shape[:2], pixel)
+    for k in range(hu.shape[2]):
+        soft = body[:, :, k] & (smooth[:, :, k] > -150) & (smooth[:, :, k] < 150)
+        starts = np.argwhere(soft)
+        if starts.size == 0:
+            continue
+        filled = np.zeros(soft.shape, bool)
+        for _ in range(loops):
+            si, sj = starts[rng.integers(len(starts))]
+            px, py = x[si, sj], y[si, sj]
+            radius = rng.uniform(7.0, 11.0)
+            heading = rng.uniform(0, 2 * np.pi)
+            for _ in range(8):
+                filled |= (x - px) ** 2 + (y - py) ** 2 <= radius**2
+                heading += rng.normal(0.0, 0.8)
+                px, py = px + 10.0 * np.cos(heading), py + 10.0 * np.sin(heading)
+        filled &= soft
+        hu[:, :, k][filled] = contrast_hu + rng.normal(0.0, 80.0, int(filled.sum()))
+    return Study(f"{base.name}: oral contrast in bowel loops", hu, base.spacing)
+
+
+def sharp_kernel(base: Study, boost: float = 2.0, noise_hu: float = 90.0, seed: int = 0) -> Study:
+    """A very sharp (bone or lung) reconstruction kernel: edges overshoot, noise is fine-grained.
+
+    The image gains ``boost`` times its detail above a 0.6 mm Gaussian (unsharp masking),
+    and white (uncorrelated, pixel-to-pixel) noise of ``noise_hu`` is added wherever the
+    image is not padding.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    sigma = 0.6 / base.spacing[0]
+    hu = np.maximum(base.hu.astype(np.float64), -1024.0)  # padding is not reconstructed
+    sharp = hu + boost * (hu - gaussian_filter(hu, (sigma, sigma, 0)))
+    sharp += rng.normal(0.0, noise_hu, hu.shape) * (hu > -1024)
+    sharp = np.where(base.hu < -1024, base.hu, sharp)
+    return Study(f"{base.name}: sharp bone kernel", sharp.astype(np.float32), base.spacing)
+
+
+def couch_only(base: Study, seed: int = 0) -> Study:
+    """Slices past the patient's end: the couch alone in air (the base gives matrix and pixels).
+
+    The couch is a shallow arc 450 mm wide, 40 mm thick (a 2 mm shell at 150 HU around a
+    foam core at -850 HU) with a 30 mm mattress (-120 HU) on top, centred at the image's
+    width, below where the base's body ends; 10 HU of noise.
+    """
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    pixel = base.spacing[0]
+    x, y = _grid(base.hu.shape[:2], pixel)
+    body = body_mask(base.hu)
+    rows = np.flatnonzero(body.any(axis=(0, 2)))
+    bottom = (y[0, rows[-1]] if rows.size else y.max() * 0.6) + 5.0
+    top = np.minimum(bottom + 30.0 - 0.0006 * x**2, y.max() - 45.0)  # a cradle: edges higher
+    inside = np.abs(x) <= 225.0
+    depth = y - top
+    slice_hu = np.full(x.shape, -1000.0)
+    slice_hu[inside & (depth >= -30.0) & (depth < 0.0)] = -120.0  # mattress
+    slice_hu[inside & (depth >= 0.0) & (depth < 40.0)] = -850.0  # foam core
+    shell = inside & (((depth >= 0.0) & (depth < 2.0)) | ((depth >= 38.0) & (depth < 40.0)))
+    slice_hu[shell] = 150.0
+    hu = np.repeat(slice_hu[:, :, None], base.hu.shape[2], axis=2)
+    hu += rng.normal(0.0, 10.0, hu.shape)
+    return Study(f"{base.name} geometry: couch only", hu.astype(np.float32), base.spacing)
+
+
+def pixel_representation_wrap(base: Study) -> Study:
+    """Signed stored values read as unsigned: every negative HU wrapped to ``hu + 65536``.
+
+    What a reader does when a file stores HU as signed 16-bit values (intercept 0) but
+    declares ``PixelRepresentation`` 0 (pydicom's ``J2K_pixelrep_mismatch.dcm`` is such a
+    case): air becomes 64,536, fat about 65,440.
+    """
+    hu = np.where(base.hu < 0, base.hu + 65536.0, base.hu).astype(np.float32)
+    return Study(f"{base.name}: signed values read as unsigned", hu, base.spacing)
+
+
+def zeroed_rows(base: Study, seed: int = 0, stripes: int = 3) -> Study:
+    """Detector or transfer dropout: stripes of rows stored as 0, i.e. -1024 HU, across the image.
+
+    ``stripes`` bands 6-12 mm tall, at random heights through the body (the same on every
+    slice), span the whole width of the image.
+    """
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    hu = base.hu.copy()
+    pixel = base.spacing[1]
+    rows = np.flatnonzero(body_mask(hu).any(axis=(0, 2)))
+    low, high = (rows[0], rows[-1]) if rows.size else (0, hu.shape[1] - 1)
+    for _ in range(stripes):
+        height = max(1, round(rng.uniform(6.0, 12.0) / pixel))
+        start = int(rng.integers(low, max(low + 1, high - height)))
+        hu[:, start : start + height, :] = -1024.0
+    return Study(f"{base.name}: zeroed row stripes", hu, base.spacing)
+
+
+def contrast_tube(base: Study, seed: int = 0, tube_hu: float = 1800.0) -> Study:
+    """A drain, stent or duct filled with dense contrast (ERCP-, nephrostomy- or myelogram-like).
+
+    A curved tube 8 mm across (a quadratic Bézier curve between two body pixels, bending
+    through a third) is painted at ``tube_hu`` with N(0, 60 HU) inside the body.
+    """
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    hu = base.hu.copy()
+    pixel = base.spacing[0]
+    body = body_mask(hu)
+    x, y = _grid(hu.shape[:2], pixel)
+    for k in range(hu.shape[2]):
+        inside = np.argwhere(body[:, :, k])
+        if inside.size == 0:
+            continue
+        ends = [inside[rng.integers(len(inside))] for _ in range(3)]
+        points = np.array([(x[i, j], y[i, j]) for i, j in ends])
+        tube = np.zeros(x.shape, bool)
+        for t in np.linspace(0.0, 1.0, 60):
+            px, py = (1 - t) ** 2 * points[0] + 2 * t * (1 - t) * points[2] + t**2 * points[1]
+            tube |= (x - px) ** 2 + (y - py) ** 2 <= 16.0
+        tube &= body[:, :, k]
+        hu[:, :, k][tube] = tube_hu + rng.normal(0.0, 60.0, int(tube.sum()))
+    return Study(f"{base.name}: contrast-filled tube", hu, base.spacing)
+
+
+def attenuation_ct(base: Study, pixel_mm: float = 4.0, noise_hu: float = 30.0) -> Study:
+    """A PET-CT attenuation-correction CT: low dose, reconstructed on 4 mm pixels, smoothed.
+
+    The base is smoothed (Gaussian, half the new pixel), resampled to ``pixel_mm`` pixels,
+    and given ``noise_hu`` of white noise at that resolution inside the body.
+    """
+    from scipy.ndimage import gaussian_filter, zoom
+
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(0)
+    sigma = pixel_mm / 2 / base.spacing[0]
+    hu = np.maximum(base.hu.astype(np.float64), -1024.0)  # scanner padding becomes air
+    smooth = gaussian_filter(hu, (sigma, sigma, 0))
+    factor = base.spacing[0] / pixel_mm
+    small = zoom(smooth, (factor, factor, 1.0), order=1)
+    small += rng.normal(0.0, noise_hu, small.shape) * body_mask(small)
+    spacing = (pixel_mm, pixel_mm, base.spacing[2])
+    return Study(
+        f"{base.name}: PET-CT attenuation CT at {pixel_mm:g} mm", small.astype(np.float32), spacing
+    )
+
+
+def monoenergetic_40kev(base: Study) -> Study:
+    """A dual-energy virtual monoenergetic image at 40 keV read as the usual 120 kVp CT.
+
+    HU are remapped piecewise linearly through (-1000, -1000), (-200, -280), (0, 0) and
+    doubled above 0: fat darker, soft tissue, contrast and bone twice as bright.
+    """
+    hu = base.hu.astype(np.float64)
+    mapped = np.where(
+        hu > 0, 2.0 * hu, np.interp(hu, [-1000.0, -200.0, 0.0], [-1000.0, -280.0, 0.0])
+    )
+    mapped = np.where(hu < -1000, hu, mapped)
+    return Study(f"{base.name}: 40 keV monoenergetic", mapped.astype(np.float32), base.spacing)
+
+
+def localizer(base: Study, seed: int = 0) -> Study:
+    """A localizer (scout) mislabelled as an axial slice: the base projected front to back.
+
+    Line integrals of ``mu = 0.019 / mm * (HU + 1000) / 1000`` along ``j`` give one image
+    ``(i, k)``, resampled along ``k`` to the in-plane pixel size and mapped to
+    ``3000 * p / max(p) - 1024``; 2 slices with 8 HU of independent noise each.
+    """
+    from scipy.ndimage import zoom
+
+    rng = np.random.default_rng(seed)
+    mu = 0.019 * np.clip(base.hu.astype(np.float64) + 1000.0, 0.0, None) / 1000.0
+    projection = mu.sum(axis=1) * base.spacing[1]  # (i, k)
+    projection = zoom(projection, (1.0, base.spacing[2] / base.spacing[0]), order=1)
+    image = 3000.0 * projection / max(projection.max(), 1e-6) - 1024.0
+    volume = np.stack([image + rng.normal(0.0, 8.0, image.shape) for _ in range(2)], axis=2)
+    spacing = (base.spacing[0], base.spacing[0], 5.0)
+    return Study(f"{base.name}: localizer as an axial slice", volume.astype(np.float32), spacing)
+
+
+def mirrored(base: Study) -> Study:
+    """Normal variant: left and right swapped (an image flipped along ``i``)."""
+    return Study(f"{base.name}: left-right mirrored", base.hu[::-1].copy(), base.spacing)
+
+
+def soft_kernel(base: Study, sigma_mm: float = 0.5) -> Study:
+    """Normal variant: a smoother soft-tissue kernel (a Gaussian of ``sigma_mm`` in plane)."""
+    from scipy.ndimage import gaussian_filter
+
+    sigma = sigma_mm / base.spacing[0]
+    hu = gaussian_filter(base.hu, (sigma, sigma, 0)).astype(np.float32)
+    return Study(f"{base.name}: smoother kernel ({sigma_mm:g} mm)", hu, base.spacing)
+
+
+def calibration_drift(base: Study, offset_hu: float = 15.0) -> Study:
+    """Normal variant: a scanner's water calibration off by ``offset_hu`` (air kept)."""
+    hu = np.where(base.hu > -1000, base.hu + offset_hu, base.hu).astype(np.float32)
+    return Study(f"{base.name}: calibration {offset_hu:+g} HU", hu, base.spacing)
+
+
+def circle_padding(base: Study, padding_hu: float = -3024.0) -> Study:
+    """Normal variant: air outside the scanner's reconstruction circle stored as ``padding_hu``.
+
+    The circle is the largest one about the image centre; body pixels outside it are kept.
+    """
+    from ctpipe.body_mask import body_mask
+
+    x, y = _grid(base.hu.shape[:2], 1.0)
+    outside = np.hypot(x, y) > (min(base.hu.shape[:2]) - 1) / 2
+    air = (base.hu <= -900) & ~body_mask(base.hu)
+    hu = np.where(outside[:, :, None] & air, padding_hu, base.hu).astype(np.float32)
+    return Study(f"{base.name}: {padding_hu:g} outside the scan circle", hu, base.spacing)
+
+
+def wider_fov(base: Study, factor: float = 1.15) -> Study:
+    """Normal variant: a field of view ``factor`` times wider on the same matrix (larger pixels)."""
+    hu = np.maximum(base.hu, -1024.0)
+    centre = (np.asarray(hu.shape[:2]) - 1) / 2
+    matrix = np.eye(2) * factor
+    wide = _affine_slices(hu, matrix, centre - matrix @ centre, -1000.0, hu.shape[:2])
+    spacing = (base.spacing[0] * factor, base.spacing[1] * factor, base.spacing[2])
+    return Study(f"{base.name}: field of view x{factor:g}", wide, spacing)

@@ -43,6 +43,31 @@ def _studies(count: int, slices: int = 6) -> list[tuple[str, np.ndarray, tuple]]
     ]
 
 
+def test_fit_with_groups_takes_thresholds_from_leave_one_group_out_scores(rng):
+    from scipy.spatial.distance import mahalanobis
+
+    names = ("log_kl", "log_rec_detail")
+    blocks = [rng.normal(loc=shift, size=(40, 2)) for shift in (0.0, 0.7, -0.5)]
+    values = np.concatenate(blocks)
+    groups = [name for name in "abc" for _ in range(40)]
+    cal = GuardCalibration.fit(values, names, shrinkage=0.0, min_std={}, groups=groups)
+    held_out = []
+    for n, block in enumerate(blocks):  # each group scored by the others' mean and covariance
+        others = np.concatenate([b for m, b in enumerate(blocks) if m != n])
+        inverse = np.linalg.inv(np.cov(others.T))
+        held_out += [mahalanobis(v, others.mean(axis=0), inverse) for v in block]
+    np.testing.assert_allclose(cal.reference, np.sort(held_out))
+    assert cal.study_threshold == pytest.approx(np.quantile(held_out, 0.99))
+    np.testing.assert_allclose(cal.mean, values.mean(axis=0))  # the fit itself uses all
+    in_sample = GuardCalibration.fit(values, names, shrinkage=0.0, min_std={})
+    assert cal.study_threshold > in_sample.study_threshold
+    assert cal.settings["reference_scores"] == "leave-one-group-out"
+    two = GuardCalibration.fit(values[:80], names, groups=groups[:80])  # too few: in-sample
+    assert two.settings["reference_scores"] == "in-sample"
+    with pytest.raises(ValueError, match="groups must name"):
+        GuardCalibration.fit(values, names, groups=groups[:10])
+
+
 def test_fit_matches_numpy_and_the_distance_matches_scipy(rng):
     from scipy.spatial.distance import mahalanobis
 
@@ -120,8 +145,8 @@ def test_slice_statistics_see_metal_air_and_noise(tiny_vae):
 
 def test_guard_passes_studies_like_its_calibration_and_flags_others(weights):
     model = load_vae(weights)
-    calibration = calibrate_guard(model, _studies(4))
-    assert calibration.settings["slices"] == 24 and calibration.sources[0] == "p0: 6 slices"
+    calibration = calibrate_guard(model, _studies(5))
+    assert calibration.settings["slices"] == 30 and calibration.sources[0] == "p0: 6 slices"
     guard = OODGuard(model, calibration)
     spacing = (2.0, 2.0, 3.0)
     like = make_phantom((96, 80, 6), spacing, seed=9, noise_hu=12.0).hu
@@ -143,7 +168,7 @@ def test_calibrated_weights_carry_the_calibration(weights, tmp_path):
     model = load_vae(weights)
     with pytest.raises(ValueError, match="hold no guard calibration; add one with"):
         OODGuard(model)
-    calibration = calibrate_guard(model, _studies(4))  # 2 x 11 statistics: >= 22 slices
+    calibration = calibrate_guard(model, _studies(5))  # 2 x 14 statistics: >= 28 slices
     out = write_calibrated_weights(weights, calibration, tmp_path / "calibrated.pt")
     reloaded = load_vae(out)
     assert GuardCalibration.from_dict(reloaded.checkpoint_record[GUARD_RECORD_KEY]) == calibration

@@ -11,6 +11,9 @@ import pytest
 from ctpipe.anomaly.guard_statistics import (
     STATISTICS,
     body_shape,
+    bright_blob_area,
+    flat_fraction,
+    halo_fraction,
     radial_drop,
     rim_fraction,
     slice_statistics,
@@ -98,3 +101,63 @@ def test_slice_statistics_see_a_head_a_clip_and_contrast(tiny_vae):
     assert math.exp(t["log_body_area"]) - 1 == pytest.approx(np.pi * 55 * 38 * 4 / 100, rel=0.03)
     assert c["log_top_clip"] > t["log_top_clip"] + 3
     assert o["log_bright_fraction"] > t["log_bright_fraction"] + 2
+
+
+def test_flat_fraction_counts_body_pixels_with_a_constant_neighbourhood():
+    rng = np.random.default_rng(0)
+    hu = rng.normal(40.0, 10.0, (20, 20))
+    body = np.zeros((20, 20), bool)
+    body[2:18, 2:18] = True  # 256 pixels
+    hu[5:11, 5:9] = -1024.0  # a painted 6 x 4 patch: its inner 4 x 2 pixels see only it
+    hu[0:2, :] = -1024.0  # outside the body: ignored
+    expected = 0
+    for i, j in zip(*np.nonzero(body), strict=True):
+        block = hu[max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2]
+        expected += block.max() - block.min() < 0.5
+    assert expected == 8
+    assert flat_fraction(hu, body) == pytest.approx(8 / 256)
+    assert flat_fraction(hu, np.zeros_like(body)) == 0.0
+
+
+def test_halo_fraction_is_the_ghost_share_of_the_band_outside_the_body():
+    # a 1 mm grid; the body a square, a ghost of -550 HU 6 mm deep above it (second axis)
+    hu = np.full((80, 80), -1000.0)
+    body = np.zeros((80, 80), bool)
+    body[20:60, 20:60] = True
+    hu[body] = -100.0
+    hu[20:60, 14:20] = -550.0  # the ghost, outside the body mask
+    depth = np.full(hu.shape, np.inf)  # Euclidean distance (mm) to the body, by hand
+    for i, j in zip(*np.nonzero(~body), strict=True):
+        di = max(20 - i, 0, i - 59)
+        dj = max(20 - j, 0, j - 59)
+        depth[i, j] = math.hypot(di, dj)
+    band = (depth > 1.0) & (depth <= 12.0)
+    from scipy.ndimage import gaussian_filter
+
+    smooth = gaussian_filter(hu, 1.0)  # the documented 1 mm smoothing
+    expected = ((smooth[band] > -800) & (smooth[band] < -300)).mean()
+    assert 0.05 < expected < 0.2
+    assert halo_fraction(hu, body, (1.0, 1.0)) == pytest.approx(expected)
+    assert halo_fraction(np.where(body, -100.0, -1000.0), body, (1.0, 1.0)) == 0.0
+
+
+def test_bright_blob_area_is_the_largest_uniform_bright_lumen_away_from_bone():
+    hu = np.full((100, 100), 40.0)
+    body = np.ones((100, 100), bool)
+    hu[10:40, 10:40] = 450.0  # a 30 x 30 mm lumen on 1 mm pixels
+    hu[60:70, 60:70] = 450.0  # a smaller one
+    hu[60:70, 20:30] = 450.0  # the same size, but next to cortex ...
+    hu[71:73, 20:30] = 1200.0  # ... 2 mm away: left out
+    # by hand: the documented smoothing, SD window and ranges, counted inside the big
+    # square (the others are smaller, or within 5 mm of cortex)
+    area = bright_blob_area(hu, body, (1.0, 1.0))
+    from scipy.ndimage import gaussian_filter
+
+    smooth = gaussian_filter(hu, 1.0)
+    sd = np.sqrt(np.maximum(gaussian_filter(hu**2, 1.5) - gaussian_filter(hu, 1.5) ** 2, 0))
+    core = (smooth >= 350) & (smooth <= 700) & (sd < 60)
+    assert area == pytest.approx(core[:50, :50].sum())  # the big lumen, not the others
+    assert 400 < area < 900
+    coarse = bright_blob_area(hu[::2, ::2], body[::2, ::2], (2.0, 2.0))  # 2 mm pixels
+    assert coarse == pytest.approx(area, rel=0.25)
+    assert bright_blob_area(np.full((20, 20), 40.0), np.ones((20, 20), bool), (1.0, 1.0)) == 0.0

@@ -190,3 +190,107 @@ def test_off_centre_moves_the_body(ood):
     np.testing.assert_allclose(after - before, [5.0, -3.0], atol=0.2)
     turned = ood.off_centre(base, shift_mm=(0.0, 0.0), angle_deg=6.0)
     assert body_mask(turned.hu).sum() == pytest.approx(body_mask(base.hu).sum(), rel=0.03)
+
+
+# Fourth family (``bench_ood_guard.py --fresh2``).
+
+
+def test_photon_starvation_streaks_run_laterally_inside_the_body(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0), bone=False)
+    out = ood.photon_starvation(base, seed=1)
+    diff = out.hu[:, :, 0] - base.hu[:, :, 0]
+    assert not diff[~body_mask(base.hu[:, :, 0])].any()
+    core = diff[44:84, 44:84]  # within the body: streaks vary across j far more than along i
+    assert np.abs(np.diff(core, axis=1)).mean() > 3 * np.abs(np.diff(core, axis=0)).mean()
+    np.testing.assert_array_equal(ood.photon_starvation(base, seed=1).hu, out.hu)
+
+
+def test_detector_rings_are_round_about_the_image_centre(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0), bone=False)
+    out = ood.detector_rings(base, radii_mm=(20.0,), ring_hu=200.0)
+    diff = out.hu[:, :, 0] - base.hu[:, :, 0]
+    assert diff[64 + 20, 64] == pytest.approx(200.0) == diff[64, 64 - 20]
+    np.testing.assert_allclose(diff, diff.T, atol=1e-3)
+    assert diff[64, 64] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_oral_contrast_fills_soft_tissue_and_fat_only(ood):
+    base = _phantom(ood, size=129, slices=2, spacing=(1.0, 1.0, 2.0))
+    out = ood.oral_contrast(base, seed=0, contrast_hu=700.0).hu
+    changed = out != base.hu
+    assert changed.sum() > 200
+    assert np.isin(base.hu[changed], (-100.0, 40.0)).all()  # never bone or air
+    assert abs(out[changed].mean() - 700.0) < 20.0
+
+
+def test_sharp_kernel_keeps_flat_regions_and_adds_fine_noise(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0), bone=False)
+    out = ood.sharp_kernel(base, noise_hu=50.0, seed=0).hu[:, :, 0]
+    flat = out[54:74, 54:74]
+    assert abs(flat.mean() - 40.0) < 5.0 and flat.std() == pytest.approx(50.0, rel=0.15)
+    lag1 = np.corrcoef(flat[:, :-1].ravel(), flat[:, 1:].ravel())[0, 1]
+    assert abs(lag1) < 0.15  # white, pixel-to-pixel noise
+
+
+def test_couch_only_has_no_patient(ood):
+    base = _phantom(ood, size=129, slices=2, spacing=(4.0, 4.0, 2.0))
+    out = ood.couch_only(base).hu
+    assert out.shape == base.hu.shape and out.max() < 250.0
+    assert (out[60:70, 60:70] < -900).all()  # where the body was: air
+    assert ((out > 100) & (out < 250)).any()  # the couch's shell
+
+
+def test_pixel_representation_wrap_and_zeroed_rows(ood):
+    base = ood.Study("b", np.array([[[-1000.0], [-50.0]], [[0.0], [300.0]]], np.float32), (1, 1, 1))
+    wrapped = ood.pixel_representation_wrap(base).hu[:, :, 0]
+    np.testing.assert_array_equal(wrapped, [[64536.0, 65486.0], [0.0, 300.0]])
+    phantom = _phantom(ood, size=129, slices=2, spacing=(1.0, 1.0, 2.0))
+    out = ood.zeroed_rows(phantom, seed=0, stripes=2).hu
+    zero_rows = np.flatnonzero((out == -1024.0).all(axis=(0, 2)))
+    assert 12 <= zero_rows.size <= 24  # two stripes of 6-12 mm
+    np.testing.assert_array_equal(np.delete(out, zero_rows, 1), np.delete(phantom.hu, zero_rows, 1))
+
+
+def test_contrast_tube_is_dense_and_inside_the_body(ood):
+    base = _phantom(ood, size=129, slices=2, spacing=(1.0, 1.0, 2.0), bone=False)
+    out = ood.contrast_tube(base, seed=2).hu
+    tube = out > 1200
+    assert tube.sum() > 50 and body_mask(base.hu)[tube].all()
+
+
+def test_attenuation_ct_is_on_4_mm_pixels(ood):
+    base = _phantom(ood, size=128, slices=2, spacing=(1.0, 1.0, 2.0))
+    out = ood.attenuation_ct(base, pixel_mm=4.0, noise_hu=0.0)
+    assert out.hu.shape == (32, 32, 2) and out.spacing == (4.0, 4.0, 2.0)
+    assert abs(out.hu[16, 16, 0] - 40.0) < 5.0
+
+
+def test_monoenergetic_mapping(ood):
+    hu = np.array([-1000.0, -600.0, -200.0, -100.0, 0.0, 50.0, 700.0], np.float32)
+    out = ood.monoenergetic_40kev(ood.Study("b", hu[:, None, None], (1, 1, 1))).hu.ravel()
+    np.testing.assert_allclose(out, [-1000.0, -640.0, -280.0, -140.0, 0.0, 100.0, 1400.0])
+
+
+def test_localizer_projects_front_to_back(ood):
+    hu = np.full((4, 5, 2), -1000.0, np.float32)
+    hu[1:3, 1:4] = 0.0  # 3 pixels of water along j in columns 1 and 2
+    out = ood.localizer(ood.Study("b", hu, (2.0, 2.0, 2.0))).hu
+    assert out.shape == (4, 2, 2)
+    clean = out.mean(axis=2)
+    np.testing.assert_allclose(clean[[0, 3]], -1024.0, atol=20.0)  # no tissue: min value
+    np.testing.assert_allclose(clean[[1, 2]], 1976.0, atol=20.0)  # the most tissue: max value
+
+
+def test_fourth_family_normal_variants(ood):
+    base = _phantom(ood)
+    np.testing.assert_array_equal(ood.mirrored(base).hu, base.hu[::-1])
+    drift = ood.calibration_drift(base, 15.0).hu
+    assert drift[32, 32, 0] == 55.0 and drift[0, 0, 0] == -1000.0
+    padded = ood.circle_padding(base).hu
+    assert padded[0, 0, 0] == -3024.0 and padded[32, 0, 0] == -1000.0
+    np.testing.assert_array_equal(padded[body_mask(base.hu)], base.hu[body_mask(base.hu)])
+    wide = ood.wider_fov(base, 1.15)
+    areas = [body_mask(s.hu).sum() * s.spacing[0] ** 2 for s in (base, wide)]
+    assert areas[1] == pytest.approx(areas[0], rel=0.05)
+    soft = ood.soft_kernel(base, 2.0).hu
+    assert np.abs(np.diff(soft, axis=0)).mean() < np.abs(np.diff(base.hu, axis=0)).mean()
