@@ -211,8 +211,7 @@ class TrainLoopConfig:
         epochs: Epochs to train (all of them, counting those of a resumed run).
         iterations_per_epoch: Iterations per epoch; ``None`` is one pass over the training
             slices. The data loader restarts when it runs out within an epoch.
-        loss: ``mse`` (the paper), ``l1``, or ``relative_mse`` (each patch's squared error
-            over its input's: :mod:`ctpipe.training.denoise.relative_loss`).
+        loss: ``mse`` (the paper) or ``l1``.
         validation_interval: Epochs between validations (0: never).
         checkpoint_interval: Epochs between checkpoints (0: only at the end).
         log_interval: Iterations between two loss lines in the log (0: none).
@@ -238,7 +237,7 @@ class TrainLoopConfig:
     batch_size: int = 16
     epochs: int = 1
     iterations_per_epoch: int | None = None
-    loss: Literal["mse", "l1", "relative_mse"] = "mse"
+    loss: Literal["mse", "l1"] = "mse"
     validation_interval: int = 1
     checkpoint_interval: int = 1
     log_interval: int = 50

@@ -7,8 +7,7 @@ DenoiseTrainConfig`:
 * the network (:func:`ctpipe.nets.build_denoiser`), wrapped in ``DistributedDataParallel``
   under ``torchrun``;
 * a ``SupervisedTrainer`` over random patch batches (:mod:`ctpipe.training.denoise.data`) with Adam,
-  MSE (or L1, or the relative MSE of :mod:`ctpipe.training.denoise.relative_loss`) loss,
-  AMP on CUDA only, and these handlers, in order:
+  MSE (or L1) loss, AMP on CUDA only, and these handlers, in order:
   ``CheckpointLoader`` (resume), a non-finite-loss check, ``ValidationHandler``,
   :class:`~ctpipe.training.history.TrainingHistory` (JSON log and loss-curve PNG after each
   epoch), ``LrScheduleHandler`` (stepped every iteration), ``CheckpointSaver``
@@ -105,18 +104,18 @@ class DenoiseTask(harness.SupervisedTask):
         return train, val, split.describe()
 
     def parts(self, config: DenoiseTrainConfig, placed: harness.Placed) -> harness.Supervised:
-        """The loss, PSNR and SSIM, the inputs' own scores, the model check on resume."""
+        """MSE or L1 loss, PSNR and SSIM, the inputs' own scores, the model check on resume."""
+        import torch
+
         network = placed.network
         kwargs = dict(getattr(network, "config", {}))
         return harness.Supervised(
-            loss=_loss(config.train.loss),
+            loss=torch.nn.MSELoss() if config.train.loss == "mse" else torch.nn.L1Loss(),
             evaluator=_build_evaluator,
             model_name=config.model.name.lower(),
             key_metric=config.train.key_metric,
             meta={"model": {"name": config.model.name, "kwargs": kwargs}, "data": placed.data},
-            prepare_batch=_batch_preparer(
-                config.train.channels_last, with_input=config.train.loss == "relative_mse"
-            ),
+            prepare_batch=_batch_preparer(config.train.channels_last),
             trainer_options={"compile": config.train.compile},
             baseline=_input_metrics,
             check_resume=functools.partial(_check_resume, network=network, config=config),
@@ -243,38 +242,18 @@ def _with_precision(network: torch.nn.Module, *, precision: str, device: torch.d
     return Autocast()
 
 
-def _loss(name: str) -> torch.nn.Module:
-    """The training loss named by ``train.loss``."""
-    import torch
-
-    from ctpipe.training.denoise.relative_loss import RelativeMSELoss
-
-    losses = {"mse": torch.nn.MSELoss, "l1": torch.nn.L1Loss, "relative_mse": RelativeMSELoss}
-    return losses[name]()
-
-
-def _batch_preparer(channels_last: bool, with_input: bool = False) -> Any:
-    """MONAI's ``default_prepare_batch``, giving ``channels_last`` tensors when asked.
-
-    With ``with_input`` the target carries the input too (:func:`~ctpipe.training.denoise.
-    relative_loss.pack_target`), for the relative MSE.
-    """
+def _batch_preparer(channels_last: bool) -> Any:
+    """MONAI's ``default_prepare_batch``, giving ``channels_last`` tensors when asked."""
     import torch
     from monai.engines.utils import default_prepare_batch
 
-    from ctpipe.training.denoise.relative_loss import pack_target
-
-    if not channels_last and not with_input:
+    if not channels_last:
         return default_prepare_batch
 
     def prepare(batchdata: Any, device: Any = None, non_blocking: bool = False, **kwargs: Any):
         image, label = default_prepare_batch(batchdata, device, non_blocking, **kwargs)
-        if with_input:
-            label = pack_target(label, image)
-        if channels_last:
-            fmt = torch.channels_last
-            image, label = image.contiguous(memory_format=fmt), label.contiguous(memory_format=fmt)
-        return image, label
+        fmt = torch.channels_last
+        return image.contiguous(memory_format=fmt), label.contiguous(memory_format=fmt)
 
     return prepare
 
