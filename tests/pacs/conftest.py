@@ -305,7 +305,9 @@ def associate(
     from pynetdicom.sop_class import CTImageStorage, Verification
 
     ae = AE(ae_title=calling_ae)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
+    # generous: these tests check behaviour, not speed, and a loaded CI machine can take
+    # many seconds to fsync an instance before it acknowledges it
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 90
     contexts = {(CTImageStorage, None), (Verification, None)}
     for path in files:
         meta = dcmread(path, stop_before_pixels=True).file_meta
