@@ -87,7 +87,7 @@ DATA = Path(os.environ.get("CTPIPE_SHARED_DATA", REPO.parent / "shared" / "data"
 
 import ood_inputs  # noqa: E402  (a module beside this script)
 
-from ctpipe.anomaly.guard import GUARD_STATISTICS  # noqa: E402
+from ctpipe.anomaly.guard_calibration import GUARD_STATISTICS  # noqa: E402
 from ctpipe.anomaly.guard_statistics import INPUT_STATISTICS  # noqa: E402
 
 #: The patient held out of training and calibration: (name, path under DATA).
@@ -279,7 +279,7 @@ class Scorer:
     """One score, fitted on the calibration slices with one patient left out or none."""
 
     def __init__(self, names, pool, columns, settings) -> None:
-        from ctpipe.anomaly.guard import GuardCalibration
+        from ctpipe.anomaly.guard_calibration import GuardCalibration
 
         self.index = [names.index(c) for c in columns]
         self.columns = columns

@@ -52,12 +52,12 @@ def main() -> int:
     rows = {"LDCT input": [], "model": [], "model, self-ensemble x8": []}
     seconds = {"model": [], "model, self-ensemble x8": []}
     for pair in pairs:
-        rows["LDCT input"].append(_scores(pair.low_hu, pair.normal_hu))
+        rows["LDCT input"].append(quality_scores(pair.low_hu, pair.normal_hu))
         for name, ensemble in (("model", False), ("model, self-ensemble x8", True)):
             start = time.perf_counter()
             out = denoise_slice(pair.low_hu, model, self_ensemble=ensemble)
             seconds[name].append(time.perf_counter() - start)
-            rows[name].append(_scores(out, pair.normal_hu))
+            rows[name].append(quality_scores(out, pair.normal_hu))
     print(
         f"{len(pairs)} validation slices of {args.config}; torch {torch.__version__}, "
         f"{args.threads} threads"
@@ -74,7 +74,7 @@ def main() -> int:
     return 0
 
 
-def _scores(image, reference) -> list[float]:
+def quality_scores(image, reference) -> list[float]:
     """PSNR and SSIM over the full range and in the window."""
     from ctpipe.metrics import slice_quality
 

@@ -29,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-WINDOW = (-160.0, 240.0)
+from bench_self_ensemble import quality_scores  # noqa: E402
 
 
 def main() -> int:
@@ -65,10 +65,10 @@ def main() -> int:
     by_kernel = "".join(f" {k}: full / window |" for k in groups)
     print(f"| weights | PSNR full | SSIM full | PSNR window | SSIM window |{by_kernel}")
     print("|---|---:|---:|---:|---:|" + "---:|" * len(groups))
-    _row("LDCT input", [_scores(p.low_hu, p.normal_hu) for p in pairs], kernels)
+    _row("LDCT input", [quality_scores(p.low_hu, p.normal_hu) for p in pairs], kernels)
     for sigma in args.bm3d_sigma:
         denoised = [bm3d_denoise_slice(p.low_hu, sigma) for p in pairs]
-        scores = [_scores(d, p.normal_hu) for d, p in zip(denoised, pairs, strict=True)]
+        scores = [quality_scores(d, p.normal_hu) for d, p in zip(denoised, pairs, strict=True)]
         _row(f"BM3D sigma {sigma}", scores, kernels)
     for path in args.checkpoints:
         _row(Path(path).name, _score_model(load_denoiser(path), pairs), kernels)
@@ -85,7 +85,7 @@ def main() -> int:
 def _score_model(model, pairs) -> list[list[float]]:
     from ctpipe.inference import denoise_slice
 
-    return [_scores(denoise_slice(p.low_hu, model), p.normal_hu) for p in pairs]
+    return [quality_scores(denoise_slice(p.low_hu, model), p.normal_hu) for p in pairs]
 
 
 def _row(name: str, scores: list[list[float]], kernels: list[str]) -> None:
@@ -96,15 +96,6 @@ def _row(name: str, scores: list[list[float]], kernels: list[str]) -> None:
         group = np.mean([s for s, k in zip(scores, kernels, strict=True) if k == kernel], axis=0)
         text += f" {group[0]:.2f} / {group[2]:.2f} |"
     print(text)
-
-
-def _scores(image, reference) -> list[float]:
-    """PSNR and SSIM over the full range and in the window."""
-    from ctpipe.metrics import slice_quality
-
-    full = slice_quality(image, reference)
-    window = slice_quality(image, reference, window=WINDOW)
-    return [full["psnr"], full["ssim"], window["psnr"], window["ssim"]]
 
 
 if __name__ == "__main__":

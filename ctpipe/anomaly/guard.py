@@ -50,32 +50,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ctpipe.anomaly.guard_calibration import (
-    DEFAULT_INDEPENDENT,
-    DEFAULT_MIN_STD,
-    GUARD_RECORD_KEY,
-    GUARD_STATISTICS,
-    GuardCalibration,
-    calibrate_guard,
-    vae_sigma,
-    write_calibrated_weights,
-)
+# The calibration lives in its own module; its names stay importable from here.
+from ctpipe.anomaly.guard_calibration import DEFAULT_INDEPENDENT as DEFAULT_INDEPENDENT
+from ctpipe.anomaly.guard_calibration import DEFAULT_MIN_STD as DEFAULT_MIN_STD
+from ctpipe.anomaly.guard_calibration import GUARD_RECORD_KEY as GUARD_RECORD_KEY
+from ctpipe.anomaly.guard_calibration import GUARD_STATISTICS as GUARD_STATISTICS
+from ctpipe.anomaly.guard_calibration import GuardCalibration as GuardCalibration
+from ctpipe.anomaly.guard_calibration import calibrate_guard as calibrate_guard
+from ctpipe.anomaly.guard_calibration import vae_sigma
+from ctpipe.anomaly.guard_calibration import write_calibrated_weights as write_calibrated_weights
 from ctpipe.anomaly.guard_statistics import SliceStatistics, slice_statistics
 
 if TYPE_CHECKING:
     from ctpipe.nets.vae import VAE
 
-__all__ = [
-    "DEFAULT_INDEPENDENT",
-    "DEFAULT_MIN_STD",
-    "GUARD_RECORD_KEY",
-    "GUARD_STATISTICS",
-    "GuardCalibration",
-    "GuardResult",
-    "OODGuard",
-    "calibrate_guard",
-    "write_calibrated_weights",
-]
+__all__ = ["GuardResult", "OODGuard"]
 
 #: What each statistic means, for warnings.
 _WORDS = {

@@ -110,7 +110,7 @@ def add_vae_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     """Handler of ``ctpipe vae calibrate``."""
-    from ctpipe.anomaly.guard import calibrate_guard, write_calibrated_weights
+    from ctpipe.anomaly.guard_calibration import calibrate_guard, write_calibrated_weights
     from ctpipe.checkpoints.vae import load_vae
     from ctpipe.errors import InputError
     from ctpipe.training.vae.config import load_vae_config

@@ -67,7 +67,7 @@ class GuardStep:
 
     def load(self, weights: Path | None) -> LoadedModel:
         """The VAE with its guard calibration (refused, with what to do, when it has none)."""
-        from ctpipe.anomaly.guard import GUARD_RECORD_KEY
+        from ctpipe.anomaly.guard_calibration import GUARD_RECORD_KEY
         from ctpipe.checkpoints.vae import load_vae
         from ctpipe.errors import InputError
 
