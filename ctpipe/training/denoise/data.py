@@ -248,18 +248,18 @@ def holdout_slices(
     """
     if by not in ("patient", "kernel"):
         raise ValueError(f"by must be 'patient' or 'kernel', got {by!r}")
-    by_patient: dict[str, list[int]] = {}
+    groups: dict[str, list[int]] = {}
     for index, entry in enumerate(pairs):
         group = f"patient {entry['patient']}"
         if by == "kernel":
             group += f" kernel {entry.get('kernel')}"
-        by_patient.setdefault(group, []).append(index)
+        groups.setdefault(group, []).append(index)
     held: set[int] = set()
-    for patient, indices in by_patient.items():
+    for group, indices in groups.items():
         if len(indices) <= per_patient:
             raise ValueError(
                 f"validation_holdout must be smaller than each {by}'s slice count; "
-                f"{patient} has {len(indices)} slices, got {per_patient}"
+                f"{group} has {len(indices)} slices, got {per_patient}"
             )
         ordered = sorted(indices, key=lambda i: float(pairs[i]["z"]))
         step = len(ordered) / (per_patient + 1)
