@@ -5,7 +5,8 @@ A command group's module has an ``add_*_parser(subparsers)`` that adds its comma
 ``func``, a handler taking the parsed arguments and returning the exit status
 (:data:`ctpipe.errors.EXIT_OK`, ``EXIT_PROBLEMS``, ``EXIT_ERROR``). Each handler imports
 what it needs inside, so ``ctpipe --help`` answers without loading torch or MONAI. A new
-command is a module here and one line in :func:`~ctpipe.cli.main.build_parser`.
+command is a module here and one line in :func:`~ctpipe.cli.main.build_parser`; its help and
+description are its handler's docstring (:func:`ctpipe.cli.common.add_command`).
 
 Example:
     >>> from ctpipe.cli import main

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ctpipe.cli.common import SubParsers, add_command, add_series_options
+from ctpipe.cli.common import SubParsers, add_command, add_series_options, series_keywords
 
 __all__ = ["MAP_NAME", "OVERLAY_NAME", "SCORES_NAME", "add_anomaly_parser", "run_anomaly"]
 
@@ -39,16 +39,7 @@ MAP_NAME, OVERLAY_NAME, SCORES_NAME = (
 
 def add_anomaly_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Add ``ctpipe anomaly INPUT --output DIR`` to a CLI."""
-    parser = add_command(
-        subparsers,
-        "anomaly",
-        run_anomaly,
-        help="VAE anomaly map (NIfTI, overlay PNG) and per-slice scores of a CT volume",
-        description="Score a CT volume with a VAE trained on normal anatomy: a per-voxel "
-        "map of reconstruction error in HU (averaged over posterior draws) and the negative "
-        f"ELBO of each slice. Writes {MAP_NAME}, {OVERLAY_NAME} and {SCORES_NAME} to the "
-        "output folder. For research only: not a diagnostic device.",
-    )
+    parser = add_command(subparsers, "anomaly", run_anomaly)
     parser.add_argument("input", help="CT volume: DICOM series folder or file, or NIfTI")
     parser.add_argument("-o", "--output", required=True, help="output folder")
     parser.add_argument("--weights", help="VAE checkpoint (default: the shipped model)")
@@ -74,7 +65,17 @@ def add_anomaly_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
 
 
 def run_anomaly(args: argparse.Namespace) -> int:
-    """Handler of ``ctpipe anomaly``: load, score, write the three outputs."""
+    """VAE anomaly map (NIfTI, overlay PNG) and per-slice scores of a CT volume.
+
+    Score a CT volume with a VAE trained on normal anatomy: a per-voxel map of
+    reconstruction error in HU (averaged over posterior draws) and the negative ELBO of
+    each slice. Writes anomaly_map.nii.gz, anomaly_overlay.png and anomaly_scores.json to
+    the output folder. For research only: not a diagnostic device.
+
+    Returns:
+        0 when the three outputs (:data:`MAP_NAME`, :data:`OVERLAY_NAME`,
+        :data:`SCORES_NAME`) are written.
+    """
     import time
     from pathlib import Path
 
@@ -98,13 +99,7 @@ def run_anomaly(args: argparse.Namespace) -> int:
     )
     for name in (MAP_NAME, OVERLAY_NAME, SCORES_NAME):
         check_output_file(Path(args.output) / name, inputs=[args.input])
-    volume = read_study(
-        args.input,
-        series_uid=args.series,
-        allow_irregular=args.allow_irregular,
-        allow_non_hu=args.allow_non_hu,
-        min_slice_pixels=MIN_CT_SLICE_PIXELS,
-    )
+    volume = read_study(args.input, min_slice_pixels=MIN_CT_SLICE_PIXELS, **series_keywords(args))
     hu, affine, spacing = volume.hu, volume.affine_ras, volume.spacing
     if args.slice is not None and not 0 <= args.slice < hu.shape[2]:
         raise InputError(

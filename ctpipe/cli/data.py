@@ -57,15 +57,7 @@ def add_data_parser(
 
 
 def _add_verify(commands: SubParsers) -> None:
-    verify = add_command(
-        commands,
-        "verify",
-        run_verify,
-        help="check a local copy of a dataset against its manifest",
-        description="Check a local copy of a dataset against its manifest. Exit code: 0 "
-        "when it matches, 1 when files are missing, changed or unexpected or layout counts "
-        "are off, 2 when the manifest or the root cannot be used.",
-    )
+    verify = add_command(commands, "verify", run_verify)
     verify.add_argument("manifest", type=Path, metavar="MANIFEST", help="manifest YAML file")
     verify.add_argument("root", type=Path, metavar="ROOT", help="dataset root folder")
     verify.add_argument(
@@ -79,14 +71,7 @@ def _add_verify(commands: SubParsers) -> None:
 
 
 def _add_create(commands: SubParsers) -> None:
-    create = add_command(
-        commands,
-        "create",
-        run_create,
-        help="hash the files of a local dataset into a manifest",
-        description="Hash the files of a local dataset into a manifest, paths relative to "
-        "ROOT and sorted. Hidden files are skipped.",
-    )
+    create = add_command(commands, "create", run_create)
     create.add_argument("root", type=Path, metavar="ROOT", help="dataset root folder")
     create.add_argument("--name", help="dataset name (default: the template's name)")
     create.add_argument(
@@ -125,7 +110,14 @@ def _fail(command: str, error: Exception) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    """Handle ``ctpipe data verify``: print the report and return the exit code.
+    """Check a local copy of a dataset against its manifest.
+
+    Check a local copy of a dataset against its manifest. Exit code: 0 when it matches, 1
+    when files are missing, changed or unexpected or layout counts are off, 2 when the
+    manifest or the root cannot be used.
+
+    Returns:
+        The exit code, after printing the report.
 
     Example:
         >>> args = argparse.Namespace(manifest=Path("missing.yaml"), root=Path("."),
@@ -176,7 +168,14 @@ def _from_template(args: argparse.Namespace, template: Manifest, progress: Progr
 
 
 def run_create(args: argparse.Namespace) -> int:
-    """Handle ``ctpipe data create``: write the manifest and return the exit code.
+    """Hash the files of a local dataset into a manifest.
+
+    Hash the files of a local dataset into a manifest, paths relative to ROOT and sorted.
+    Hidden files are skipped.
+
+    Returns:
+        0 when the manifest is written, 2 when the root, the template or the output
+        cannot be used.
 
     Example:
         >>> args = argparse.Namespace(root=Path("missing"), name="demo", pattern=None,

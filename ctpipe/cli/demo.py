@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import argparse
 
-from ctpipe.cli.common import EXIT_OK, EXIT_PROBLEMS, SubParsers, add_command, add_series_options
+from ctpipe.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    SubParsers,
+    add_command,
+    add_series_options,
+    series_keywords,
+)
 
 __all__ = ["add_demo_parser"]
 
 
 def add_demo_parser(sub: SubParsers) -> None:
     """Add ``demo`` to a CLI."""
-    p = add_command(
-        sub,
-        "demo",
-        run_demo_command,
-        help="run the default workflow (denoise, segment, export) on a sample series",
-        description="Run the default workflow (denoise -> segment -> derived DICOM, "
-        "DICOM-SEG, NIfTI, previews, HTML report) on a CT series: a generated phantom "
-        "unless --input is given. Prints the series summary and where the report is.",
-    )
+    p = add_command(sub, "demo", run_demo_command)
     p.add_argument("--input", help="DICOM folder/file or NIfTI to use instead of the phantom")
     p.add_argument("--output", default="ctpipe_demo", help="output folder (default: %(default)s)")
     p.add_argument(
@@ -37,16 +36,22 @@ def add_demo_parser(sub: SubParsers) -> None:
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
-    """Handler of ``ctpipe demo``: 0 when the study is done, 1 when it failed."""
+    """Run the default workflow (denoise, segment, export) on a sample series.
+
+    Run the default workflow (denoise -> segment -> derived DICOM, DICOM-SEG, NIfTI,
+    previews, HTML report) on a CT series: a generated phantom unless --input is given.
+    Prints the series summary and where the report is.
+
+    Returns:
+        0 when the study is done, 1 when it failed.
+    """
     from ctpipe.demo import run_demo
     from ctpipe.workflow.runner import FINISHED
 
     result = run_demo(
         input_path=args.input,
         output=args.output,
-        series_uid=args.series,
-        allow_irregular=args.allow_irregular,
-        allow_non_hu=args.allow_non_hu,
         overwrite=args.overwrite,
+        **series_keywords(args),
     )
     return EXIT_OK if result.study.status in FINISHED else EXIT_PROBLEMS

@@ -71,17 +71,7 @@ def _sigma(text: str) -> float:
 
 
 def _add_denoise(commands: SubParsers) -> None:
-    p = add_command(
-        commands,
-        "denoise",
-        run_denoise,
-        help="score LDCT input, BM3D and trained denoisers on AAPM low/normal-dose pairs",
-        description="Pair the quarter- and full-dose slices of an AAPM Low Dose CT tree, "
-        "choose BM3D's sigma on training slices (grid search, mean full-range PSNR), and "
-        "score 'LDCT input' (the low-dose slice as it is), 'BM3D' and each --weights model "
-        "on the test slices. Writes metrics.csv, metrics_per_slice.csv, metrics.md, "
-        "metrics.json and figures/*.png to --output.",
-    )
+    p = add_command(commands, "denoise", run_denoise)
     p.add_argument(
         "--data", type=Path, required=True, metavar="AAPM_ROOT", help="AAPM layout root folder"
     )
@@ -296,7 +286,16 @@ def _hu_function(model: Any, device: str, path: Path) -> Callable[[Any], Any]:
 
 
 def run_denoise(args: argparse.Namespace) -> int:
-    """Handle ``ctpipe evaluate denoise``: evaluate, write the results, return exit code.
+    """Score LDCT input, BM3D and trained denoisers on AAPM low/normal-dose pairs.
+
+    Pair the quarter- and full-dose slices of an AAPM Low Dose CT tree, choose BM3D's sigma
+    on training slices (grid search, mean full-range PSNR), and score 'LDCT input' (the
+    low-dose slice as it is), 'BM3D' and each --weights model on the test slices. Writes
+    metrics.csv, metrics_per_slice.csv, metrics.md, metrics.json and figures/*.png to
+    --output.
+
+    Returns:
+        0 when the results are written, 2 when the input or the settings cannot be used.
 
     Example:
         >>> args = argparse.Namespace(data=Path("missing"), split_manifest=None,

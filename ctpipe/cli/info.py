@@ -21,15 +21,7 @@ __all__ = ["add_info_parser", "format_series_table"]
 
 def add_info_parser(sub: SubParsers) -> None:
     """Add ``info`` to a CLI."""
-    p = add_command(
-        sub,
-        "info",
-        run_info,
-        help="list the DICOM series under a folder",
-        description="List every DICOM image series under PATH: patient, study, series, "
-        "modality, slices, size, spacing, kernel and any problems that stop it from "
-        "being read as a regular volume.",
-    )
+    p = add_command(sub, "info", run_info)
     p.add_argument("path", help="folder (searched recursively) or DICOM file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
@@ -41,7 +33,15 @@ def add_info_parser(sub: SubParsers) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    """Handler of ``ctpipe info``: 1 when a series has problems or a file is unreadable."""
+    """List the DICOM series under a folder.
+
+    List every DICOM image series under PATH: patient, study, series, modality, slices,
+    size, spacing, kernel and any problems that stop it from being read as a regular
+    volume.
+
+    Returns:
+        0, or 1 when a series has problems or a file is unreadable.
+    """
     from ctpipe.io.discovery import scan_dicom
 
     scan = scan_dicom(args.path, progress=True)

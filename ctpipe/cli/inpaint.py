@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli.common import EXIT_OK, SubParsers, add_command, add_series_options
+from ctpipe.cli.common import EXIT_OK, SubParsers, add_command, add_series_options, series_keywords
 
 __all__ = ["add_inpaint_parser", "output_paths", "run_inpaint"]
 
@@ -39,20 +39,9 @@ METHODS = ("gan", "biharmonic", "telea", "ns")
 MASK_KINDS = ("box", "strokes", "streaks")
 
 
-def add_inpaint_parser(
-    subparsers: SubParsers,
-) -> argparse.ArgumentParser:
+def add_inpaint_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Add the ``inpaint`` command to a CLI; it sets ``func`` to :func:`run_inpaint`."""
-    parser = add_command(
-        subparsers,
-        "inpaint",
-        run_inpaint,
-        help="fill masked regions of a CT (GAN latent search, or biharmonic/Telea/NS)",
-        description="Inpaint the masked voxels of a CT: DCGAN latent search (Yeh et al. "
-        "2017) started from the nearest pool sample and run along the slices with latent "
-        "reuse (Lahiri et al. 2019), or a classical method. Writes the inpainted NIfTI "
-        "(input affine), a JSON record and, for generated masks, the mask.",
-    )
+    parser = add_command(subparsers, "inpaint", run_inpaint)
     parser.add_argument("input", metavar="INPUT", help="DICOM folder/file or NIfTI, in HU")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -135,7 +124,18 @@ def output_paths(output: str | Path) -> tuple[Path, Path, Path]:
 
 
 def run_inpaint(args: argparse.Namespace) -> int:
-    """Handle ``ctpipe inpaint``; bad input raises ``CTPipeError`` (one line, exit 2).
+    """Fill masked regions of a CT (GAN latent search, or biharmonic/Telea/NS).
+
+    Inpaint the masked voxels of a CT: DCGAN latent search (Yeh et al. 2017) started from
+    the nearest pool sample and run along the slices with latent reuse (Lahiri et al.
+    2019), or a classical method. Writes the inpainted NIfTI (input affine), a JSON record
+    and, for generated masks, the mask.
+
+    Returns:
+        0 when the outputs are written.
+
+    Raises:
+        CTPipeError: Bad input (one line naming the file, exit status 2).
 
     Example:
         >>> args = argparse.Namespace(output="out.png")
@@ -165,12 +165,7 @@ def run_inpaint(args: argparse.Namespace) -> int:
     ):
         if value < least:
             raise InputError(args.output, f"{flag} must be >= {least}, got {value}")
-    image = load_ct(
-        args.input,
-        series_uid=args.series,
-        allow_non_hu=getattr(args, "allow_non_hu", False),
-        min_slice_pixels=MIN_CT_SLICE_PIXELS,
-    )
+    image = load_ct(args.input, min_slice_pixels=MIN_CT_SLICE_PIXELS, **series_keywords(args))
     hu = np.asarray(image, dtype=np.float32)
     affine = np.asarray(image.affine, dtype=np.float64)
     mask, mask_record, source = _mask(args, hu, affine)

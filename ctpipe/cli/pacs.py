@@ -53,31 +53,14 @@ def add_pacs_parsers(subparsers: SubParsers) -> None:
 
 
 def _add_serve(subparsers: SubParsers) -> None:
-    p = add_command(
-        subparsers,
-        "serve",
-        run_serve,
-        help="run a DICOM node: receive series, run a workflow, send the results",
-        description="Run a DICOM node (C-STORE SCP) that writes every received instance to "
-        "disk before acknowledging it, runs the configured workflow on each complete series "
-        "and sends the results by C-STORE or STOW-RS, with retries. Its job queue survives "
-        "restarts. Stop it with Ctrl-C or SIGTERM.",
-    )
+    p = add_command(subparsers, "serve", run_serve)
     p.add_argument("config", help="node configuration (YAML, see workflows/pacs_node.yaml)")
     p.add_argument("--status", action="store_true", help="print the job queue and exit")
     p.add_argument("--verbose", action="store_true", help="log every received instance")
 
 
 def _add_pull(subparsers: SubParsers) -> None:
-    p = add_command(
-        subparsers,
-        "pull",
-        run_pull,
-        help="find studies on a PACS and retrieve them (C-FIND/C-GET/C-MOVE or DICOMweb)",
-        description="Query a PACS for studies matching the filters (C-FIND or QIDO-RS) and "
-        "retrieve them (C-GET, C-MOVE or WADO-RS) into OUTPUT/<study>/<series>/, "
-        "optionally running a workflow on each retrieved series.",
-    )
+    p = add_command(subparsers, "pull", run_pull)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--dimse", metavar="AET@HOST:PORT", help="PACS reached by DIMSE")
     source.add_argument("--dicomweb", metavar="URL", help="DICOMweb base URL of the PACS")
@@ -135,7 +118,16 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """Handle ``ctpipe serve``."""
+    """Run a DICOM node: receive series, run a workflow, send the results.
+
+    Run a DICOM node (C-STORE SCP) that writes every received instance to disk before
+    acknowledging it, runs the configured workflow on each complete series and sends the
+    results by C-STORE or STOW-RS, with retries. Its job queue survives restarts. Stop it
+    with Ctrl-C or SIGTERM.
+
+    Returns:
+        0 when the node stops, or after printing the job queue (``--status``).
+    """
     from ctpipe.pacs.config import load_serve_config
 
     config = load_serve_config(args.config)
@@ -200,7 +192,15 @@ def _notes(job: Any) -> list[str]:
 
 
 def run_pull(args: argparse.Namespace) -> int:
-    """Handle ``ctpipe pull``."""
+    """Find studies on a PACS and retrieve them (C-FIND/C-GET/C-MOVE or DICOMweb).
+
+    Query a PACS for studies matching the filters (C-FIND or QIDO-RS) and retrieve them
+    (C-GET, C-MOVE or WADO-RS) into OUTPUT/<study>/<series>/, optionally running a
+    workflow on each retrieved series.
+
+    Returns:
+        0, or 1 when the workflow failed on a retrieved series.
+    """
     from ctpipe.errors import CTPipeError
     from ctpipe.pacs.pull import find_studies, retrieve_study
 

@@ -34,7 +34,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ctpipe.cli.common import EXIT_OK, SubParsers, add_command, add_series_options, positive_int
+from ctpipe.cli.common import (
+    EXIT_OK,
+    SubParsers,
+    add_command,
+    add_series_options,
+    positive_int,
+    series_keywords,
+)
 
 __all__ = ["add_segment_parser", "format_volumes", "read_ct_input", "run_segment"]
 
@@ -44,15 +51,7 @@ SW_BATCH_SIZE = 4
 
 def add_segment_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Add the ``segment`` command to a CLI."""
-    p = add_command(
-        subparsers,
-        "segment",
-        run_segment,
-        help="segment organs of a CT volume (labels NIfTI on the input grid)",
-        description="Segment the organs of a CT volume (DICOM series or NIfTI in HU) with the "
-        "shipped segmenter or --weights, and write the label map as NIfTI with the input's "
-        "shape and affine. Prints each class's voxels and volume (mL).",
-    )
+    p = add_command(subparsers, "segment", run_segment)
     p.add_argument("input", help="DICOM series folder or file, or NIfTI/NRRD volume in HU")
     p.add_argument("--output", required=True, help="label map to write (.nii or .nii.gz)")
     p.add_argument(
@@ -107,7 +106,11 @@ def add_segment_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
 
 
 def run_segment(args: argparse.Namespace) -> int:
-    """Handler of ``ctpipe segment``: read, segment, write atomically, print the volumes.
+    """Segment organs of a CT volume (labels NIfTI on the input grid).
+
+    Segment the organs of a CT volume (DICOM series or NIfTI in HU) with the shipped
+    segmenter or --weights, and write the label map as NIfTI with the input's shape and
+    affine. Prints each class's voxels and volume (mL).
 
     Returns:
         0 on success. Bad input raises ``CTPipeError`` (one line, exit status 2).
@@ -135,12 +138,7 @@ def run_segment(args: argparse.Namespace) -> int:
     check_output_file(output, inputs=[args.input])
     if args.statistics is not None:
         check_output_file(args.statistics, inputs=[args.input, output])
-    image = read_ct_input(
-        args.input,
-        series_uid=args.series,
-        allow_irregular=args.allow_irregular,
-        allow_non_hu=args.allow_non_hu,
-    )
+    image = read_ct_input(args.input, **series_keywords(args))
     window = {"roi_size": args.roi_size, "overlap": args.overlap, "mode": args.blend}
     if args.bundle is not None:
         segment, class_names, description = _bundle_segmenter(args, window)

@@ -36,6 +36,7 @@ from ctpipe.cli.common import (
     add_command,
     add_series_options,
     error_line,
+    series_keywords,
 )
 
 __all__ = ["add_simulate_parser", "output_paths", "run_simulate"]
@@ -51,19 +52,9 @@ DEFAULT_PHOTONS_PER_MA = 2750.0
 DEFAULT_ANGULAR_MODULATION = 0.5
 
 
-def add_simulate_parser(
-    subparsers: SubParsers,
-) -> argparse.ArgumentParser:
+def add_simulate_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Add the ``simulate`` command to a CLI; it sets ``func`` to :func:`run_simulate`."""
-    parser = add_command(
-        subparsers,
-        "simulate",
-        run_simulate,
-        help="simulate a lower-dose scan from a normal-dose one (noise insertion)",
-        description="Insert the noise of a scan at a fraction of the dose into a "
-        "normal-dose CT, through its projections (parallel beam), slice by slice. Writes "
-        "a NIfTI with the input's affine and a JSON sidecar of the parameters.",
-    )
+    parser = add_command(subparsers, "simulate", run_simulate)
     parser.add_argument("input", metavar="INPUT", help="DICOM folder/file or NIfTI, in HU")
     parser.add_argument(
         "--output",
@@ -154,9 +145,18 @@ def _stem(path: Path) -> str:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    """Handle ``ctpipe simulate``: write the simulated NIfTI and sidecar; return the code.
+    """Simulate a lower-dose scan from a normal-dose one (noise insertion).
 
-    Bad input raises ``CTPipeError`` (one line naming the file, exit status 2).
+    Insert the noise of a scan at a fraction of the dose into a normal-dose CT, through its
+    projections (parallel beam), slice by slice. Writes a NIfTI with the input's affine and
+    a JSON sidecar of the parameters.
+
+    Returns:
+        0 when the NIfTI and its sidecar are written, 2 when the settings or the output
+        cannot be used.
+
+    Raises:
+        CTPipeError: Bad input (one line naming the file, exit status 2).
 
     Example:
         >>> args = argparse.Namespace(input="ct.nii.gz", output="out", dose=2.0,
@@ -204,12 +204,7 @@ def _simulate(args: argparse.Namespace, simulator, nifti: Path, sidecar: Path) -
     from ctpipe.io.reader import load_ct
     from ctpipe.io.validate import MIN_CT_SLICE_PIXELS
 
-    image = load_ct(
-        args.input,
-        series_uid=args.series,
-        allow_non_hu=getattr(args, "allow_non_hu", False),
-        min_slice_pixels=MIN_CT_SLICE_PIXELS,
-    )
+    image = load_ct(args.input, min_slice_pixels=MIN_CT_SLICE_PIXELS, **series_keywords(args))
     hu, affine = _volume(image), np.asarray(image.affine, dtype=np.float64)
     spacing = tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0))
     photons, source = _photons(args, image.meta, hu.shape[2], simulator.incident_photons)

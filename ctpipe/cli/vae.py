@@ -48,60 +48,31 @@ __all__ = [
 
 
 def add_vae_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
-    """Add the ``vae`` command group (``sample``, ``interpolate``, ``arithmetic``)."""
+    """Add the ``vae`` command group: ``sample``, ``interpolate``, ``arithmetic``, ``calibrate``."""
     vae, commands = add_command_group(
         subparsers,
         "vae",
         help="generate with a VAE: prior samples, interpolation, latent arithmetic",
         description="Generate CT slices with a trained VAE (the shipped one by default).",
     )
-    sample = add_command(
-        commands,
-        "sample",
-        run_sample,
-        help="decode N draws from the prior N(0, I)",
-        description="Decode N codes drawn from the prior and write them as a PNG grid.",
-    )
+    sample = add_command(commands, "sample", run_sample)
     sample.add_argument("-n", type=int, default=16, help="images (default: %(default)s)")
     sample.add_argument("--columns", type=int, default=8, help="images per row of the grid")
     sample.add_argument(
         "--temperature", type=float, default=1.0, help="prior std scale (default: 1)"
     )
     _common(sample)
-    interp = add_command(
-        commands,
-        "interpolate",
-        run_interpolate,
-        help="decode codes between two slices' codes",
-        description="Encode a slice of A and a slice of B and decode STEPS codes on the line "
-        "(or great circle) between their codes, A and B included; the PNG shows A, the "
-        "steps and B.",
-    )
+    interp = add_command(commands, "interpolate", run_interpolate)
     interp.add_argument("inputs", nargs=2, metavar="INPUT", help="CT volumes A and B")
     interp.add_argument("--steps", type=int, default=8, help="decoded codes (default: 8)")
     interp.add_argument("--slerp", action="store_true", help="spherical interpolation")
     _slices(interp, 2)
     _common(interp)
-    arith = add_command(
-        commands,
-        "arithmetic",
-        run_arithmetic,
-        help="decode code(A) - code(B) + code(C)",
-        description="Decode code(A) - code(B) + code(C) from slices of three volumes; the "
-        "PNG shows A, B, C and the result.",
-    )
+    arith = add_command(commands, "arithmetic", run_arithmetic)
     arith.add_argument("inputs", nargs=3, metavar="INPUT", help="CT volumes A, B and C")
     _slices(arith, 3)
     _common(arith)
-    calibrate = add_command(
-        commands,
-        "calibrate",
-        run_calibrate,
-        help="fit the out-of-distribution guard's calibration and store it with the weights",
-        description="Score the data.calibration slices of a VAE training CONFIG (held back "
-        "from training) with the guard's statistics, fit their distribution and thresholds, "
-        "and write the weights with the calibration in their record.",
-    )
+    calibrate = add_command(commands, "calibrate", run_calibrate)
     calibrate.add_argument("config", help="the VAE training configuration (YAML)")
     calibrate.add_argument("--weights", required=True, help="the trained VAE weights")
     calibrate.add_argument("-o", "--output", required=True, help="weights file to write")
@@ -109,7 +80,15 @@ def add_vae_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    """Handler of ``ctpipe vae calibrate``."""
+    """Fit the out-of-distribution guard's calibration and store it with the weights.
+
+    Score the data.calibration slices of a VAE training CONFIG (held back from training)
+    with the guard's statistics, fit their distribution and thresholds, and write the
+    weights with the calibration in their record.
+
+    Returns:
+        0 when the calibrated weights are written.
+    """
     from ctpipe.anomaly.guard_calibration import calibrate_guard, write_calibrated_weights
     from ctpipe.checkpoints.vae import load_vae
     from ctpipe.errors import InputError
@@ -153,7 +132,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    """Handler of ``ctpipe vae sample``."""
+    """Decode N draws from the prior N(0, I).
+
+    Decode N codes drawn from the prior and write them as a PNG grid.
+
+    Returns:
+        0 when the PNG is written.
+    """
     from ctpipe.vae_generate import sample_images
 
     _check_count("-n", args.n)
@@ -163,7 +148,14 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_interpolate(args: argparse.Namespace) -> int:
-    """Handler of ``ctpipe vae interpolate``."""
+    """Decode codes between two slices' codes.
+
+    Encode a slice of A and a slice of B and decode STEPS codes on the line (or great
+    circle) between their codes, A and B included; the PNG shows A, the steps and B.
+
+    Returns:
+        0 when the PNG is written.
+    """
     import numpy as np
 
     from ctpipe.vae_generate import interpolate
@@ -176,7 +168,14 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
 
 def run_arithmetic(args: argparse.Namespace) -> int:
-    """Handler of ``ctpipe vae arithmetic``."""
+    """Decode code(A) - code(B) + code(C).
+
+    Decode code(A) - code(B) + code(C) from slices of three volumes; the PNG shows A, B, C
+    and the result.
+
+    Returns:
+        0 when the PNG is written.
+    """
     import numpy as np
 
     from ctpipe.vae_generate import latent_arithmetic

@@ -53,27 +53,11 @@ WORKFLOWS_DIR = shipped_dir()
 
 def add_workflow_parsers(subparsers: SubParsers) -> None:
     """Add ``run`` and ``batch`` to a CLI."""
-    run = add_command(
-        subparsers,
-        "run",
-        run_command,
-        help="run a workflow on one study (DICOM folder/file or NIfTI)",
-        description="Run WORKFLOW (a YAML file or a shipped workflow's name) on one study "
-        "and write its outputs, report and run record to DIR. DIR must be new, empty or "
-        "the study folder of an earlier run (replaced only when the new run succeeds).",
-    )
+    run = add_command(subparsers, "run", run_command)
     _common(run)
     run.add_argument("--input", required=True, help="DICOM folder or file, or NIfTI volume")
     run.add_argument("--output", required=True, metavar="DIR", help="the study's output folder")
-    batch = add_command(
-        subparsers,
-        "batch",
-        run_batch_command,
-        help="run a workflow on every DICOM series under a folder tree",
-        description="Run WORKFLOW on every DICOM series under TREE: one study folder per "
-        "series in DIR, plus batch.json, summary.csv and index.html. A failing series is "
-        "recorded and the rest go on; a re-run skips series already done.",
-    )
+    batch = add_command(subparsers, "batch", run_batch_command)
     _common(batch)
     batch.add_argument("--input", required=True, metavar="TREE", help="folder to search")
     batch.add_argument("--output", required=True, metavar="DIR", help="the batch folder")
@@ -117,7 +101,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Handler of ``ctpipe run``."""
+    """Run a workflow on one study (DICOM folder/file or NIfTI).
+
+    Run WORKFLOW (a YAML file or a shipped workflow's name) on one study and write its
+    outputs, report and run record to DIR. DIR must be new, empty or the study folder of
+    an earlier run (replaced only when the new run succeeds).
+
+    Returns:
+        0 when the study is done, 1 when it failed while processing, 2 when it failed on
+        its input.
+    """
     from ctpipe.workflow import load_workflow, run_study
     from ctpipe.workflow.runner import FINISHED
 
@@ -144,7 +137,15 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def run_batch_command(args: argparse.Namespace) -> int:
-    """Handler of ``ctpipe batch``."""
+    """Run a workflow on every DICOM series under a folder tree.
+
+    Run WORKFLOW on every DICOM series under TREE: one study folder per series in DIR, plus
+    batch.json, summary.csv and index.html. A failing series is recorded and the rest go
+    on; a re-run skips series already done.
+
+    Returns:
+        0 when no series failed, 1 when one did.
+    """
     from ctpipe.errors import InputError
     from ctpipe.workflow import load_workflow, run_batch
     from ctpipe.workflow.cluster import close, connect, parse_resources
