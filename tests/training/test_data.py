@@ -217,6 +217,38 @@ def test_simulated_pairs_draw_doses_match_the_kernel_and_come_back_from_the_cach
     assert [a["dose"] for a in again] == doses
 
 
+def test_smooth_kernels_take_the_configured_filter_and_photon_scale(tmp_path):
+    from ctpipe.phantom import make_phantom, write_phantom
+
+    series = write_phantom(tmp_path, make_phantom(shape=(48, 48, 1), seed=3)).dicom_folder
+
+    def noise(**settings) -> tuple[set[str], float]:
+        spec = SimulatedPairsConfig(
+            [str(series)], kernel_matched=True, cache_dir=str(tmp_path / "cache"), **settings
+        )
+        items = simulated_pairs(spec)
+        return {i["filter"] for i in items}, float(np.std(items[0]["image"] - items[0]["label"]))
+
+    hann_filters, hann = noise()
+    cosine_filters, cosine = noise(smooth_filter="cosine")
+    assert hann_filters == {"hann"} and cosine_filters == {"cosine"}
+    assert cosine > hann  # cosine passes more of the high frequencies: more noise
+    # noise std scales as 1 / sqrt(photons): 4 times the photons, half the noise
+    _, quarter = noise(smooth_filter="cosine", smooth_photon_scale=4.0)
+    assert quarter / cosine == pytest.approx(0.5, rel=0.05)
+    # each setting has its own cache file; the default's name does not depend on the scale
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 3
+    _, again = noise(smooth_photon_scale=1.0)
+    assert again == hann and len(list((tmp_path / "cache").glob("*.npz"))) == 3
+
+
+def test_smooth_filter_must_be_a_simulator_filter():
+    with pytest.raises(ValueError, match=r"smooth_filter must be one of ramp, .*hann, got 'box'"):
+        SimulatedPairsConfig(["/data/ct1"], smooth_filter="box")
+    with pytest.raises(ValueError, match="smooth_photon_scale must be > 0, got 0"):
+        SimulatedPairsConfig(["/data/ct1"], smooth_photon_scale=0)
+
+
 def test_patch_stream_gives_each_group_its_share():
     from ctpipe.training.denoise.data import sampling_group
     from ctpipe.training.denoise.patch_stream import PatchStream, group_weights

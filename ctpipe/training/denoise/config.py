@@ -130,6 +130,14 @@ class SimulatedPairsConfig:
         kernel_matched: Choose the simulator's FBP filter from each series' reconstruction
             kernel (``ramp`` for sharp kernels such as Siemens D45, ``hann`` for smooth
             ones; :func:`ctpipe.training.denoise.data.kernel_filter`); ``False`` uses ``ramp``.
+        smooth_filter: With ``kernel_matched``, the FBP filter of smooth kernels, one of
+            :data:`ctpipe.simulate.FILTERS`. ``hann`` (the default) has the noise level of
+            the simulator's calibration but a coarser grain than real B30 quarter-dose
+            noise; ``cosine`` matches B30's noise power spectrum (``benchmarks/
+            bench_noise_texture.py``) and passes 1.4 times hann's noise std.
+        smooth_photon_scale: With ``kernel_matched``, the smooth kernels' photon count as
+            a multiple of the default (noise std scales as ``1 / sqrt`` of it); 2.0 brings
+            ``cosine`` back to hann's calibrated noise level.
         cache_dir: Folder for the simulated pairs (``.npz`` named by a hash of the series
             files and these settings), so a resumed or repeated run does not simulate again;
             ``None``: no cache.
@@ -149,6 +157,8 @@ class SimulatedPairsConfig:
     slice_step: int = 1
     dose_range: tuple[float, float] | None = None
     kernel_matched: bool = False
+    smooth_filter: str = "hann"
+    smooth_photon_scale: float = 1.0
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -156,6 +166,20 @@ class SimulatedPairsConfig:
         require(self.slice_step >= 1, "slice_step must be 1 or more", self.slice_step)
         require(len(self.series) > 0, "series must list at least one folder", self.series)
         require(0 < self.dose_fraction <= 1, "dose_fraction must be in (0, 1]", self.dose_fraction)
+        try:
+            from ctpipe.simulate import FILTERS
+        except ImportError:  # simulated_pairs says so when the pairs are made
+            FILTERS = (self.smooth_filter,)
+        require(
+            self.smooth_filter in FILTERS,
+            f"smooth_filter must be one of {', '.join(FILTERS)}",
+            self.smooth_filter,
+        )
+        require(
+            self.smooth_photon_scale > 0,
+            "smooth_photon_scale must be > 0",
+            self.smooth_photon_scale,
+        )
         if self.dose_range is not None:
             low_high = tuple(float(v) for v in self.dose_range)
             object.__setattr__(self, "dose_range", low_high)

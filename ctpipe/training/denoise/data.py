@@ -268,29 +268,31 @@ def holdout_slices(
     return kept, [dict(e) for i, e in enumerate(pairs) if i in held]
 
 
-def kernel_filter(kernel: str | None) -> str:
+def kernel_filter(kernel: str | None, smooth: str = "hann") -> str:
     """The simulator's FBP filter that matches a reconstruction kernel's noise texture.
 
     Siemens kernels are a letter and a sharpness number (``B30f``, ``D45f``, ``B70f``): 40
     and above are sharp. GE names its sharp kernels (``BONE``, ``LUNG``, ``EDGE``,
     ``DETAIL``); Philips' sharp ones start with ``D``, ``E``, ``L`` or ``Y``. Sharp kernels
-    get ``ramp``, everything else (smooth, or unknown) ``hann``.
+    get ``ramp``, everything else (smooth, or unknown) ``smooth`` (``hann`` by default).
 
     Example:
         >>> [kernel_filter(k) for k in ("D45f", "B30f", "STANDARD", "BONE", "B", None)]
         ['ramp', 'hann', 'hann', 'ramp', 'hann', 'hann']
+        >>> kernel_filter("B30f", smooth="cosine")
+        'cosine'
     """
     import re
 
     name = str(kernel or "").strip().upper()
     siemens = re.fullmatch(r"[A-Z]{1,2}(\d{2})[A-Z]?(\\.*)?", name)
     if siemens:
-        return "ramp" if int(siemens.group(1)) >= 40 else "hann"
+        return "ramp" if int(siemens.group(1)) >= 40 else smooth
     if name in {"BONE", "BONEPLUS", "LUNG", "EDGE", "DETAIL", "SHARP"}:
         return "ramp"
     if len(name) <= 2 and name[:1] in {"D", "E", "L", "Y"}:
         return "ramp"
-    return "hann"
+    return smooth
 
 
 def kernel_class(kernel: str | None) -> str:
@@ -355,16 +357,21 @@ def _simulated_series(spec: SimulatedPairsConfig, number: int, series: str) -> l
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     meta = getattr(image, "meta", {}) or {}
     kernel = str(meta.get("ConvolutionKernel", "") or "")
-    filter_name = kernel_filter(kernel) if spec.kernel_matched else "ramp"
+    filter_name = kernel_filter(kernel, spec.smooth_filter) if spec.kernel_matched else "ramp"
+    photon_scale = 1.0
+    if spec.kernel_matched and kernel_class(kernel) == "smooth":
+        photon_scale = spec.smooth_photon_scale
     patient = str(meta.get("PatientName", "") or "") or Path(series).name
     keep = list(range(0, hu.shape[2], spec.slice_step))
-    cache = _cache_file(spec, number, series, keep, filter_name)
+    cache = _cache_file(spec, number, series, keep, filter_name, photon_scale)
     if cache is not None and cache.exists():
         with np.load(cache) as stored:
             low, doses = stored["low"], stored["dose"]
         logger.info("simulated pairs of %s read from %s", series, cache)
     else:
-        low, doses = _simulate(spec, number, hu[:, :, keep], float(spacing[0]), filter_name)
+        low, doses = _simulate(
+            spec, number, hu[:, :, keep], float(spacing[0]), filter_name, photon_scale
+        )
         if cache is not None:
             _save_cache(cache, low, doses)
     return [
@@ -384,11 +391,16 @@ def _simulated_series(spec: SimulatedPairsConfig, number: int, series: str) -> l
 
 
 def _simulate(
-    spec: SimulatedPairsConfig, number: int, hu: Any, pixel_mm: float, filter_name: str
+    spec: SimulatedPairsConfig,
+    number: int,
+    hu: Any,
+    pixel_mm: float,
+    filter_name: str,
+    photon_scale: float = 1.0,
 ) -> tuple[Any, Any]:
     import numpy as np
 
-    from ctpipe.simulate import LowDoseSimulator
+    from ctpipe.simulate import DEFAULT_INCIDENT_PHOTONS, LowDoseSimulator
 
     low = np.empty_like(hu)
     doses = np.empty(hu.shape[2])
@@ -402,16 +414,29 @@ def _simulate(
     for n in range(hu.shape[2]):
         rng = np.random.default_rng(np.random.SeedSequence([spec.seed, number, n]))
         dose = float(rng.uniform(*spec.dose_range)) if spec.dose_range else spec.dose_fraction
-        simulator = LowDoseSimulator(dose_fraction=dose, filter_name=filter_name)
+        simulator = LowDoseSimulator(
+            dose_fraction=dose,
+            incident_photons=DEFAULT_INCIDENT_PHOTONS * photon_scale,
+            filter_name=filter_name,
+        )
         low[:, :, n] = simulator.simulate_slice(hu[:, :, n], pixel_mm, rng)
         doses[n] = dose
     return low, doses
 
 
 def _cache_file(
-    spec: SimulatedPairsConfig, number: int, series: str, keep: list[int], filter_name: str
+    spec: SimulatedPairsConfig,
+    number: int,
+    series: str,
+    keep: list[int],
+    filter_name: str,
+    photon_scale: float = 1.0,
 ) -> Path | None:
-    """``cache_dir/<hash>.npz``: the hash covers the files (names, sizes, mtimes) and settings."""
+    """``cache_dir/<hash>.npz``: the hash covers the files (names, sizes) and settings.
+
+    A photon scale of 1 is left out of the hash, so caches written before the setting
+    existed are still found.
+    """
     if spec.cache_dir is None:
         return None
     import hashlib
@@ -420,18 +445,18 @@ def _cache_file(
     root = Path(series)
     files = sorted(root.rglob("*")) if root.is_dir() else [root]
     listing = [(str(f.relative_to(root.parent)), f.stat().st_size) for f in files if f.is_file()]
-    key = json.dumps(
-        {
-            "files": listing,
-            "seed": spec.seed,
-            "number": number,
-            "dose": spec.dose_range or spec.dose_fraction,
-            "keep": keep,
-            "filter": filter_name,
-            "version": 1,
-        },
-        sort_keys=True,
-    )
+    settings: dict[str, Any] = {
+        "files": listing,
+        "seed": spec.seed,
+        "number": number,
+        "dose": spec.dose_range or spec.dose_fraction,
+        "keep": keep,
+        "filter": filter_name,
+        "version": 1,
+    }
+    if photon_scale != 1.0:
+        settings["photon_scale"] = photon_scale
+    key = json.dumps(settings, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return Path(spec.cache_dir) / f"{root.name}-{digest}.npz"
 
