@@ -44,6 +44,7 @@ import torch
 from monai.data import MetaTensor
 
 from ctpipe.bundle.layout import BundleError, SegmentationBundle
+from ctpipe.io.reader import quiet_optional_readers
 
 __all__ = ["GRID_TOLERANCE_MM", "WINDOW_SETTINGS", "BundleSegmenter"]
 
@@ -259,11 +260,10 @@ class BundleSegmenter:
     @contextlib.contextmanager
     def _building(self, what: str) -> Iterator[None]:
         try:
-            with warnings.catch_warnings():
-                # building LoadImaged makes every MONAI reader, one of which notes that the
-                # optional nvImageCodec is absent; MONAI's own transforms note changed
-                # defaults (FutureWarning). Neither says anything about the bundle.
-                warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+            # building LoadImaged makes every MONAI reader, one of which notes that the
+            # optional nvImageCodec is absent; MONAI's own transforms note changed
+            # defaults (FutureWarning). Neither says anything about the bundle.
+            with quiet_optional_readers(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=FutureWarning, module="monai")
                 yield
         except BundleError:

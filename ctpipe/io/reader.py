@@ -312,7 +312,7 @@ def ct_loader(
     from monai.transforms import LoadImage
 
     reader = CTSeriesReader(series_uid, modalities, allow_irregular)
-    with _quiet_optional_readers():
+    with quiet_optional_readers():
         loader = LoadImage(
             reader=reader, image_only=True, ensure_channel_first=ensure_channel_first
         )
@@ -328,7 +328,7 @@ def ct_loader_dict(keys: str | Sequence[str], **kwargs: Any):
     from monai.transforms import LoadImaged
 
     ensure_channel_first = kwargs.pop("ensure_channel_first", False)
-    with _quiet_optional_readers():
+    with quiet_optional_readers():
         loader = LoadImaged(
             keys=keys,
             reader=CTSeriesReader(**kwargs),
@@ -352,12 +352,18 @@ def _select_by_suffix(loader):
 
 
 @contextlib.contextmanager
-def _quiet_optional_readers() -> Iterator[None]:
+def quiet_optional_readers() -> Iterator[None]:
     """Silence MONAI's notices about optional GPU decoders (nvImageCodec) being absent.
 
     ``LoadImage`` instantiates every reader MONAI knows; on machines without
     nvImageCodec one of them logs and warns that it falls back to pydicom's decoders,
-    which is exactly what ctpipe wants, on every construction.
+    which is exactly what ctpipe wants, on every construction. Both the log record and
+    the warning are silenced: a command's log handler would print the record as a
+    ``ctpipe:`` line of its own.
+
+    Example:
+        >>> with quiet_optional_readers():
+        ...     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").warning("absent")
     """
     logger = logging.getLogger("monai.data.nvimgcodec_pydicom_plugin")
     level = logger.level
