@@ -284,3 +284,38 @@ def test_simulated_slices_next_to_a_validation_slice_are_dropped():
         ("L096_FD_3_SHARP", -250.0),
         ("pancreas", -297.0),
     ]
+
+
+def test_structure_share_draws_patch_centres_by_edge_strength():
+    from ctpipe.training.denoise.patch_stream import PatchStream
+    from ctpipe.training.denoise.patches import structure_weight
+
+    # a flat slice with one bright square: only the square's outline has edges
+    label = torch.zeros(1, 64, 64)
+    label[:, 24:40, 24:40] = 1.0
+    slices = [{"image": label.clone(), "label": label}]
+    weight = structure_weight(label.numpy(), 0.6)
+    near = np.zeros((64, 64), dtype=bool)
+    near[18:46, 18:46] = True
+    near[30:34, 30:34] = False  # the square's flat middle
+    # the chance of a centre near the outline, from the weight map by hand
+    expected = weight[0][near].sum() / weight.sum()
+    assert weight.mean() == pytest.approx(1.0) and expected > 2 * near.mean()
+
+    def share_near(structure_share: float) -> float:
+        config = PatchConfig(
+            size=(1, 1), per_slice=8, flip=False, rot90=False, structure_share=structure_share
+        )
+        stream = PatchStream(slices, [1.0], config, batch_size=8, seed=0)
+        marker = torch.arange(64 * 64, dtype=torch.float32).reshape(1, 64, 64)
+        stream.slices = [{"image": marker, "label": label}]
+        centres = torch.cat([stream.batch(n)["image"].flatten() for n in range(400)]).long()
+        return float(near.flatten()[centres.numpy()].mean())
+
+    assert share_near(0.6) == pytest.approx(expected, abs=0.03)
+    assert share_near(0.0) == pytest.approx(near.mean(), abs=0.03)  # uniform
+
+
+def test_structure_share_must_be_below_one():
+    with pytest.raises(ValueError, match=r"structure_share must be in \[0, 1\), got 1"):
+        PatchConfig(structure_share=1)

@@ -294,6 +294,11 @@ class PatchConfig:
         per_slice: Patches drawn from each slice each time it is visited.
         flip: Random flips along each axis (probability 0.5 each).
         rot90: Random rotation by 0, 90, 180 or 270 degrees (probability 0.5).
+        structure_share: The share of patch centres drawn in proportion to the target's
+            edge strength, in [0, 1); the rest are uniform. 0 (the default) draws every
+            centre uniformly, as the RED-CNN paper does; above 0 the centres follow
+            :func:`ctpipe.training.denoise.patches.structure_weight`, so that edges, where
+            a denoiser's error concentrates, are seen more often.
 
     Example:
         >>> PatchConfig(size=[64, 64]).size
@@ -304,6 +309,7 @@ class PatchConfig:
     per_slice: int = 8
     flip: bool = True
     rot90: bool = True
+    structure_share: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(self.size))
@@ -313,6 +319,11 @@ class PatchConfig:
             self.size,
         )
         require(self.per_slice >= 1, "per_slice must be >= 1", self.per_slice)
+        require(
+            0 <= self.structure_share < 1,
+            "structure_share must be in [0, 1)",
+            self.structure_share,
+        )
 
 
 @dataclass(frozen=True)
