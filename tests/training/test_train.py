@@ -9,6 +9,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -202,3 +203,15 @@ def test_window_psnr_picks_the_best_checkpoint_when_asked(tmp_path):
     assert best["psnr_window"] == pytest.approx(result.metrics["psnr_window"])
     # the window metric is on a 400 HU scale: the same error gives a lower PSNR
     assert result.metrics["psnr_window"] < result.metrics["psnr"]
+
+
+@pytest.mark.parametrize("sampling", ["epochs", "balanced"])
+def test_structure_weighted_patches_train(tmp_path, sampling):
+    """``patches.structure_share`` trains through both loaders: the cached one and the stream."""
+    config = tiny_config(tmp_path / sampling, data={"sampling": sampling})
+    config = dataclasses.replace(
+        config, patches=dataclasses.replace(config.patches, structure_share=0.5)
+    )
+    result = train_denoiser(config)
+    losses = json.loads(result.log.read_text())["iterations"]["loss"]
+    assert len(losses) == 2 and all(np.isfinite(losses))
