@@ -58,12 +58,22 @@ monoenergetic image, and a localizer presented as an axial slice; normal variant
 pass: the image mirrored, a smoother kernel, a calibration 15 HU off, -3024 outside the scan
 circle, a 15 % wider field of view. Scored like the held-out family.
 
+**Fifth family** (``--fresh3``): fixed (committed) before the guard's fourth version was
+designed and scored once with it; none of its kinds is in an earlier family: a QA water
+phantom with rods, burned-in annotations, a dual-energy iodine map, a CT myelogram, a prone
+scan (body front to back), a 10 mm slab MinIP, a CTA with the bones removed, a bismuth
+breast shield, strong lossy JPEG compression, and missing pixel spacing read as 1 mm;
+normal variants that should pass: the calibration 5 HU off, the patient turned by 3
+degrees, 60 % of the dose, a slightly sharper kernel, a 1.5 times finer matrix. Scored like
+the held-out family.
+
 Run from the repository root with the virtual environment active:
 
     python benchmarks/bench_ood_guard.py [--weights PT] [--config YAML] [--json OUT]
     python benchmarks/bench_ood_guard.py --held-out [--json OUT]
     python benchmarks/bench_ood_guard.py --fresh [--json OUT]
     python benchmarks/bench_ood_guard.py --fresh2 [--json OUT]
+    python benchmarks/bench_ood_guard.py --fresh3 [--json OUT]
 """
 
 from __future__ import annotations
@@ -120,6 +130,14 @@ FRESH2_NORMAL_VARIANTS = (
     "normal: calibration +15 HU",
     "normal: -3024 outside the scan circle",
     "normal: field of view x1.15",
+)
+#: Kinds of the fifth family that are normal variants (should not be flagged).
+FRESH3_NORMAL_VARIANTS = (
+    "normal: calibration -5 HU",
+    "normal: turned 3°",
+    "normal: 60 % dose",
+    "normal: slightly sharper kernel",
+    "normal: 1.5 x finer matrix",
 )
 #: Held-out kinds whose values are not CT numbers at all.
 NOT_CT_VALUES = ("MR (real)", "NM", "ultrasound", "PET/SPECT")
@@ -275,6 +293,36 @@ def fresh2_studies(
         yield wide, patient, ood_inputs.wider_fov(base)
 
 
+def fresh3_studies(
+    bases: list[tuple[str | None, ood_inputs.Study]],
+) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
+    """``(kind, patient, study)`` for the fifth family and its normal variants.
+
+    None of the four earlier families holds these kinds; the set was fixed before the
+    guard's fourth version was designed.
+    """
+    for patient, base in bases:
+        yield "QA phantom", patient, ood_inputs.qa_phantom(base)
+        yield "burned-in annotations", patient, ood_inputs.annotation_text(base)
+        yield "iodine map", patient, ood_inputs.iodine_map(base)
+        yield "CT myelogram", patient, ood_inputs.myelogram(base)
+        yield "prone", patient, ood_inputs.prone(base)
+        yield "bone removed", patient, ood_inputs.bone_removed(base)
+        yield "bismuth shield", patient, ood_inputs.bismuth_shield(base)
+        yield "lossy JPEG", patient, ood_inputs.jpeg_blocks(base)
+        yield "pixel spacing missing", patient, ood_inputs.spacing_missing(base)
+    for patient, base in bases:
+        if base.hu.shape[2] >= 8:  # contiguous slices only
+            yield "slab MinIP", patient, ood_inputs.minip_slab(base)
+    drift, turned, dose, sharper, finer = FRESH3_NORMAL_VARIANTS
+    for patient, base in bases:
+        yield drift, patient, ood_inputs.calibration_drift(base, -5.0)
+        yield turned, patient, ood_inputs.off_centre(base, (0.0, 0.0), 3.0)
+        yield dose, patient, ood_inputs.reduced_dose(base, 0.6)
+        yield sharper, patient, ood_inputs.sharper_kernel(base)
+        yield finer, patient, ood_inputs.finer_matrix(base)
+
+
 class Scorer:
     """One score, fitted on the calibration slices with one patient left out or none."""
 
@@ -345,6 +393,11 @@ def main() -> int:
         action="store_true",
         help="score the fourth family and its normal variants (fixed before the guard's v3)",
     )
+    parser.add_argument(
+        "--fresh3",
+        action="store_true",
+        help="score the fifth family and its normal variants (fixed before the guard's v4)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -379,8 +432,16 @@ def main() -> int:
         studies.append(("ID", None, ood_inputs.Study(name, hu, spacing)))
     bases = [(None, s) for _, _, s in studies]
     bases += [(name, ood_inputs.Study(name, *volumes[name])) for name in BASES]
-    if args.held_out or args.fresh or args.fresh2:
-        family = "fresh2" if args.fresh2 else "fresh" if args.fresh else "held-out"
+    if args.held_out or args.fresh or args.fresh2 or args.fresh3:
+        family = (
+            "fresh3"
+            if args.fresh3
+            else "fresh2"
+            if args.fresh2
+            else "fresh"
+            if args.fresh
+            else "held-out"
+        )
         return held_out(
             guard, guard_scorer, shipped, pool, studies, bases, volumes, args.json, family
         )
@@ -444,7 +505,9 @@ def held_out(
         add(kind, None, study.name, columns(guard, study))
     for name in UNSEEN:
         add("ID", name, f"{name} (left out)", pool[name][:, guard_scorer.index])
-    if family == "fresh2":
+    if family == "fresh3":
+        family_studies, normal_kinds = fresh3_studies(bases), FRESH3_NORMAL_VARIANTS
+    elif family == "fresh2":
         family_studies, normal_kinds = fresh2_studies(bases), FRESH2_NORMAL_VARIANTS
     elif family == "fresh":
         family_studies, normal_kinds = fresh_studies(bases), FRESH_NORMAL_VARIANTS

@@ -294,3 +294,119 @@ def test_fourth_family_normal_variants(ood):
     assert areas[1] == pytest.approx(areas[0], rel=0.05)
     soft = ood.soft_kernel(base, 2.0).hu
     assert np.abs(np.diff(soft, axis=0)).mean() < np.abs(np.diff(base.hu, axis=0)).mean()
+
+
+# Fifth family (``bench_ood_guard.py --fresh3``).
+
+
+def test_qa_phantom_has_water_and_its_rods(ood):
+    base = _phantom(ood, size=129, slices=10, spacing=(2.0, 2.0, 2.0))
+    out = ood.qa_phantom(base, seed=0)
+    assert out.hu.shape == (129, 129, 8) and out.spacing == base.spacing
+    x, y = ood._grid((129, 129), 2.0)
+    for n, value in enumerate((-1000.0, -100.0, -35.0, 120.0, 340.0, 950.0)):
+        angle = 2 * np.pi * n / 6
+        rod = ood._ellipse(x, y, 60 * np.cos(angle), 60 * np.sin(angle), 6, 6)
+        assert abs(out.hu[:, :, 0][rod].mean() - value) < 8.0
+    assert abs(out.hu[64, 64, 0]) < 50.0 and out.hu[0, 0, 0] == -1000.0
+
+
+def test_annotation_text_burns_bright_pixels_into_corners_and_body(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0))
+    out = ood.annotation_text(base).hu[:, :, 0]
+    burned = out != base.hu[:, :, 0]
+    assert (out[burned] == 3071.0).all()
+    assert burned[:40, :20].any() and burned[-40:, -20:].any()  # corners
+    assert (burned & body_mask(base.hu[:, :, 0])).sum() > 20  # caliper and ROI on the body
+    assert burned.mean() < 0.1
+
+
+def test_iodine_map_is_enhancement_over_25_hu_per_mg(ood):
+    hu = np.full((40, 40, 1), 95.0, np.float32)  # (95 - 45) / 25 = 2 mg/mL
+    hu[:, :20] = 20.0  # unenhanced: 0
+    out = ood.iodine_map(ood.Study("b", hu, (1.0, 1.0, 1.0)), seed=0).hu[:, :, 0]
+    assert abs(out[10:30, 25:35].mean() - 20.0) < 1.0  # 0.1 mg/mL units, noise 4
+    assert abs(out[10:30, 3:15].mean()) < 1.0  # unenhanced: 0 plus noise
+    assert np.allclose(out, np.round(out))
+
+
+def test_myelogram_rings_the_vertebra_centroid_and_keeps_bone(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0), bone=False)
+    hu = base.hu.copy()
+    x, y = ood._grid((129, 129), 1.0)
+    vertebra = ood._ellipse(x, y, 0, 15, 12, 12) & ~ood._ellipse(x, y, 0, 15, 8, 8)
+    hu[:, :, 0][vertebra] = 700.0  # a ring of bone around a soft-tissue canal at (64, 79)
+    out = ood.myelogram(ood.Study("b", hu, base.spacing), contrast_hu=800.0).hu[:, :, 0]
+    r = np.hypot(x, y - 15)
+    sac = (r >= 2.5) & (r <= 6.5)
+    assert (np.abs(out[sac] - 800.0) < 160.0).mean() > 0.9  # centroid within a pixel
+    np.testing.assert_array_equal(out[vertebra], 700.0)
+    np.testing.assert_array_equal(out[r < 2.4], hu[:, :, 0][r < 2.4])  # the cord
+
+
+def test_prone_turns_each_body_front_to_back(ood):
+    base = _phantom(ood, size=65, slices=1, spacing=(2.0, 2.0, 2.0))
+    out = ood.prone(base).hu[:, :, 0]
+    body = body_mask(base.hu[:, :, 0])
+    rows = np.flatnonzero(body.any(axis=0))
+    low, high = rows[0], rows[-1]
+    np.testing.assert_array_equal(out[:, low : high + 1], base.hu[:, low : high + 1, 0][:, ::-1])
+    assert out[0, 0] == -1000.0
+
+
+def test_minip_slab_is_the_minimum_over_neighbouring_slices(ood):
+    hu = np.random.default_rng(0).normal(0.0, 50.0, (8, 8, 6)).astype(np.float32)
+    out = ood.minip_slab(ood.Study("b", hu, (1.0, 1.0, 5.0)), slab_mm=10.0).hu
+    np.testing.assert_array_equal(out[:, :, 2], hu[:, :, 1:4].min(axis=2))
+    np.testing.assert_array_equal(out[:, :, 0], hu[:, :, 0:2].min(axis=2))
+
+
+def test_bone_removed_cuts_bone_only(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0))  # bone disc: 700 HU
+    out = ood.bone_removed(base).hu[:, :, 0]
+    x, y = ood._grid((129, 129), 1.0)
+    bone = ood._ellipse(x, y, 10, -10, 6, 6)
+    assert (out[bone] == -1024.0).all()
+    far = np.hypot(x - 10, y + 10) > 12
+    np.testing.assert_array_equal(out[far], base.hu[:, :, 0][far])
+
+
+def test_bismuth_shield_lies_over_the_front_away_from_the_spine(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0), bone=False)
+    hu = base.hu.copy()
+    x, y = ood._grid((129, 129), 1.0)
+    hu[:, :, 0][ood._ellipse(x, y, 0, -25, 8, 8)] = 700.0  # the spine at low j: front at high j
+    out = ood.bismuth_shield(ood.Study("b", hu, base.spacing)).hu[:, :, 0]
+    shield = out > 2000
+    assert shield.any() and not body_mask(hu[:, :, 0])[shield].any()
+    assert y[shield].min() > 40  # beyond the front skin (y = 40 mm)
+
+
+def test_jpeg_blocks_keep_flat_blocks_and_remove_fine_noise(ood):
+    rng = np.random.default_rng(0)
+    hu = np.full((32, 32, 1), 40.0, np.float32) + rng.normal(0, 10, (32, 32, 1)).astype(np.float32)
+    out = ood.jpeg_blocks(ood.Study("b", hu, (1.0, 1.0, 1.0)), scale=4.0).hu
+    assert abs(out.mean() - hu.mean()) < 4.0
+    assert out.std() < 0.5 * hu.std()  # the noise's AC coefficients round to 0
+    flat = ood.jpeg_blocks(ood.Study("b", np.full((16, 16, 1), 40.0, np.float32), (1, 1, 1)))
+    assert np.abs(flat.hu - 40.0).max() <= 4.0  # DC step 64 over 8 x 8: at most 4 HU off
+
+
+def test_spacing_missing_and_fifth_family_normal_variants(ood):
+    base = _phantom(ood, size=65, spacing=(2.0, 2.0, 3.0))
+    assert ood.spacing_missing(base).spacing == (1.0, 1.0, 3.0)
+    fine = ood.finer_matrix(base, 1.5)
+    assert fine.hu.shape[:2] == (98, 98) and fine.spacing[0] == pytest.approx(2.0 / 1.5)
+    areas = [body_mask(s.hu).sum() * s.spacing[0] ** 2 for s in (base, fine)]
+    assert areas[1] == pytest.approx(areas[0], rel=0.03)
+    sharper = ood.sharper_kernel(base).hu
+    np.testing.assert_allclose(sharper[30:34, 30:34], base.hu[30:34, 30:34], atol=1e-3)
+
+
+def test_reduced_dose_raises_noise_by_the_dose_ratio(ood):
+    rng = np.random.default_rng(1)
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0), bone=False)
+    noisy = base.hu + rng.normal(0.0, 20.0, base.hu.shape).astype(np.float32)
+    out = ood.reduced_dose(ood.Study("b", noisy, base.spacing), dose=0.6, seed=0).hu
+    added = (out - noisy)[40:90, 40:90, 0]
+    assert added.std() == pytest.approx(20.0 * np.sqrt(1 / 0.6 - 1), rel=0.1)
