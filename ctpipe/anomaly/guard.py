@@ -9,9 +9,10 @@ run, with the project's VAE (Kingma & Welling 2014), trained on normal-dose CT s
    (the layout, fine detail), three input checks (noise, metal, air) and, since the
    guard's second version, six of the body's shape and intensity (area and width over
    height in mm, clipping at the maximum, tissue of 150-700 HU, cupping, bone under the
-   skin), which see what the VAE's window and 3 mm grid cannot, and since the third,
+   skin), which see what the VAE's window and 3 mm grid cannot, since the third,
    three more (constant patches in the body, a ghost just outside it, a uniform bright
-   lumen away from bone);
+   lumen away from bone), and since the fourth, four more (thick dense tissue, the HU of
+   fat, rings about the scan's centre, streaks in one direction);
 2. its **slice score** is the Mahalanobis distance of those statistics from their mean on
    held-back in-distribution slices (:class:`GuardCalibration`, in
    :mod:`ctpipe.anomaly.guard_calibration`, stored in the VAE's
@@ -84,6 +85,10 @@ _WORDS = {
     "log_flat_fraction": "constant patches inside the body (painted or not CT)",
     "log_halo_fraction": "a ghost of the body just outside it (motion)",
     "log_bright_blob_mm2": "a uniform lumen of 350-700 HU away from bone (dense contrast)",
+    "log_dense_core_mm2": "thick tissue of 600-3000 HU (dense contrast, not thin cortex)",
+    "fat_hu": "the HU of fat (energy or calibration)",
+    "ring_ratio": "rings about the scan's centre",
+    "streak_ratio": "streaks in one direction",
 }
 
 

@@ -33,6 +33,7 @@ from ctpipe.anomaly.guard_statistics import (
     SHAPE_STATISTICS,
     STATISTICS,
     V3_STATISTICS,
+    V4_STATISTICS,
     slice_statistics,
 )
 
@@ -74,9 +75,13 @@ DEFAULT_MIN_STD: Mapping[str, float] = {
     "log_flat_fraction": 0.5,
     "log_halo_fraction": 0.5,
     "log_bright_blob_mm2": 1.0,
+    "log_dense_core_mm2": 1.5,
+    "fat_hu": 8.0,
+    "ring_ratio": 0.25,
+    "streak_ratio": 0.3,
 }
 #: Statistics :meth:`GuardCalibration.fit` takes as uncorrelated with the others.
-DEFAULT_INDEPENDENT = (*SHAPE_STATISTICS, *V3_STATISTICS)
+DEFAULT_INDEPENDENT = (*SHAPE_STATISTICS, *V3_STATISTICS, *V4_STATISTICS)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,25 @@ about 1 mm, :func:`v3_statistics`):
   800 HU: a uniform, very bright lumen away from bone, as dense arterial contrast gives
   (portal-venous vessels stay below 350 HU; cancellous bone is uneven and beside cortex).
 
+Statistics of the guard's fourth version, for what the third one missed
+(:func:`v4_statistics`):
+
+* ``log_dense_core_mm2``: log of 1 plus the area (mm²) of body pixels whose HU (smoothed
+  over 1 mm) lie in [600, 3000] and that lie more than 2 mm inside such a region: a lumen
+  of dense contrast (a filled tube or bowel, 700-3000 HU, several millimetres across) has a
+  core, while the cortex of trunk bone is too thin to have one;
+* ``fat_hu``: the median HU (smoothed over 2 mm) of the body's fat (-250 to -40 HU): fat
+  lies at -80 to -120 HU on a 120 kVp CT; a low-energy (e.g. 40 keV) image darkens it, a
+  mis-calibrated scanner shifts it (-250 when there is no fat);
+* ``ring_ratio`` and ``streak_ratio``, on the *fine texture* (:func:`fine_texture`: the
+  slice minus its 5 mm median, on a grid of about 2 mm, in soft tissue away from edges),
+  where reconstructed CT holds noise that looks alike in every direction and about every
+  point: ``ring_ratio`` is the log of the texture's power on rings about the image centre
+  (the scanner's axis, where a detector fault draws its rings) over that about four points
+  25 mm away; ``streak_ratio`` is the log of the power of line sums of the texture in its
+  most streaked direction over the median direction (photon starvation and other streaks
+  run straight across the body).
+
 Example:
     >>> import numpy as np
     >>> from ctpipe.nets.vae import VAE
@@ -83,7 +102,7 @@ Example:
     >>> stats = slice_statistics(hu, (3.0, 3.0, 3.0), vae, SliceGrid((32, 32), pixel_mm=4.0),
     ...                          sigma=0.1)
     >>> stats.values.shape, stats.names[:2]
-    ((3, 17), ('log_rec_mse', 'log_rec_coarse'))
+    ((3, 21), ('log_rec_mse', 'log_rec_coarse'))
 """
 
 from __future__ import annotations
@@ -104,20 +123,28 @@ __all__ = [
     "SHAPE_STATISTICS",
     "STATISTICS",
     "V3_STATISTICS",
+    "V4_STATISTICS",
     "VAE_STATISTICS",
     "SliceStatistics",
     "block_mean",
     "body_shape",
     "bright_blob_area",
     "choose_slices",
+    "dense_core_area",
+    "fat_hu",
+    "fine_texture",
     "flat_fraction",
     "halo_fraction",
     "noise_std",
     "radial_drop",
     "rim_fraction",
+    "ring_power",
+    "ring_ratio",
     "slice_statistics",
+    "streak_ratio",
     "top_clip_fraction",
     "v3_statistics",
+    "v4_statistics",
 ]
 
 #: Statistics of the VAE, in the order of :attr:`SliceStatistics.values`.
@@ -135,12 +162,16 @@ SHAPE_STATISTICS = (
 #: Statistics added by the guard's third version (flat patches, a ghost outside the body,
 #: a bright uniform lumen).
 V3_STATISTICS = ("log_flat_fraction", "log_halo_fraction", "log_bright_blob_mm2")
+#: Statistics added by the guard's fourth version (thick dense tissue, the HU of fat, rings
+#: about the scan's centre, streaks).
+V4_STATISTICS = ("log_dense_core_mm2", "fat_hu", "ring_ratio", "streak_ratio")
 INPUT_STATISTICS = (
     "log_noise_hu",
     "log_metal_fraction",
     "log_air_fraction",
     *SHAPE_STATISTICS,
     *V3_STATISTICS,
+    *V4_STATISTICS,
 )
 #: Every statistic :func:`slice_statistics` computes.
 STATISTICS = VAE_STATISTICS + INPUT_STATISTICS
@@ -172,6 +203,22 @@ BLOB_HU = (350.0, 700.0)
 BLOB_MAX_SD_HU = 60.0
 BLOB_BONE_GAP_MM = 5.0
 CORTEX_HU = 800.0
+#: HU range (smoothed over 1 mm) of dense tissue, and the depth (mm) inside such a region
+#: of its core (``log_dense_core_mm2``).
+DENSE_HU = (600.0, 3000.0)
+DENSE_CORE_MM = 2.0
+#: Grid (mm) of the texture statistics, the median filter (mm) whose residual is the fine
+#: texture, and the largest gradient (HU/mm, smoothed over 2 mm) of soft tissue that counts
+#: as away from edges (``ring_ratio``, ``streak_ratio``).
+TEXTURE_GRID_MM = 2.0
+TEXTURE_MEDIAN_MM = 5.0
+TEXTURE_EDGE_HU_MM = 15.0
+#: Distance (mm) from the image centre of the four reference centres of ``ring_ratio``.
+RING_OFFSET_MM = 25.0
+#: HU range (smoothed over 2 mm) of fat, and the least share of the body it must fill
+#: (``fat_hu``).
+FAT_HU = (-250.0, -40.0)
+FAT_MIN_FRACTION = 0.005
 
 
 @dataclass(frozen=True)
@@ -496,6 +543,196 @@ def bright_blob_area(hu: np.ndarray, body: np.ndarray, pixel_mm: tuple[float, fl
     return float(np.bincount(labels.ravel())[1:].max() * pixel_mm[0] * pixel_mm[1])
 
 
+def dense_core_area(hu: np.ndarray, body: np.ndarray, pixel_mm: tuple[float, float]) -> float:
+    """Area (mm²) of thick, dense tissue: the core of regions of :data:`DENSE_HU` (see the module).
+
+    HU are smoothed over 1 mm; a body pixel is dense when its smoothed HU lie in
+    :data:`DENSE_HU`, and it is in the core when every pixel within :data:`DENSE_CORE_MM`
+    of it is dense too (its Euclidean distance to the nearest pixel that is not, in mm,
+    exceeds that depth).
+
+    Example:
+        >>> body = np.ones((60, 60), bool)
+        >>> hu = np.full((60, 60), 40.0); hu[20:32, 20:32] = 1500.0  # 12 x 12 mm of contrast
+        >>> hu[40:43, 5:55] = 1500.0  # a 3 mm cortex: too thin to have a core
+        >>> round(dense_core_area(hu, body, (1.0, 1.0)))  # 8 x 8 pixels > 2 mm inside the square
+        64
+    """
+    from scipy.ndimage import distance_transform_edt, gaussian_filter
+
+    if not body.any():
+        return 0.0
+    smooth = gaussian_filter(hu.astype(np.float64), (1.0 / pixel_mm[0], 1.0 / pixel_mm[1]))
+    dense = body & (smooth >= DENSE_HU[0]) & (smooth < DENSE_HU[1])
+    if not dense.any():
+        return 0.0
+    depth = distance_transform_edt(dense, sampling=pixel_mm)
+    return float((depth > DENSE_CORE_MM).sum() * pixel_mm[0] * pixel_mm[1])
+
+
+def fine_texture(
+    hu: np.ndarray, body: np.ndarray, pixel_mm: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The slice's fine texture and where it is measured (see the module).
+
+    The texture is the slice minus its median over :data:`TEXTURE_MEDIAN_MM` (edges and
+    organs go, noise and thin lines stay); it is measured in soft tissue (HU smoothed over
+    2 mm in :data:`SOFT_TISSUE_HU`) of the body, away from edges (the smoothed image's
+    gradient below :data:`TEXTURE_EDGE_HU_MM` HU/mm).
+
+    Example:
+        >>> hu = np.full((20, 20), 40.0); hu[:, 10] = 140.0  # a thin bright line
+        >>> texture, region = fine_texture(hu, np.ones((20, 20), bool), (1.0, 1.0))
+        >>> float(texture[5, 10]), float(texture[5, 5]), bool(region[5, 2])
+        (100.0, 0.0, True)
+    """
+    from scipy.ndimage import gaussian_filter, median_filter
+
+    values = hu.astype(np.float64)
+    size = max(3, 2 * round(TEXTURE_MEDIAN_MM / pixel_mm[0] / 2) + 1)
+    texture = values - median_filter(values, size=size, mode="nearest")
+    smooth = gaussian_filter(values, (2.0 / pixel_mm[0], 2.0 / pixel_mm[1]))
+    s_i, s_j = np.gradient(smooth, *pixel_mm)
+    region = (
+        body
+        & (smooth >= SOFT_TISSUE_HU[0])
+        & (smooth <= SOFT_TISSUE_HU[1])
+        & (np.hypot(s_i, s_j) < TEXTURE_EDGE_HU_MM)
+    )
+    return texture, region
+
+
+def ring_power(
+    texture: np.ndarray,
+    region: np.ndarray,
+    centre: tuple[float, float],
+    pixel_mm: tuple[float, float],
+) -> float:
+    """Mean of ``n * m²`` over 1 mm rings about ``centre`` (``m``: the ring's mean texture).
+
+    Only rings with at least 10 pixels of ``region`` count; ``n`` is their pixel count.
+    Independent noise of variance ``v`` gives ``v`` on average; a ring artifact about
+    ``centre`` adds its mean squared, times ``n``. 0 when no ring counts.
+
+    Example:
+        >>> ii, jj = np.mgrid[:41, :41]
+        >>> r = np.hypot(ii - 20, jj - 20).astype(int)
+        >>> texture = np.where(r == 10, 5.0, 0.0)  # a ring of +5 at 10 mm
+        >>> n = int((r == 10).sum())
+        >>> rings = np.bincount(r.ravel())
+        >>> total = rings[rings >= 10].sum()
+        >>> power = ring_power(texture, np.ones((41, 41), bool), (20.0, 20.0), (1.0, 1.0))
+        >>> bool(np.isclose(power, n * 25 / total))
+        True
+    """
+    ii, jj = np.nonzero(region)
+    radius = np.hypot((ii - centre[0]) * pixel_mm[0], (jj - centre[1]) * pixel_mm[1]).astype(int)
+    counts = np.bincount(radius)
+    sums = np.bincount(radius, texture[ii, jj])
+    keep = counts >= 10
+    if not keep.any():
+        return 0.0
+    return float((sums[keep] ** 2 / counts[keep]).sum() / counts[keep].sum())
+
+
+def ring_ratio(texture: np.ndarray, region: np.ndarray, pixel_mm: tuple[float, float]) -> float:
+    """Log of the ring power about the image centre over its mean about four points off it.
+
+    Rings of a detector fault are centred on the scanner's axis of rotation, the centre of
+    the reconstructed image; about points :data:`RING_OFFSET_MM` away they blur out, while
+    noise and anatomy score alike about either (0 when a power is 0).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> noise = rng.normal(0.0, 10.0, (101, 101))
+        >>> ii, jj = np.mgrid[:101, :101]
+        >>> ring = 30.0 * (np.abs(np.hypot(ii - 50, jj - 50) - 30) < 1)
+        >>> region = np.ones((101, 101), bool)
+        >>> round(ring_ratio(noise, region, (1.0, 1.0)), 1), ring_ratio(
+        ...     noise + ring, region, (1.0, 1.0)) > 2
+        (0.0, True)
+    """
+    centre = (np.asarray(texture.shape, np.float64) - 1) / 2
+    at = ring_power(texture, region, (centre[0], centre[1]), pixel_mm)
+    offsets = [
+        (RING_OFFSET_MM, 0.0),
+        (-RING_OFFSET_MM, 0.0),
+        (0.0, RING_OFFSET_MM),
+        (0.0, -RING_OFFSET_MM),
+    ]
+    off = np.mean(
+        [
+            ring_power(
+                texture,
+                region,
+                (centre[0] + d_i / pixel_mm[0], centre[1] + d_j / pixel_mm[1]),
+                pixel_mm,
+            )
+            for d_i, d_j in offsets
+        ]
+    )
+    return math.log(at / off) if at > 0 and off > 0 else 0.0
+
+
+def streak_ratio(texture: np.ndarray, region: np.ndarray, step_deg: float = 6.0) -> float:
+    """Log of the line power of the texture in its most streaked direction over the median one.
+
+    The texture (0 outside ``region``) is projected along lines every ``step_deg`` degrees
+    (:func:`skimage.transform.radon`); each line's sum ``p`` over its ``n`` pixels of
+    ``region`` gives ``p² / (n v)`` (``v``: the texture's variance in ``region``), which
+    isotropic noise holds at about the same level in every direction, and a streak raises
+    along its own. Averaged over the lines of a direction (those with more than 10 pixels),
+    the largest over the median (0 when there is nothing to measure).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> noise = rng.normal(0.0, 10.0, (64, 64))
+        >>> streaks = noise.copy(); streaks[:, ::9] += 40.0  # lines along the first axis
+        >>> region = np.ones((64, 64), bool)
+        >>> round(streak_ratio(noise, region), 1), streak_ratio(streaks, region) > 2
+        (0.7, True)
+    """
+    from skimage.transform import radon
+
+    if region.sum() < 100:
+        return 0.0
+    variance = float(texture[region].var())
+    if variance <= 0:
+        return 0.0
+    theta = np.arange(0.0, 180.0, step_deg)
+    sums = radon(np.where(region, texture, 0.0), theta, circle=False)
+    counts = radon(region.astype(np.float64), theta, circle=False)
+    keep = counts > 10
+    z2 = np.where(keep, sums**2 / np.maximum(counts, 1.0) / variance, 0.0)
+    power = z2.sum(axis=0) / np.maximum(keep.sum(axis=0), 1)
+    median = float(np.median(power))
+    return math.log(power.max() / median) if median > 0 and power.max() > 0 else 0.0
+
+
+def fat_hu(hu: np.ndarray, body: np.ndarray, pixel_mm: tuple[float, float]) -> float:
+    """Median HU of the body's fat: body pixels whose HU smoothed over 2 mm lie in :data:`FAT_HU`.
+
+    Returns the range's lower end when fewer than :data:`FAT_MIN_FRACTION` of the body's
+    pixels are fat (no fat found: not CT numbers, or not a body).
+
+    Example:
+        >>> body = np.ones((40, 40), bool)
+        >>> hu = np.full((40, 40), 40.0); hu[:, :10] = -105.0  # a quarter of fat
+        >>> round(fat_hu(hu, body, (1.0, 1.0)))  # the fat's edge is smoothed a little
+        -104
+    """
+    from scipy.ndimage import gaussian_filter
+
+    if not body.any():
+        return FAT_HU[0]
+    smooth = gaussian_filter(hu.astype(np.float64), (2.0 / pixel_mm[0], 2.0 / pixel_mm[1]))
+    values = smooth[body]
+    fat = values[(values >= FAT_HU[0]) & (values <= FAT_HU[1])]
+    if fat.size < FAT_MIN_FRACTION * values.size:
+        return FAT_HU[0]
+    return float(np.median(fat))
+
+
 def _input_statistics(
     hu: np.ndarray, body: np.ndarray, pixel_mm: tuple[float, float]
 ) -> list[float]:
@@ -521,6 +758,7 @@ def _input_statistics(
         radial_drop(smooth_2mm, body, *TISSUE_HU),
         rim_fraction(hu, body, pixel_mm, RIM_MM),
         *v3_statistics(hu, body, pixel_mm),
+        *v4_statistics(hu, body, pixel_mm),
     ]
 
 
@@ -547,4 +785,40 @@ def v3_statistics(
         math.log(flat_fraction(coarse, coarse_body) + 1e-3),
         math.log(halo_fraction(coarse, coarse_body, pixel) + 1e-2),
         math.log(bright_blob_area(coarse, coarse_body, pixel) + 1.0),
+    )
+
+
+def v4_statistics(
+    hu: np.ndarray, body: np.ndarray, pixel_mm: tuple[float, float]
+) -> tuple[float, float, float, float]:
+    """The statistics of :data:`V4_STATISTICS` for one slice.
+
+    ``log_dense_core_mm2`` and ``fat_hu`` are taken on the grid of about 1 mm of
+    :func:`v3_statistics`, ``ring_ratio`` and ``streak_ratio`` on one of about
+    :data:`TEXTURE_GRID_MM` (blocks of ``round(2 / pixel)`` pixels): streaks and rings of
+    1-2 mm survive it, and the median filter and projections cost a quarter as much.
+
+    Example:
+        >>> hu = np.random.default_rng(0).normal(40.0, 10.0, (64, 64))
+        >>> hu[8:56, 8:40] = hu[8:56, 8:40] - 140.0  # a band of fat at -100 HU
+        >>> body = np.zeros((64, 64), bool); body[8:56, 8:56] = True
+        >>> dense, fat, ring, streak = v4_statistics(hu, body, (1.0, 1.0))
+        >>> dense, round(fat), abs(ring) < 0.5, abs(streak) < 1.5  # fat: its edge smoothed
+        (0.0, -98, True, True)
+    """
+    values = hu.astype(np.float64)
+    fine = max(1, round(1.0 / pixel_mm[0]))
+    coarse = block_mean(values, fine)
+    coarse_body = block_mean(body.astype(np.float64), fine) >= 0.5
+    pixel = (pixel_mm[0] * fine, pixel_mm[1] * fine)
+    factor = max(1, round(TEXTURE_GRID_MM / pixel_mm[0]))
+    grid = (pixel_mm[0] * factor, pixel_mm[1] * factor)
+    texture, region = fine_texture(
+        block_mean(values, factor), block_mean(body.astype(np.float64), factor) >= 0.5, grid
+    )
+    return (
+        math.log(dense_core_area(coarse, coarse_body, pixel) + 1.0),
+        fat_hu(coarse, coarse_body, pixel),
+        ring_ratio(texture, region, grid),
+        streak_ratio(texture, region),
     )

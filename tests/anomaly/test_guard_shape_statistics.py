@@ -12,11 +12,17 @@ from ctpipe.anomaly.guard_statistics import (
     STATISTICS,
     body_shape,
     bright_blob_area,
+    dense_core_area,
+    fat_hu,
+    fine_texture,
     flat_fraction,
     halo_fraction,
     radial_drop,
     rim_fraction,
+    ring_power,
+    ring_ratio,
     slice_statistics,
+    streak_ratio,
     top_clip_fraction,
 )
 from tests.anomaly.conftest import GRID
@@ -161,3 +167,80 @@ def test_bright_blob_area_is_the_largest_uniform_bright_lumen_away_from_bone():
     coarse = bright_blob_area(hu[::2, ::2], body[::2, ::2], (2.0, 2.0))  # 2 mm pixels
     assert coarse == pytest.approx(area, rel=0.25)
     assert bright_blob_area(np.full((20, 20), 40.0), np.ones((20, 20), bool), (1.0, 1.0)) == 0.0
+
+
+def test_dense_core_area_counts_pixels_deeper_than_2_mm_inside_dense_tissue():
+    hu = np.full((80, 80), 40.0)
+    body = np.ones((80, 80), bool)
+    hu[10:30, 10:22] = 1800.0  # a 20 x 12 mm contrast-filled lumen on 1 mm pixels
+    hu[50:53, 5:75] = 1500.0  # cortex 3 mm thick: no pixel lies more than 2 mm inside it
+    hu[60:70, 60:70] = 3071.0  # metal: above the dense range
+    # by hand: the 1 mm smoothing keeps the lumen's edge on its own pixels (a pixel just
+    # inside reaches 40 + 1760 * 0.69 > 600, one just outside 40 + 1760 * 0.31 < 600), and
+    # a pixel d pixels in from the edge lies d + 1 mm from the nearest pixel outside
+    inside = 0
+    for i in range(10, 30):
+        for j in range(10, 22):
+            inside += min(i - 10, 29 - i, j - 10, 21 - j) + 1 > 2.0
+    assert inside == 16 * 8
+    assert dense_core_area(hu, body, (1.0, 1.0)) == pytest.approx(inside)
+    assert dense_core_area(hu, np.zeros_like(body), (1.0, 1.0)) == 0.0
+    assert dense_core_area(np.full((9, 9), 40.0), np.ones((9, 9), bool), (1.0, 1.0)) == 0.0
+
+
+def test_fat_hu_is_the_median_of_the_fat_and_says_when_there_is_none():
+    hu = np.full((60, 60), 40.0)
+    body = np.ones((60, 60), bool)
+    hu[:, :20] = -110.0  # subcutaneous fat, 20 mm deep
+    hu[:, 20:30] = -80.0  # fat with more water in it, 10 mm
+    # by hand: 1200 pixels at -110 against 600 at -80, the edges' smoothed values (within
+    # 2 sd of the steps) on both sides of the median: the median is -110
+    assert fat_hu(hu, body, (1.0, 1.0)) == pytest.approx(-110.0, abs=0.5)
+    shifted = fat_hu(hu - 30.0, body, (1.0, 1.0))  # a 40 keV-like image: fat darker
+    assert shifted == pytest.approx(-140.0, abs=0.5)
+    assert fat_hu(np.full((30, 30), 40.0), np.ones((30, 30), bool), (1.0, 1.0)) == -250.0
+
+
+def test_fine_texture_keeps_thin_lines_and_drops_edges():
+    hu = np.full((40, 40), 40.0)
+    hu[:, 20:] = 180.0  # an enhanced organ's edge: kept by the 5 mm median, so no texture
+    hu[10, :] += 100.0  # a 1 mm streak across both
+    texture, region = fine_texture(hu, np.ones((40, 40), bool), (1.0, 1.0))
+    assert texture[10, 5] == pytest.approx(100.0) and texture[10, 30] == pytest.approx(100.0)
+    assert np.abs(texture[20:, :]).max() == 0.0  # the edge is not texture ...
+    assert not region[25, 19:21].any() and region[25, 5]  # ... and is left out
+
+
+def test_ring_power_and_ratio_by_hand():
+    # a ring of +10 HU, 1 mm wide at 12 mm about the centre of a 41 x 41 grid of 1 mm
+    ii, jj = np.mgrid[:41, :41]
+    r = np.hypot(ii - 20, jj - 20)
+    texture = np.where(r.astype(int) == 12, 10.0, 0.0)
+    region = np.ones((41, 41), bool)
+    counts = np.bincount(r.astype(int).ravel())
+    kept = counts >= 10
+    expected = (counts[12] * 10.0**2) / counts[kept].sum()  # one ring, its mean 10, n pixels
+    assert ring_power(texture, region, (20.0, 20.0), (1.0, 1.0)) == pytest.approx(expected)
+    # the same ring is diluted about a point 25 mm off: the ratio is far above 0
+    assert ring_ratio(texture, region, (1.0, 1.0)) > 1.5
+    assert ring_ratio(np.zeros((41, 41)), region, (1.0, 1.0)) == 0.0
+
+
+def test_streak_ratio_sees_lines_in_one_direction_only():
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0.0, 15.0, (80, 80))
+    region = np.ones((80, 80), bool)
+    lines = noise.copy()
+    lines[:, 20] += 60.0
+    lines[:, 47] -= 60.0  # two streaks along the first axis
+    grid = noise.copy()
+    grid[:, 20] += 60.0
+    grid[40, :] += 60.0  # one along each axis: still directional, twice
+    base = streak_ratio(noise, region)
+    assert base < 1.2  # isotropic noise: every direction alike, up to chance
+    assert streak_ratio(lines, region) > base + 1.5
+    assert streak_ratio(grid, region) > base + 1.0
+    # by hand for the lines: along the first axis the two line sums hold 80 * 60 each
+    variance = lines.var()
+    assert (80 * 60.0) ** 2 / (80 * variance) > 50  # a line's p² / (n v), against ~1 for noise
+    assert streak_ratio(noise, np.zeros_like(region)) == 0.0
