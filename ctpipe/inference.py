@@ -342,6 +342,7 @@ def denoise_volume(
     hu: ImageT,
     model: nn.Module,
     *,
+    kernel: str | None = None,
     inferer: SliceInferer | None = None,
     **settings: Any,
 ) -> ImageT:
@@ -354,6 +355,10 @@ def denoise_volume(
     Args:
         hu: HU volume: numpy array, tensor or MONAI ``MetaTensor``.
         model: A :class:`ctpipe.nets.Denoiser` (any ``(B, 1, H, W)`` to same-shape module).
+            A kernel-matched one (:mod:`ctpipe.nets.kernel_matched`) runs the network of
+            the image's kernel family (:func:`route_denoiser`).
+        kernel: The image's ConvolutionKernel, for a kernel-matched ``model``; ``None``
+            reads ``hu.meta["ConvolutionKernel"]`` of a MetaTensor (else: unknown).
         inferer: The inferer to use; give either this or ``settings``.
         **settings: Keyword arguments of :class:`SliceInferer`. ``amp`` defaults to
             ``False`` here: bfloat16 cost the shipped RED-CNN 0.5-0.7 dB PSNR
@@ -362,8 +367,8 @@ def denoise_volume(
     Returns:
         Float32 HU of the same shape and type: a numpy array, a tensor on ``hu``'s
         device, or a ``MetaTensor`` with ``hu``'s affine, meta and applied operations
-        plus ``meta["denoising"]`` recording the model class, its config and the
-        inferer settings.
+        plus ``meta["denoising"]`` recording the model class, its config, the inferer
+        settings and, for a kernel-matched model, the kernel and the network that ran.
 
     Raises:
         ValueError: ``hu`` is not 3-D, or both ``inferer`` and ``settings`` are given.
@@ -379,13 +384,14 @@ def denoise_volume(
     """
     if inferer is None:
         settings.setdefault("amp", False)
-    return _denoise(hu, model, _resolve_inferer(inferer, settings), ndim=3)
+    return _denoise(hu, model, _resolve_inferer(inferer, settings), ndim=3, kernel=kernel)
 
 
 def denoise_slice(
     hu: ImageT,
     model: nn.Module,
     *,
+    kernel: str | None = None,
     inferer: SliceInferer | None = None,
     **settings: Any,
 ) -> ImageT:
@@ -399,10 +405,40 @@ def denoise_slice(
     """
     if inferer is None:
         settings.setdefault("amp", False)  # as denoise_volume
-    return _denoise(hu, model, _resolve_inferer(inferer, settings), ndim=2)
+    return _denoise(hu, model, _resolve_inferer(inferer, settings), ndim=2, kernel=kernel)
 
 
-def _denoise(hu: ImageT, model: nn.Module, inferer: SliceInferer, ndim: int) -> ImageT:
+def route_denoiser(model: nn.Module, kernel: str | None) -> tuple[nn.Module, dict[str, str]]:
+    """The network that denoises an image of ``kernel``, and what was chosen.
+
+    A kernel-matched model (one with ``select(kernel)``, :mod:`ctpipe.nets.kernel_matched`)
+    gives the network of the kernel's family, or its fallback; any other model is returned
+    as it is, with an empty record.
+
+    Returns:
+        ``(network, record)``; the record has ``ConvolutionKernel`` (``""`` when unknown)
+        and ``network`` (the family whose network runs) for a kernel-matched model.
+
+    Example:
+        >>> from ctpipe.nets import build_denoiser
+        >>> spec = {"name": "redcnn", "kwargs": {"filters": 2}}
+        >>> model = build_denoiser("kernel_matched", networks={"sharp": spec, "smooth": spec},
+        ...                        fallback="sharp")
+        >>> route_denoiser(model, "B30f")[1]
+        {'ConvolutionKernel': 'B30f', 'network': 'smooth'}
+        >>> route_denoiser(torch.nn.Identity(), "B30f")[1]
+        {}
+    """
+    select = getattr(model, "select", None)
+    if select is None:
+        return model, {}
+    family, network = select(kernel)
+    return network, {"ConvolutionKernel": str(kernel or ""), "network": family}
+
+
+def _denoise(
+    hu: ImageT, model: nn.Module, inferer: SliceInferer, ndim: int, kernel: str | None = None
+) -> ImageT:
     if hu.ndim != ndim:
         axes = "(i, j, k)" if ndim == 3 else "(i, j)"
         raise ValueError(f"hu must be {ndim}-D {axes}, got shape {tuple(hu.shape)}")
@@ -411,9 +447,16 @@ def _denoise(hu: ImageT, model: nn.Module, inferer: SliceInferer, ndim: int) -> 
     else:
         data = torch.as_tensor(hu).as_subclass(torch.Tensor).float()
     volume = data if ndim == 3 else data[..., None]
-    unit = inferer.infer_volume(hu_to_unit(volume)[None], model)[0]
+    if kernel is None:
+        kernel = (getattr(hu, "meta", None) or {}).get("ConvolutionKernel")
+    network, routing = route_denoiser(model, kernel)
+    unit = inferer.infer_volume(hu_to_unit(volume)[None], network)[0]
     result = unit_to_hu(unit if ndim == 3 else unit[..., 0])
-    return _like(hu, result, _record(model, inferer))
+    record = _record(model, inferer)
+    if routing:
+        record["kernel"] = routing
+        record["inferer"] = inferer.settings(network)
+    return _like(hu, result, record)
 
 
 def _like(template: ImageT, result: torch.Tensor, record: dict[str, Any]) -> ImageT:

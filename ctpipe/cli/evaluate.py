@@ -267,7 +267,10 @@ def load_weight_methods(
 
 
 def _hu_function(model: Any, device: str, path: Path) -> Callable[[Any], Any]:
-    """Wrap a denoiser as ``hu_2d -> hu_2d`` through the pipeline's one inferer."""
+    """Wrap a denoiser as ``hu_2d -> hu_2d`` through the pipeline's one inferer.
+
+    The function also takes the slice's ``kernel``, for a kernel-matched denoiser.
+    """
     import torch
 
     from ctpipe.inference import SliceInferer, denoise_slice
@@ -279,8 +282,8 @@ def _hu_function(model: Any, device: str, path: Path) -> Callable[[Any], Any]:
         )
     inferer = SliceInferer(device=device)
 
-    def denoise(hu_2d: Any) -> Any:
-        return denoise_slice(hu_2d, model, inferer=inferer)
+    def denoise(hu_2d: Any, kernel: str | None = None) -> Any:
+        return denoise_slice(hu_2d, model, kernel=kernel, inferer=inferer)
 
     return denoise
 

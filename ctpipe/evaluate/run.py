@@ -3,7 +3,9 @@
 A *method* is any callable ``hu_2d -> hu_2d`` (one 2D slice in HU in, the denoised slice
 in HU out): the identity (:data:`LDCT_INPUT`, the low-dose input scored as it is), the
 BM3D baseline (:class:`ctpipe.baselines.BM3DDenoiser`), or a trained network wrapped by
-the caller. This module never imports model code.
+the caller. A method with a ``kernel`` keyword also gets the slice's reconstruction kernel
+(``pair.meta["kernel"]``), as a kernel-matched denoiser needs. This module never imports
+model code.
 
 :func:`evaluate_denoisers` runs every method on every :class:`SlicePair` and scores its
 output against the normal-dose slice with :func:`ctpipe.metrics.denoising_quality` (PSNR,
@@ -88,8 +90,9 @@ def _check_methods(methods: Mapping[str, HuFunction]) -> dict[str, HuFunction]:
 
 
 def _run_method(name: str, method: HuFunction, pair: SlicePair) -> tuple[np.ndarray, float]:
+    kernel = {"kernel": pair.meta.get("kernel")} if _takes_kernel(method) else {}
     start = time.perf_counter()
-    output = method(pair.low_hu.copy())
+    output = method(pair.low_hu.copy(), **kernel)
     seconds = time.perf_counter() - start
     output = np.asarray(output, dtype=np.float32)
     if output.shape != pair.low_hu.shape:
@@ -100,6 +103,16 @@ def _run_method(name: str, method: HuFunction, pair: SlicePair) -> tuple[np.ndar
     if not np.isfinite(output).all():
         raise ValueError(f"method {name!r} returned NaN or infinity for slice {pair.name!r}")
     return output, seconds
+
+
+def _takes_kernel(method: HuFunction) -> bool:
+    """Whether ``method`` accepts the slice's ``kernel`` keyword (a kernel-matched model)."""
+    import inspect
+
+    try:
+        return "kernel" in inspect.signature(method).parameters
+    except (TypeError, ValueError):  # builtins and some callables have no signature
+        return False
 
 
 def evaluate_denoisers(

@@ -1,5 +1,7 @@
 """Networks: denoisers from their papers (RED-CNN, REDNet); segmenters come from MONAI.
 
+``kernel_matched`` holds one denoiser per reconstruction-kernel family.
+
 Build a denoiser by name with :func:`build_denoiser`; each name maps to its module, which is
 imported only then.
 
@@ -18,11 +20,12 @@ from ctpipe.nets.base import Denoiser
 DENOISERS = {
     "redcnn": ("ctpipe.nets.redcnn", "REDCNN"),
     "rednet": ("ctpipe.nets.rednet", "REDNet"),
+    "kernel_matched": ("ctpipe.nets.kernel_matched", "KernelMatchedDenoiser"),
 }
 
 
 def build_denoiser(name: str, **kwargs: Any) -> Denoiser:
-    """Build a denoiser by name (``redcnn``, ``rednet``) with its keyword arguments.
+    """Build a denoiser by name (``redcnn``, ``rednet``, ``kernel_matched``) with its arguments.
 
     Raises:
         ValueError: Unknown name (the known ones are listed).

@@ -79,14 +79,21 @@ class DenoiseStep:
         return LoadedModel(model, name, file_sha256(weights), weights, config=config)
 
     def run(self, study: StudyState, model: LoadedModel | None) -> dict[str, Any]:
-        """Denoise ``study.image`` (it becomes the ``denoised`` output)."""
-        from ctpipe.inference import denoise_volume
+        """Denoise ``study.image`` (it becomes the ``denoised`` output).
+
+        A kernel-matched model runs the network of the series' ConvolutionKernel family;
+        the record's ``kernel`` says which.
+        """
+        from ctpipe.inference import denoise_volume, route_denoiser
 
         device = compute_device(self.device)
         before = study.image
+        network, routing = route_denoiser(
+            model.module, study.volume.meta.get("ConvolutionKernel") or None
+        )
         denoised = denoise_volume(
             np.ascontiguousarray(before, dtype=np.float32),
-            model.module,
+            network,
             batch_size=self.batch_size,
             sw_device=device,
             device="cpu",
@@ -102,6 +109,7 @@ class DenoiseStep:
         return {
             "output": "denoised",
             "model": model.describe(),
+            **({"kernel": routing} if routing else {}),
             "settings": {
                 "device": device,
                 "batch_size": self.batch_size,

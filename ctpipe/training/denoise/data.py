@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctpipe.errors import InputError
+from ctpipe.kernels import SHARP, SMOOTH, kernel_family
 from ctpipe.training.denoise.patches import KEYS, patch_transforms
 
 if TYPE_CHECKING:
@@ -271,10 +272,8 @@ def holdout_slices(
 def kernel_filter(kernel: str | None, smooth: str = "hann") -> str:
     """The simulator's FBP filter that matches a reconstruction kernel's noise texture.
 
-    Siemens kernels are a letter and a sharpness number (``B30f``, ``D45f``, ``B70f``): 40
-    and above are sharp. GE names its sharp kernels (``BONE``, ``LUNG``, ``EDGE``,
-    ``DETAIL``); Philips' sharp ones start with ``D``, ``E``, ``L`` or ``Y``. Sharp kernels
-    get ``ramp``, everything else (smooth, or unknown) ``smooth`` (``hann`` by default).
+    Sharp kernels (:func:`ctpipe.kernels.kernel_family`) get ``ramp``, everything else
+    (smooth, or unknown) ``smooth`` (``hann`` by default).
 
     Example:
         >>> [kernel_filter(k) for k in ("D45f", "B30f", "STANDARD", "BONE", "B", None)]
@@ -282,27 +281,17 @@ def kernel_filter(kernel: str | None, smooth: str = "hann") -> str:
         >>> kernel_filter("B30f", smooth="cosine")
         'cosine'
     """
-    import re
-
-    name = str(kernel or "").strip().upper()
-    siemens = re.fullmatch(r"[A-Z]{1,2}(\d{2})[A-Z]?(\\.*)?", name)
-    if siemens:
-        return "ramp" if int(siemens.group(1)) >= 40 else smooth
-    if name in {"BONE", "BONEPLUS", "LUNG", "EDGE", "DETAIL", "SHARP"}:
-        return "ramp"
-    if len(name) <= 2 and name[:1] in {"D", "E", "L", "Y"}:
-        return "ramp"
-    return smooth
+    return "ramp" if kernel_family(kernel) == SHARP else smooth
 
 
 def kernel_class(kernel: str | None) -> str:
-    """``sharp`` or ``smooth``: the group of a kernel for balanced sampling.
+    """``sharp`` or ``smooth``: the group of a kernel for balanced sampling (unknown: smooth).
 
     Example:
-        >>> kernel_class("D45"), kernel_class("B30")
-        ('sharp', 'smooth')
+        >>> kernel_class("D45"), kernel_class("B30"), kernel_class(None)
+        ('sharp', 'smooth', 'smooth')
     """
-    return "sharp" if kernel_filter(kernel) == "ramp" else "smooth"
+    return kernel_family(kernel) or SMOOTH
 
 
 def simulated_pairs(spec: SimulatedPairsConfig) -> list[dict[str, Any]]:
