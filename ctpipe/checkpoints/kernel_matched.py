@@ -7,15 +7,15 @@ weights). The result is an ordinary denoiser checkpoint of the ``kernel_matched`
 file name, network hash, iterations and metrics under ``members``.
 
 Example:
-    >>> import tempfile
-    >>> from ctpipe.checkpoints.denoiser import load_denoiser
-    >>> from ctpipe.checkpoints.file import save_checkpoint
-    >>> from ctpipe.nets import build_denoiser
-    >>> folder = tempfile.mkdtemp()
-    >>> paths = {f: save_checkpoint(f"{folder}/{f}.pt", build_denoiser("redcnn", filters=2),
-    ...                             model_name="redcnn") for f in ("sharp", "smooth")}
-    >>> out = combine_kernel_matched(paths, fallback="sharp", path=f"{folder}/both.pt")
-    >>> model = load_denoiser(out)
+    >>> from pathlib import Path
+    >>> from tempfile import mkdtemp
+    >>> from ctpipe import checkpoints, nets
+    >>> folder = Path(mkdtemp())
+    >>> paths = {f: checkpoints.file.save_checkpoint(folder / f"{f}.pt",
+    ...     nets.build_denoiser("redcnn", filters=2), model_name="redcnn")
+    ...     for f in ("sharp", "smooth")}
+    >>> out = combine_kernel_matched(paths, fallback="sharp", path=folder / "both.pt")
+    >>> model = checkpoints.denoiser.load_denoiser(out)
     >>> model.select("B30f")[0], sorted(model.checkpoint_record["members"])
     ('smooth', ['sharp', 'smooth'])
 """
