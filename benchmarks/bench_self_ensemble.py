@@ -55,7 +55,9 @@ def main() -> int:
         rows["LDCT input"].append(quality_scores(pair.low_hu, pair.normal_hu))
         for name, ensemble in (("model", False), ("model, self-ensemble x8", True)):
             start = time.perf_counter()
-            out = denoise_slice(pair.low_hu, model, self_ensemble=ensemble)
+            out = denoise_slice(
+                pair.low_hu, model, kernel=pair.meta.get("kernel"), self_ensemble=ensemble
+            )
             seconds[name].append(time.perf_counter() - start)
             rows[name].append(quality_scores(out, pair.normal_hu))
     print(

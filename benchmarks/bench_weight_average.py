@@ -85,7 +85,10 @@ def main() -> int:
 def _score_model(model, pairs) -> list[list[float]]:
     from ctpipe.inference import denoise_slice
 
-    return [quality_scores(denoise_slice(p.low_hu, model), p.normal_hu) for p in pairs]
+    return [
+        quality_scores(denoise_slice(p.low_hu, model, kernel=p.meta.get("kernel")), p.normal_hu)
+        for p in pairs
+    ]
 
 
 def _row(name: str, scores: list[list[float]], kernels: list[str]) -> None:
