@@ -67,6 +67,16 @@ normal variants that should pass: the calibration 5 HU off, the patient turned b
 degrees, 60 % of the dose, a slightly sharper kernel, a 1.5 times finer matrix. Scored like
 the held-out family.
 
+**Sixth family** (``--fresh4``): fixed (committed) before the guard's fifth version was
+designed, to be scored once with it; none of its kinds is in an earlier family: an inverted
+grey scale (MONOCHROME1 read as MONOCHROME2), byte-swapped values (big endian read as
+little), a subtraction series, a film sheet of 3 x 3 slices, an MR-derived synthetic CT, a
+tissue label map, a dose report screen capture, a magnified view saved with its old pixel
+spacing, pixel data read with rows one pixel too long, and a sparse-view reconstruction (60
+views); normal variants that should pass: ECG electrodes and leads, 100 kVp, thinner slices
+(2/3 of the thickness), a moderate iterative reconstruction, the table 20 mm lower. Scored
+like the held-out family.
+
 Run from the repository root with the virtual environment active:
 
     python benchmarks/bench_ood_guard.py [--weights PT] [--config YAML] [--json OUT]
@@ -74,6 +84,7 @@ Run from the repository root with the virtual environment active:
     python benchmarks/bench_ood_guard.py --fresh [--json OUT]
     python benchmarks/bench_ood_guard.py --fresh2 [--json OUT]
     python benchmarks/bench_ood_guard.py --fresh3 [--json OUT]
+    python benchmarks/bench_ood_guard.py --fresh4 [--json OUT]
 """
 
 from __future__ import annotations
@@ -138,6 +149,14 @@ FRESH3_NORMAL_VARIANTS = (
     "normal: 60 % dose",
     "normal: slightly sharper kernel",
     "normal: 1.5 x finer matrix",
+)
+#: Kinds of the sixth family that are normal variants (should not be flagged).
+FRESH4_NORMAL_VARIANTS = (
+    "normal: ECG electrodes",
+    "normal: 100 kVp",
+    "normal: thinner slices",
+    "normal: iterative reconstruction",
+    "normal: table 20 mm lower",
 )
 #: Held-out kinds whose values are not CT numbers at all.
 NOT_CT_VALUES = ("MR (real)", "NM", "ultrasound", "PET/SPECT")
@@ -323,6 +342,34 @@ def fresh3_studies(
         yield finer, patient, ood_inputs.finer_matrix(base)
 
 
+def fresh4_studies(
+    bases: list[tuple[str | None, ood_inputs.Study]],
+) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
+    """``(kind, patient, study)`` for the sixth family and its normal variants.
+
+    None of the five earlier families holds these kinds; the set was fixed before the
+    guard's fifth version was designed.
+    """
+    for patient, base in bases:
+        yield "inverted grey scale", patient, ood_inputs.inverted_greyscale(base)
+        yield "byte-swapped", patient, ood_inputs.byte_swapped(base)
+        yield "subtraction", patient, ood_inputs.subtraction(base)
+        yield "film sheet", patient, ood_inputs.film_mosaic(base)
+        yield "synthetic CT", patient, ood_inputs.synthetic_ct(base)
+        yield "label map", patient, ood_inputs.label_map(base)
+        yield "dose report", patient, ood_inputs.dose_report(base)
+        yield "magnified view", patient, ood_inputs.magnified_view(base)
+        yield "wrong row length", patient, ood_inputs.wrong_row_length(base)
+        yield "sparse view", patient, ood_inputs.sparse_view(base)
+    ecg, kvp, thin, iterative, table = FRESH4_NORMAL_VARIANTS
+    for patient, base in bases:
+        yield ecg, patient, ood_inputs.ecg_electrodes(base)
+        yield kvp, patient, ood_inputs.kvp_100(base)
+        yield thin, patient, ood_inputs.thinner_slices(base)
+        yield iterative, patient, ood_inputs.iterative_recon(base)
+        yield table, patient, ood_inputs.table_lower(base)
+
+
 class Scorer:
     """One score, fitted on the calibration slices with one patient left out or none."""
 
@@ -398,6 +445,11 @@ def main() -> int:
         action="store_true",
         help="score the fifth family and its normal variants (fixed before the guard's v4)",
     )
+    parser.add_argument(
+        "--fresh4",
+        action="store_true",
+        help="score the sixth family and its normal variants (fixed before the guard's v5)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -432,9 +484,11 @@ def main() -> int:
         studies.append(("ID", None, ood_inputs.Study(name, hu, spacing)))
     bases = [(None, s) for _, _, s in studies]
     bases += [(name, ood_inputs.Study(name, *volumes[name])) for name in BASES]
-    if args.held_out or args.fresh or args.fresh2 or args.fresh3:
+    if args.held_out or args.fresh or args.fresh2 or args.fresh3 or args.fresh4:
         family = (
-            "fresh3"
+            "fresh4"
+            if args.fresh4
+            else "fresh3"
             if args.fresh3
             else "fresh2"
             if args.fresh2
@@ -505,7 +559,9 @@ def held_out(
         add(kind, None, study.name, columns(guard, study))
     for name in UNSEEN:
         add("ID", name, f"{name} (left out)", pool[name][:, guard_scorer.index])
-    if family == "fresh3":
+    if family == "fresh4":
+        family_studies, normal_kinds = fresh4_studies(bases), FRESH4_NORMAL_VARIANTS
+    elif family == "fresh3":
         family_studies, normal_kinds = fresh3_studies(bases), FRESH3_NORMAL_VARIANTS
     elif family == "fresh2":
         family_studies, normal_kinds = fresh2_studies(bases), FRESH2_NORMAL_VARIANTS

@@ -35,7 +35,12 @@ one (``--fresh3``: a QA water phantom with rods, burned-in annotations, a dual-e
 map, a CT myelogram, a prone scan, a slab MinIP, bones removed from a CTA, a bismuth breast
 shield, strong lossy JPEG compression, missing pixel spacing; normal variants: the
 calibration 5 HU off, the patient turned by 3 degrees, 60 % of the dose, a slightly sharper
-kernel, a 1.5 times finer matrix).
+kernel, a 1.5 times finer matrix), and a **sixth** one (``--fresh4``: an inverted grey scale,
+byte-swapped values, a subtraction series, a film sheet of 3 x 3 slices, an MR-derived
+synthetic CT, a tissue label map, a dose report screen capture, a magnified view with its old
+pixel spacing, rows read one pixel too long, a sparse-view reconstruction; normal variants:
+ECG electrodes, 100 kVp, thinner slices, a moderate iterative reconstruction, the table
+20 mm lower).
 
 Example:
     >>> base = Study("ct", np.full((64, 64, 2), -1000.0, np.float32), (6.0, 6.0, 3.0))
@@ -1231,6 +1236,23 @@ def _spine(smooth: np.ndarray, body: np.ndarray) -> tuple[float, float] | None:
     return best
 
 
+def _spine_at_low_j(hu: np.ndarray, body: np.ndarray, pixel_mm: float) -> bool:
+    """Whether most slices' vertebra (:func:`_spine`) lies at lower ``j`` than the body's centre.
+
+    Then the back of the body is at low ``j`` and its front at high ``j`` (``hu`` and
+    ``body``: ``(i, j, k)``; ``pixel_mm``: the pixel size used to smooth over about 1 mm).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    smooth = gaussian_filter(hu.astype(np.float64), (1.0 / pixel_mm, 1.0 / pixel_mm, 0))
+    spines = [_spine(smooth[:, :, k], body[:, :, k]) for k in range(body.shape[2])]
+    centre_j = [
+        _body_extent(body[:, :, k])[0][1] for k in range(body.shape[2]) if body[:, :, k].any()
+    ]
+    votes = [s[1] < c for s, c in zip(spines, centre_j, strict=False) if s is not None]
+    return bool(votes) and np.mean(votes) > 0.5
+
+
 def myelogram(base: Study, contrast_hu: float = 800.0, seed: int = 0) -> Study:
     """A CT myelogram: dense intrathecal contrast around the spinal cord.
 
@@ -1331,20 +1353,12 @@ def bismuth_shield(
     within 40 mm of the skin). The front is the side of ``j`` away from the spine
     (:func:`_spine`; low ``j`` where none is found).
     """
-    from scipy.ndimage import gaussian_filter
-
     from ctpipe.body_mask import body_mask
 
     rng = np.random.default_rng(seed)
     pixel = base.spacing[1]
     body = body_mask(base.hu)
-    smooth = gaussian_filter(base.hu.astype(np.float64), (1.0 / pixel, 1.0 / pixel, 0))
-    spines = [_spine(smooth[:, :, k], body[:, :, k]) for k in range(body.shape[2])]
-    centre_j = [
-        _body_extent(body[:, :, k])[0][1] for k in range(body.shape[2]) if body[:, :, k].any()
-    ]
-    votes = [s[1] < c for s, c in zip(spines, centre_j, strict=False) if s is not None]
-    flip = bool(votes) and np.mean(votes) > 0.5  # the spine at low j: the front at high j
+    flip = _spine_at_low_j(base.hu, body, pixel)  # then the front is at high j
     hu = base.hu[:, ::-1].copy() if flip else base.hu.copy()
     body = body[:, ::-1] if flip else body
     jj = np.arange(hu.shape[1], dtype=np.float64)[None, :]
@@ -1412,6 +1426,21 @@ def spacing_missing(base: Study, assumed_mm: float = 1.0) -> Study:
     return Study(f"{base.name}: pixel spacing missing ({assumed_mm:g} mm)", base.hu, spacing)
 
 
+def _own_noise(hu: np.ndarray, body: np.ndarray) -> float:
+    """A volume's own noise (HU): the robust SD of soft-tissue pixels' residual to 4 neighbours.
+
+    Soft tissue is body pixels of -100 to 200 HU; the residual of white noise of SD ``s``
+    to the mean of the 4 neighbours has SD ``s * sqrt(1.25)`` (10 HU if there is no soft
+    tissue).
+    """
+    neighbours = 0.25 * (
+        np.roll(hu, 1, 0) + np.roll(hu, -1, 0) + np.roll(hu, 1, 1) + np.roll(hu, -1, 1)
+    )
+    soft = body & (hu > -100) & (hu < 200)
+    residual = (hu - neighbours)[soft]
+    return float(np.median(np.abs(residual)) / 0.6745 / np.sqrt(1.25)) if residual.size else 10.0
+
+
 def reduced_dose(base: Study, dose: float = 0.6, seed: int = 0) -> Study:
     """Normal variant: the scan at ``dose`` of its dose: noise raised by ``sqrt(1 / dose)``.
 
@@ -1423,14 +1452,8 @@ def reduced_dose(base: Study, dose: float = 0.6, seed: int = 0) -> Study:
 
     rng = np.random.default_rng(seed)
     hu = base.hu.astype(np.float64)
-    neighbours = 0.25 * (
-        np.roll(hu, 1, 0) + np.roll(hu, -1, 0) + np.roll(hu, 1, 1) + np.roll(hu, -1, 1)
-    )
     body = body_mask(base.hu)
-    soft = body & (hu > -100) & (hu < 200)
-    residual = (hu - neighbours)[soft]
-    own = float(np.median(np.abs(residual)) / 0.6745 / np.sqrt(1.25)) if residual.size else 10.0
-    added = own * np.sqrt(1.0 / dose - 1.0)
+    added = _own_noise(hu, body) * np.sqrt(1.0 / dose - 1.0)
     noisy = hu + _noise(rng, hu.shape, added) * body
     return Study(f"{base.name}: {dose:.0%} dose", noisy.astype(np.float32), base.spacing)
 
@@ -1450,3 +1473,350 @@ def sharper_kernel(base: Study, boost: float = 0.5) -> Study:
     """Normal variant: a slightly sharper soft-tissue kernel (unsharp masking, no added noise)."""
     sharp = sharp_kernel(base, boost=boost, noise_hu=0.0)
     return Study(f"{base.name}: slightly sharper kernel (x{boost:g})", sharp.hu, base.spacing)
+
+
+# Sixth family (``bench_ood_guard.py --fresh4``): kinds that none of the five earlier
+# families holds, fixed before the guard's fifth version was designed and scored once with
+# it; and normal variants of a kind not used before.
+
+
+def inverted_greyscale(base: Study) -> Study:
+    """MONOCHROME1 stored values read as MONOCHROME2: the grey scale inverted.
+
+    An image whose PhotometricInterpretation says that low values are white, read by a
+    viewer or pipeline that ignores it: the 12-bit stored values ``HU + 1024`` (clipped to
+    0-4095) become ``4095 - stored``, i.e. ``2047 - HU``: air at 3071, fat about 2150, soft
+    tissue about 2000, bone 1000 and below.
+    """
+    hu = (2047.0 - np.clip(base.hu, -1024.0, 3071.0)).astype(np.float32)
+    return Study(f"{base.name}: inverted grey scale (MONOCHROME1)", hu, base.spacing)
+
+
+def byte_swapped(base: Study) -> Study:
+    """Big-endian pixel data read as little-endian: the two bytes of each stored value swapped.
+
+    Stored values ``HU + 1024`` (rounded, clipped to 0-4095, unsigned 16 bit) have their
+    bytes swapped before the intercept of -1024 is applied: 40 HU (stored 1064, 0x0428)
+    becomes 0x2804 - 1024 = 9220 HU, and the noise in the low byte moves values by
+    multiples of 256.
+    """
+    stored = np.clip(np.round(base.hu.astype(np.float64)) + 1024.0, 0.0, 4095.0)
+    swapped = stored.astype(np.uint16).byteswap().astype(np.float32) - 1024.0
+    return Study(f"{base.name}: byte-swapped (big endian read as little)", swapped, base.spacing)
+
+
+def subtraction(
+    base: Study, enhancement_hu: float = 40.0, shift_mm: float = 0.8, seed: int = 0
+) -> Study:
+    """A subtraction series: a contrast-enhanced scan minus its unenhanced (mask) scan.
+
+    The enhanced scan is the base with ``enhancement_hu`` added to tissue of 20-100 HU
+    (smoothed over 2 mm; a soft edge of 1 mm); the mask scan is the base moved
+    ``shift_mm`` front to back (breathing between the two scans), with noise of its own
+    (correlated, as much as the base's, :func:`_own_noise`). Their difference is near 0 in
+    air, fat and bone, ``enhancement_hu`` in enhancing tissue, and bright and dark where
+    edges are misregistered.
+    """
+    from scipy.ndimage import gaussian_filter
+    from scipy.ndimage import shift as shift_image
+
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    hu = np.maximum(base.hu.astype(np.float64), -1024.0)
+    pixel = base.spacing[0]
+    body = body_mask(base.hu)
+    smooth = gaussian_filter(hu, (2.0 / pixel, 2.0 / pixel, 0))
+    tissue = (body & (smooth >= 20.0) & (smooth <= 100.0)).astype(np.float64)
+    weight = gaussian_filter(tissue, (1.0 / pixel, 1.0 / pixel, 0))
+    mask_scan = shift_image(hu, (0.0, shift_mm / base.spacing[1], 0.0), order=1, mode="nearest")
+    mask_scan += _noise(rng, hu.shape, _own_noise(hu, body)) * body
+    difference = hu + enhancement_hu * weight - mask_scan
+    return Study(f"{base.name}: subtraction series", difference.astype(np.float32), base.spacing)
+
+
+def film_mosaic(base: Study, tiles: int = 3, gap_px: int = 2, sheets: int = 4) -> Study:
+    """A film sheet saved as one image: ``tiles`` x ``tiles`` slices side by side, each shrunk.
+
+    Image ``n`` of the result (``sheets`` at most) shows slices ``n, n + 1, ...`` of the
+    base (cycling), each low-pass filtered and shrunk by ``1 / tiles`` into its cell of a
+    grid on the base's matrix, with black gaps of ``gap_px`` pixels (-1024 HU) between the
+    cells; the base's pixel spacing is kept (what a secondary capture copies from its
+    source), so every body is ``tiles`` times too small and there are ``tiles²`` of them.
+    """
+    from scipy.ndimage import gaussian_filter, zoom
+
+    hu = np.maximum(base.hu.astype(np.float64), -1024.0)
+    size_i, size_j, count = hu.shape
+    cell_i, cell_j = size_i // tiles, size_j // tiles
+    inner_i, inner_j = cell_i - gap_px, cell_j - gap_px
+    smooth = gaussian_filter(hu, ((tiles - 1) / 2, (tiles - 1) / 2, 0))
+    out = np.full((size_i, size_j, min(sheets, count)), -1024.0)
+    for n in range(out.shape[2]):
+        for cell in range(tiles * tiles):
+            source = smooth[:, :, (n + cell) % count]
+            small = zoom(source, (inner_i / size_i, inner_j / size_j), order=1)[:inner_i, :inner_j]
+            ti, tj = (cell % tiles) * cell_i, (cell // tiles) * cell_j
+            out[ti : ti + small.shape[0], tj : tj + small.shape[1], n] = small
+    name = f"{base.name}: film sheet of {tiles} x {tiles} slices"
+    return Study(name, out.astype(np.float32), base.spacing)
+
+
+#: Bulk densities of an MR-derived synthetic CT: (upper HU bound of the class, value).
+_SYNTHETIC_CT_CLASSES = ((-850.0, -1000.0), (-400.0, -750.0), (-30.0, -95.0), (200.0, 35.0))
+
+
+def synthetic_ct(base: Study, bone_hu: float = 700.0) -> Study:
+    """An MR-derived synthetic CT (bulk densities, for MR-only radiotherapy planning) stored as CT.
+
+    Each pixel of the base (HU smoothed over 1.5 mm, the MR's resolution) gets its tissue
+    class's bulk value: air below -850 HU (-1000), lung to -400 (-750), fat to -30 (-95),
+    soft tissue to 200 (35), bone above (``bone_hu``); class edges are softened over 1 mm.
+    No noise and no texture: the classes are flat.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    pixel = base.spacing[0]
+    smooth = gaussian_filter(base.hu.astype(np.float64), (1.5 / pixel, 1.5 / pixel, 0))
+    values = np.full(smooth.shape, bone_hu)
+    for bound, value in reversed(_SYNTHETIC_CT_CLASSES):
+        values[smooth < bound] = value
+    values = gaussian_filter(values, (1.0 / pixel, 1.0 / pixel, 0))
+    return Study(f"{base.name}: MR-derived synthetic CT", values.astype(np.float32), base.spacing)
+
+
+def label_map(base: Study) -> Study:
+    """A tissue label map from the same folder read as the CT: integers 0-4 per pixel.
+
+    0 outside the body; inside it, by the base's HU smoothed over 1 mm: 1 air and lung
+    (below -400), 2 fat (-400 to -30), 3 soft tissue (-30 to 200), 4 bone (above 200).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    from ctpipe.body_mask import body_mask
+
+    pixel = base.spacing[0]
+    smooth = gaussian_filter(base.hu.astype(np.float64), (1.0 / pixel, 1.0 / pixel, 0))
+    labels = 1 + np.searchsorted(np.array([-400.0, -30.0, 200.0]), smooth, side="right")
+    labels = np.where(body_mask(base.hu), labels, 0)
+    return Study(f"{base.name}: tissue label map", labels.astype(np.float32), base.spacing)
+
+
+def dose_report(base: Study, seed: int = 0, pages: int = 2) -> Study:
+    """A dose report screen capture (a secondary capture in the CT series) read as CT.
+
+    ``pages`` images on the base's matrix, white text (up to 255, antialiased) on black
+    (0), 8-bit values without rescale: a header (patient, date, total mAs and DLP) and a
+    table of the series (scan type, range, CTDIvol, DLP, phantom), with numbers drawn from
+    ``seed``.
+    Screen captures carry no pixel spacing: it is read as 1 mm (the usual default).
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = np.random.default_rng(seed)
+    width, height = base.hu.shape[:2]
+    size = max(8, round(width / 40))
+    font = ImageFont.load_default(size=size)
+    out = np.zeros((width, height, pages), np.float32)
+    for page in range(pages):
+        lines = [
+            "Dose Report",
+            f"Patient Name: ANONYMOUS    Page {page + 1} of {pages}",
+            "Exam date: 06-Dec-2026",
+            f"Total mAs {rng.integers(800, 6000)}    Total DLP {rng.uniform(100, 900):.1f} mGycm",
+            "",
+            "Series  Type       Scan range (mm)    CTDIvol  DLP     Phantom",
+        ]
+        for series in range(1 + 4 * page, 5 + 4 * page):
+            start = rng.uniform(-400, 0)
+            lines.append(
+                f"{series:<7} {'Helical' if series % 3 else 'Topogram':<10} "
+                f"I{-start:5.1f} - I{-start + rng.uniform(200, 600):5.1f}   "
+                f"{rng.uniform(2, 20):5.2f}    {rng.uniform(50, 700):6.1f}  Body 32"
+            )
+        canvas = Image.new("L", (width, height))
+        draw = ImageDraw.Draw(canvas)
+        for row, text in enumerate(lines):
+            draw.text((size, size + row * (size + size // 2)), text, fill=255, font=font)
+        out[:, :, page] = np.asarray(canvas, np.float32).T
+    spacing = (1.0, 1.0, base.spacing[2])
+    return Study(f"{base.name} matrix: dose report screen capture", out, spacing)
+
+
+def magnified_view(base: Study, factor: int = 2) -> Study:
+    """A magnified view saved back as an image: pixels repeated ``factor`` times, spacing kept.
+
+    Each slice is enlarged ``factor`` times about the body's centre by repeating pixels
+    (nearest neighbour, as a viewer's zoom), cut to the base's matrix (the image's minimum
+    where nothing is shown), and keeps the base's pixel spacing: the body is ``factor``
+    times too large, and blocky.
+    """
+    hu = base.hu
+    centre = _body_centre(hu)
+    index = []
+    for axis in (0, 1):
+        n = hu.shape[axis]
+        source = np.floor(centre[axis] + (np.arange(n) - (n - 1) / 2) / factor + 0.5).astype(int)
+        index.append(source)
+    valid = [(s >= 0) & (s < hu.shape[a]) for a, s in enumerate(index)]
+    ii, jj = (np.clip(s, 0, hu.shape[a] - 1) for a, s in enumerate(index))
+    out = hu[ii][:, jj].copy()
+    out[~valid[0]] = float(hu.min())
+    out[:, ~valid[1]] = float(hu.min())
+    return Study(f"{base.name}: magnified x{factor} view, spacing kept", out, base.spacing)
+
+
+def wrong_row_length(base: Study, extra: int = 1) -> Study:
+    """Pixel data read with ``extra`` more columns per row than stored: sheared and wrapped.
+
+    The stored rows (along ``j``, each ``i`` pixels long) of a slice are read back to back
+    as rows ``i + extra`` long (a wrong Columns attribute, or padding assumed at each row's
+    end): row ``r`` starts ``r * extra`` pixels later, so the image shears and wraps; the
+    rows left unfilled at the end are 0 (-1024 HU). The result has ``i + extra`` columns.
+    """
+    size_i, size_j, count = base.hu.shape
+    width = size_i + extra
+    out = np.full((width, size_j, count), -1024.0, np.float32)
+    for k in range(count):
+        stream = base.hu[:, :, k].T.ravel()  # row-major as stored: rows j, columns i
+        rows = stream.size // width
+        out[:, :rows, k] = stream[: rows * width].reshape(rows, width).T
+    return Study(f"{base.name}: rows read {extra} pixel(s) too long", out, base.spacing)
+
+
+def sparse_view(base: Study, views: int = 60) -> Study:
+    """A sparse-view reconstruction: filtered back projection of ``views`` projections.
+
+    Each slice's attenuation (``HU + 1000``, at least 0; padded to a square with air) is
+    projected at ``views`` angles over 180 degrees (``skimage.transform.radon``) and
+    reconstructed by filtered back projection (ramp filter): too few views leave fine
+    streaks from every edge across the whole image (a research or low-dose protocol).
+    """
+    from skimage.transform import iradon, radon
+
+    size_i, size_j, count = base.hu.shape
+    side = max(size_i, size_j)
+    oi, oj = (side - size_i) // 2, (side - size_j) // 2
+    theta = np.linspace(0.0, 180.0, views, endpoint=False)
+    out = np.empty(base.hu.shape, np.float32)
+    for k in range(count):
+        mu = np.zeros((side, side))
+        mu[oi : oi + size_i, oj : oj + size_j] = np.clip(base.hu[:, :, k] + 1000.0, 0.0, None)
+        sinogram = radon(mu, theta, circle=False)
+        image = iradon(sinogram, theta, output_size=side, filter_name="ramp", circle=False)
+        out[:, :, k] = image[oi : oi + size_i, oj : oj + size_j] - 1000.0
+    return Study(f"{base.name}: sparse-view reconstruction ({views} views)", out, base.spacing)
+
+
+def _paint(slice_hu: np.ndarray, share: np.ndarray, value: float) -> None:
+    """Mix ``value`` into ``slice_hu`` (in place) with each pixel's ``share`` (0-1) of it."""
+    slice_hu *= 1.0 - share
+    slice_hu += value * share
+
+
+def _overlap(centres: np.ndarray, pixel: float, low: float, high: float) -> np.ndarray:
+    """Share of each pixel (centre ``centres``, size ``pixel``, mm) inside ``[low, high]`` (mm)."""
+    inside = np.minimum(centres + pixel / 2, high) - np.maximum(centres - pixel / 2, low)
+    return np.clip(inside, 0.0, None) / pixel
+
+
+def ecg_electrodes(base: Study, seed: int = 0, wires: int = 3) -> Study:
+    """Normal variant: ECG electrodes on the front of the body and their lead wires.
+
+    On every slice, ``wires`` lead wires (1.2 mm across, 600 HU) lie 3-25 mm in front of
+    the skin over the middle 60 % of the body's width; on every third slice, two electrodes:
+    a foam pad (25 mm along the skin, 1.5 mm thick, -50 HU) on the skin and its metal
+    snap (4 mm wide, 2 mm thick, 3071 HU) on the pad. Each is drawn with the share of each
+    pixel it covers (partial volume). The front is the side away from the spine
+    (:func:`_spine_at_low_j`).
+    """
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    pixel_i, pixel_j = base.spacing[:2]
+    body = body_mask(base.hu)
+    flip = _spine_at_low_j(base.hu, body, pixel_j)  # then the front is at high j
+    hu = base.hu[:, ::-1].astype(np.float64) if flip else base.hu.astype(np.float64)
+    body = body[:, ::-1] if flip else body
+    ii = np.arange(hu.shape[0]) * pixel_i
+    jj = np.arange(hu.shape[1]) * pixel_j
+    half_wire = 0.6 * np.sqrt(np.pi) / 2  # half the side of a square of the wire's area
+    for k in range(hu.shape[2]):
+        if not body[:, :, k].any():
+            continue
+        (ci, _), (hi, _) = _body_extent(body[:, :, k])
+        columns = np.arange(int(ci - 0.3 * hi), int(ci + 0.3 * hi) + 1)
+        columns = columns[body[columns, :, k].any(axis=1)]
+        # the skin: the outer edge (mm) of each column's first body pixel
+        skin = np.argmax(body[:, :, k], axis=1) * pixel_j - pixel_j / 2
+        slice_hu = hu[:, :, k]
+        for _ in range(wires):
+            c = int(rng.choice(columns))
+            wi, wj = c * pixel_i, skin[c] - rng.uniform(3.0, 25.0)
+            across = _overlap(ii, pixel_i, wi - half_wire, wi + half_wire)
+            depth = _overlap(jj, pixel_j, wj - half_wire, wj + half_wire)
+            _paint(slice_hu, np.outer(across, depth), 600.0)
+        if k % 3:
+            continue
+        for _ in range(2):
+            c = int(rng.choice(columns))
+            for d in columns[np.abs(columns - c) * pixel_i <= 12.5]:
+                _paint(slice_hu[d], _overlap(jj, pixel_j, skin[d] - 1.5, skin[d]), -50.0)
+            across = _overlap(ii, pixel_i, c * pixel_i - 2.0, c * pixel_i + 2.0)
+            depth = _overlap(jj, pixel_j, skin[c] - 3.5, skin[c] - 1.5)
+            _paint(slice_hu, np.outer(across, depth), 3071.0)
+    hu = np.ascontiguousarray((hu[:, ::-1] if flip else hu).astype(np.float32))
+    return Study(f"{base.name}: ECG electrodes and leads", hu, base.spacing)
+
+
+def kvp_100(base: Study, seed: int = 0) -> Study:
+    """Normal variant: the scan at 100 kVp instead of 120 kVp (the same dose index).
+
+    Bone and iodine attenuate relatively more at lower energy: HU above 0 are raised by
+    12 %, HU from -200 to 0 lowered by 5 % (fat at about -105 instead of -100 HU), and lower
+    values moved less and less (air and padding kept); the noise rises by 15 % (correlated
+    noise of ``sqrt(1.15² - 1)`` times the base's own, :func:`_own_noise`, inside the body).
+    """
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    hu = base.hu.astype(np.float64)
+    mapped = np.where(
+        hu > 0, 1.12 * hu, np.interp(hu, [-1000.0, -200.0, 0.0], [-1000.0, -210.0, 0.0])
+    )
+    mapped = np.where(hu < -1000, hu, mapped)
+    body = body_mask(base.hu)
+    mapped += _noise(rng, hu.shape, _own_noise(hu, body) * np.sqrt(1.15**2 - 1.0)) * body
+    return Study(f"{base.name}: 100 kVp", mapped.astype(np.float32), base.spacing)
+
+
+def thinner_slices(base: Study, fraction: float = 2.0 / 3.0, seed: int = 0) -> Study:
+    """Normal variant: slices reconstructed ``fraction`` as thick (e.g. 2 mm instead of 3 mm).
+
+    Fewer photons per voxel: the noise rises by ``sqrt(1 / fraction)``, as for that share of
+    the dose (:func:`reduced_dose`); the sharper edges along ``k`` of a thinner slice are not
+    modelled.
+    """
+    thin = reduced_dose(base, fraction, seed)
+    return Study(f"{base.name}: slices {fraction:.2g} as thick", thin.hu, base.spacing)
+
+
+def iterative_recon(base: Study, strength: float = 0.5) -> Study:
+    """Normal variant: a moderate iterative reconstruction: less noise, edges kept.
+
+    ``strength`` of the slice's 3 x 3 median blended in, ``(1 - s) * hu + s * median``: the
+    median keeps edges and removes much of the noise (about a third less at 0.5).
+    """
+    from scipy.ndimage import median_filter
+
+    hu = base.hu.astype(np.float64)
+    median = median_filter(hu, size=(3, 3, 1))
+    out = (1.0 - strength) * hu + strength * median
+    name = f"{base.name}: iterative reconstruction ({strength:g})"
+    return Study(name, out.astype(np.float32), base.spacing)
+
+
+def table_lower(base: Study, drop_mm: float = 20.0) -> Study:
+    """Normal variant: the table ``drop_mm`` lower: the patient moved towards high ``j``."""
+    moved = off_centre(base, (0.0, drop_mm), 0.0)
+    return Study(f"{base.name}: table {drop_mm:g} mm lower", moved.hu, base.spacing)

@@ -410,3 +410,136 @@ def test_reduced_dose_raises_noise_by_the_dose_ratio(ood):
     out = ood.reduced_dose(ood.Study("b", noisy, base.spacing), dose=0.6, seed=0).hu
     added = (out - noisy)[40:90, 40:90, 0]
     assert added.std() == pytest.approx(20.0 * np.sqrt(1 / 0.6 - 1), rel=0.1)
+
+
+# Sixth family (``bench_ood_guard.py --fresh4``).
+
+
+def test_inverted_greyscale_is_4095_minus_the_stored_value(ood):
+    hu = np.array([[-1024.0, -100.0], [40.0, 3500.0]], np.float32)[:, :, None]
+    out = ood.inverted_greyscale(ood.Study("b", hu, (1.0, 1.0, 1.0))).hu[:, :, 0]
+    # stored 0, 924, 1064, 4095 (clipped) -> 4095, 3171, 3031, 0 -> minus 1024
+    np.testing.assert_array_equal(out, [[3071.0, 2147.0], [2007.0, -1024.0]])
+
+
+def test_byte_swapped_swaps_the_bytes_of_the_stored_values(ood):
+    hu = np.array([[-1024.0, 40.0], [-1000.0, 2000.0]], np.float32)[:, :, None]
+    out = ood.byte_swapped(ood.Study("b", hu, (1.0, 1.0, 1.0))).hu[:, :, 0]
+    # stored 0x0000, 0x0428, 0x0018, 0x0BD0 -> 0x0000, 0x2804, 0x1800, 0xD00B
+    np.testing.assert_array_equal(out, [[-1024.0, 10244.0 - 1024], [6144.0 - 1024, 53259.0 - 1024]])
+
+
+def test_subtraction_leaves_enhancement_and_rims_of_misregistration(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0), bone=False)
+    out = ood.subtraction(base, enhancement_hu=40.0, shift_mm=1.0, seed=0).hu[:, :, 0]
+    x, y = ood._grid((129, 129), 1.0)
+    assert abs(np.median(out[ood._ellipse(x, y, 0, 0, 30, 20)]) - 40.0) < 5.0  # soft tissue
+    assert np.abs(out[:10, :10]).max() < 1.0  # air minus air
+    rim = np.abs(out[64, :])  # across the front and back skin, moved by 1 mm
+    assert rim.max() > 300.0
+
+
+def test_film_mosaic_tiles_shrunk_slices_in_a_grid(ood):
+    base = _phantom(ood, size=129, slices=9, spacing=(2.0, 2.0, 2.0))
+    out = ood.film_mosaic(base, tiles=3, gap_px=2, sheets=4)
+    assert out.hu.shape == (129, 129, 4) and out.spacing == base.spacing
+    from scipy.ndimage import label
+
+    bodies, count = label(out.hu[:, :, 0] > -500)
+    assert count == 9
+    sizes = np.bincount(bodies.ravel())[1:] * 9  # each about a ninth of a slice's body
+    whole = (base.hu > -500).sum(axis=(0, 1)).mean() * (41 / 43) ** 2  # cells of 41 + 2 gap
+    assert np.all(np.abs(sizes / whole - 1.0) < 0.15)
+    assert (out.hu[41:43, :, 0] == -1024.0).all()  # the gap between the first two columns
+
+
+def test_synthetic_ct_assigns_flat_bulk_densities(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0))
+    noisy = base.hu + np.random.default_rng(0).normal(0, 20, base.hu.shape).astype(np.float32)
+    out = ood.synthetic_ct(ood.Study("b", noisy, base.spacing)).hu[:, :, 0]
+    assert out[64, 64] == pytest.approx(35.0) and out[0, 0] == pytest.approx(-1000.0)
+    x, y = ood._grid((129, 129), 1.0)
+    assert out[ood._ellipse(x, y, 10, -10, 2, 2)].mean() == pytest.approx(700.0, abs=1.0)
+    assert out[ood._ellipse(x, y, -30, 0, 8, 8)].std() < 1e-3  # no noise left
+
+
+def test_label_map_labels_tissue_inside_the_body_only(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0))
+    out = ood.label_map(base).hu[:, :, 0]
+    assert set(np.unique(out)) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+    assert out[0, 0] == 0.0 and out[64, 64] == 3.0 and out[74, 54] == 4.0  # bone at (10, -10)
+    x, y = ood._grid((129, 129), 1.0)
+    fat = ood._ellipse(x, y, 0, 0, 50, 40) & ~ood._ellipse(x, y, 0, 0, 43, 33)
+    assert np.median(out[fat]) == 2.0
+
+
+def test_dose_report_is_8_bit_text_on_black_with_a_1_mm_spacing(ood):
+    base = _phantom(ood, size=256, slices=3, spacing=(0.7, 0.7, 3.0))
+    out = ood.dose_report(base, pages=2)
+    assert out.hu.shape == (256, 256, 2) and out.spacing == (1.0, 1.0, 3.0)
+    assert out.hu.min() == 0.0 and 200 <= out.hu.max() <= 255
+    assert 0.01 < (out.hu > 127).mean() < 0.2
+    assert not np.array_equal(out.hu[:, :, 0], out.hu[:, :, 1])  # two pages
+
+
+def test_magnified_view_repeats_pixels_and_keeps_the_spacing(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(2.0, 2.0, 2.0))
+    noisy = base.hu + np.random.default_rng(0).normal(0, 10, base.hu.shape).astype(np.float32)
+    out = ood.magnified_view(ood.Study("b", noisy, base.spacing), factor=2)
+    assert out.hu.shape == base.hu.shape and out.spacing == base.spacing
+    image = out.hu[:, :, 0]
+    same = image[1:, :] == image[:-1, :]
+    assert same[::2].mean() > 0.9 or same[1::2].mean() > 0.9  # pairs of equal rows
+    assert abs(_extent(out.hu, 1) - 2 * _extent(base.hu, 1)) <= 2  # twice as tall
+
+
+def test_wrong_row_length_reads_the_stored_stream_with_longer_rows(ood):
+    hu = np.arange(12, dtype=np.float32).reshape(3, 4).T[:, :, None]  # 3 rows j of 4 values i
+    out = ood.wrong_row_length(ood.Study("b", hu, (1.0, 1.0, 1.0)), extra=1).hu[:, :, 0]
+    # the stored stream 0..11 read as rows of 5: [0..4] [5..9], 10 and 11 lost, row 3 empty
+    expected = np.array([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [-1024] * 5]).T
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_sparse_view_streaks_fall_with_more_views(ood):
+    base = _phantom(ood, size=65, slices=1, spacing=(2.0, 2.0, 2.0))
+    x, y = ood._grid((65, 65), 2.0)
+    air = ~ood._ellipse(x, y, 0, 0, 60, 50) & (np.hypot(x, y) < 60)
+    streaks = [ood.sparse_view(base, views).hu[:, :, 0][air].std() for views in (20, 180)]
+    assert streaks[0] > 2 * streaks[1]
+    dense = ood.sparse_view(base, 180).hu[:, :, 0]
+    assert abs(np.median(dense[ood._ellipse(x, y, 0, 0, 30, 20)]) - 40.0) < 15.0
+
+
+def test_ecg_electrodes_lie_in_front_of_the_skin(ood):
+    base = _phantom(ood, size=129, slices=3, spacing=(1.0, 1.0, 2.0), bone=False)
+    hu = base.hu.copy()
+    x, y = ood._grid((129, 129), 1.0)
+    hu[:, :, :][ood._ellipse(x, y, 0, 25, 8, 8)] = 700.0  # the spine at high j: front at low j
+    out = ood.ecg_electrodes(ood.Study("b", hu, base.spacing), seed=0).hu
+    changed = out != hu
+    assert not (changed & body_mask(hu) & (y[:, :, None] > -35)).any()  # body kept
+    assert (out[:, :, 0] > 2000).any() and not (out[:, :, 1] > 2000).any()  # snaps: every 3rd
+    front = y[changed[:, :, 1]]
+    assert front.max() < -39.0 and front.min() > -67.0  # wires 3-25 mm before the skin (-40)
+
+
+def test_sixth_family_normal_variants(ood):
+    hu = np.full((40, 40, 1), -1000.0, np.float32)
+    hu[5:35, 5:20], hu[5:35, 20:35], hu[0, 0] = -90.0, 1000.0, -1024.0
+    hu[0, 1], hu[0, 2] = -600.0, -200.0  # lung and the end of the fat range, outside the body
+    out = ood.kvp_100(ood.Study("b", hu, (1.0, 1.0, 1.0))).hu[:, :, 0]  # no own noise: none added
+    np.testing.assert_allclose(out[0, :3], [-1024.0, -605.0, -210.0], atol=1e-3)
+    np.testing.assert_allclose([out[10, 10], out[10, 30]], [-94.5, 1120.0], atol=1e-3)
+    rng = np.random.default_rng(1)
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0), bone=False)
+    noisy = ood.Study(
+        "b", base.hu + rng.normal(0.0, 20.0, base.hu.shape).astype(np.float32), base.spacing
+    )
+    added = (ood.thinner_slices(noisy, 2 / 3).hu - noisy.hu)[40:90, 40:90, 0]
+    assert added.std() == pytest.approx(20.0 * np.sqrt(1.5 - 1), rel=0.1)
+    smooth = ood.iterative_recon(noisy, 0.5).hu[40:90, 40:90, 0]
+    assert 0.5 < smooth.std() / noisy.hu[40:90, 40:90, 0].std() < 0.8
+    lower = ood.table_lower(base, 20.0)
+    rows = [np.flatnonzero(body_mask(s.hu[:, :, 0]).any(axis=0)) for s in (base, lower)]
+    assert rows[1][0] - rows[0][0] == 20 and lower.spacing == base.spacing
