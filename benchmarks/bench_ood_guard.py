@@ -165,6 +165,7 @@ ABLATIONS = {
     "guard + KL": (*GUARD_STATISTICS[:2], "log_kl", *GUARD_STATISTICS[2:]),
     "guard v1 (five statistics)": GUARD_STATISTICS[:5],
     "guard v2 (eleven statistics)": GUARD_STATISTICS[:11],
+    "guard v4 (eighteen statistics)": GUARD_STATISTICS[:18],
     "VAE reconstruction only": ("log_rec_coarse", "log_rec_detail"),
     "input statistics only": INPUT_STATISTICS,
 }

@@ -11,8 +11,9 @@ run, with the project's VAE (Kingma & Welling 2014), trained on normal-dose CT s
    height in mm, clipping at the maximum, tissue of 150-700 HU, cupping, bone under the
    skin), which see what the VAE's window and 3 mm grid cannot, since the third,
    three more (constant patches in the body, a ghost just outside it, a uniform bright
-   lumen away from bone), and since the fourth, four more (thick dense tissue, the HU of
-   fat, rings about the scan's centre, streaks in one direction);
+   lumen away from bone), since the fourth, four more (thick dense tissue, the HU of
+   fat, rings about the scan's centre, streaks in one direction), and since the fifth,
+   two more (a dense layer just outside the body, the 8 x 8 blocks of lossy JPEG);
 2. its **slice score** is the Mahalanobis distance of those statistics from their mean on
    held-back in-distribution slices (:class:`GuardCalibration`, in
    :mod:`ctpipe.anomaly.guard_calibration`, stored in the VAE's
@@ -89,6 +90,8 @@ _WORDS = {
     "fat_hu": "the HU of fat (energy or calibration)",
     "ring_ratio": "rings about the scan's centre",
     "streak_ratio": "streaks in one direction",
+    "log_skin_layer_mm2": "dense material just outside the body (a shield)",
+    "log_block_ratio": "steps at the edges of 8 x 8 blocks (lossy JPEG)",
 }
 
 

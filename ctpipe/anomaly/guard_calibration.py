@@ -34,6 +34,7 @@ from ctpipe.anomaly.guard_statistics import (
     STATISTICS,
     V3_STATISTICS,
     V4_STATISTICS,
+    V5_STATISTICS,
     slice_statistics,
 )
 
@@ -79,9 +80,11 @@ DEFAULT_MIN_STD: Mapping[str, float] = {
     "fat_hu": 8.0,
     "ring_ratio": 0.25,
     "streak_ratio": 0.3,
+    "log_skin_layer_mm2": 1.0,
+    "log_block_ratio": 0.05,
 }
 #: Statistics :meth:`GuardCalibration.fit` takes as uncorrelated with the others.
-DEFAULT_INDEPENDENT = (*SHAPE_STATISTICS, *V3_STATISTICS, *V4_STATISTICS)
+DEFAULT_INDEPENDENT = (*SHAPE_STATISTICS, *V3_STATISTICS, *V4_STATISTICS, *V5_STATISTICS)
 
 
 @dataclass(frozen=True)

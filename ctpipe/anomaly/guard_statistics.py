@@ -92,6 +92,15 @@ Statistics of the guard's fourth version, for what the third one missed
   most streaked direction over the median direction (photon starvation and other streaks
   run straight across the body).
 
+Statistics of the guard's fifth version, each in its own module (:func:`v5_statistics`):
+
+* ``log_skin_layer_mm2`` (:mod:`ctpipe.anomaly.guard_skin_statistics`): the area of dense
+  material (above 500 HU) outside the body, within 30 mm of it: a shield laid on the
+  patient;
+* ``log_block_ratio`` (:mod:`ctpipe.anomaly.guard_compression_statistics`): the steps of
+  soft tissue across the edges of JPEG's 8 x 8 blocks over those across their middles, on
+  the native pixel grid: lossy JPEG compression.
+
 Example:
     >>> import numpy as np
     >>> from ctpipe.nets.vae import VAE
@@ -102,7 +111,7 @@ Example:
     >>> stats = slice_statistics(hu, (3.0, 3.0, 3.0), vae, SliceGrid((32, 32), pixel_mm=4.0),
     ...                          sigma=0.1)
     >>> stats.values.shape, stats.names[:2]
-    ((3, 21), ('log_rec_mse', 'log_rec_coarse'))
+    ((3, 23), ('log_rec_mse', 'log_rec_coarse'))
 """
 
 from __future__ import annotations
@@ -124,6 +133,7 @@ __all__ = [
     "STATISTICS",
     "V3_STATISTICS",
     "V4_STATISTICS",
+    "V5_STATISTICS",
     "VAE_STATISTICS",
     "SliceStatistics",
     "block_mean",
@@ -145,6 +155,7 @@ __all__ = [
     "top_clip_fraction",
     "v3_statistics",
     "v4_statistics",
+    "v5_statistics",
 ]
 
 #: Statistics of the VAE, in the order of :attr:`SliceStatistics.values`.
@@ -165,6 +176,9 @@ V3_STATISTICS = ("log_flat_fraction", "log_halo_fraction", "log_bright_blob_mm2"
 #: Statistics added by the guard's fourth version (thick dense tissue, the HU of fat, rings
 #: about the scan's centre, streaks).
 V4_STATISTICS = ("log_dense_core_mm2", "fat_hu", "ring_ratio", "streak_ratio")
+#: Statistics added by the guard's fifth version (a dense layer outside the body, the JPEG
+#: block grid).
+V5_STATISTICS = ("log_skin_layer_mm2", "log_block_ratio")
 INPUT_STATISTICS = (
     "log_noise_hu",
     "log_metal_fraction",
@@ -172,6 +186,7 @@ INPUT_STATISTICS = (
     *SHAPE_STATISTICS,
     *V3_STATISTICS,
     *V4_STATISTICS,
+    *V5_STATISTICS,
 )
 #: Every statistic :func:`slice_statistics` computes.
 STATISTICS = VAE_STATISTICS + INPUT_STATISTICS
@@ -759,6 +774,7 @@ def _input_statistics(
         rim_fraction(hu, body, pixel_mm, RIM_MM),
         *v3_statistics(hu, body, pixel_mm),
         *v4_statistics(hu, body, pixel_mm),
+        *v5_statistics(hu, body, pixel_mm),
     ]
 
 
@@ -822,3 +838,21 @@ def v4_statistics(
         ring_ratio(texture, region, grid),
         streak_ratio(texture, region),
     )
+
+
+def v5_statistics(
+    hu: np.ndarray, body: np.ndarray, pixel_mm: tuple[float, float]
+) -> tuple[float, float]:
+    """The statistics of :data:`V5_STATISTICS` for one slice (see their modules).
+
+    Example:
+        >>> hu = np.random.default_rng(0).normal(40.0, 10.0, (64, 64))
+        >>> body = np.zeros((64, 64), bool); body[8:56, 8:56] = True
+        >>> layer, block = v5_statistics(hu, body, (1.0, 1.0))
+        >>> layer, abs(block) < 0.1
+        (0.0, True)
+    """
+    from ctpipe.anomaly.guard_compression_statistics import block_ratio
+    from ctpipe.anomaly.guard_skin_statistics import skin_layer_statistic
+
+    return skin_layer_statistic(hu, body, pixel_mm), block_ratio(hu, body, pixel_mm)
