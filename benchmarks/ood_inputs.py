@@ -1253,6 +1253,16 @@ def _spine_at_low_j(hu: np.ndarray, body: np.ndarray, pixel_mm: float) -> bool:
     return bool(votes) and np.mean(votes) > 0.5
 
 
+def _middle_columns(body: np.ndarray) -> np.ndarray:
+    """Columns ``i`` of a 2-D body mask within 0.3 half-widths of its centre that hold body.
+
+    That is the middle 30 % of the body's width.
+    """
+    (ci, _), (hi, _) = _body_extent(body)
+    columns = np.arange(int(ci - 0.3 * hi), int(ci + 0.3 * hi) + 1)
+    return columns[body[columns].any(axis=1)]
+
+
 def myelogram(base: Study, contrast_hu: float = 800.0, seed: int = 0) -> Study:
     """A CT myelogram: dense intrathecal contrast around the spinal cord.
 
@@ -1347,7 +1357,7 @@ def bismuth_shield(
 ) -> Study:
     """A bismuth breast shield on a foam pad over the front of the body, and its shadow.
 
-    Over the middle 60 % of the body's width, a layer ``thickness_mm`` thick at 2500 HU
+    Over the middle 30 % of the body's width, a layer ``thickness_mm`` thick at 2500 HU
     (N(0, 50 HU)) follows the front skin ``gap_mm`` above it; under it the body is darker by
     up to 80 HU (fading over 15 mm of depth) and noisier (20 HU of added correlated noise
     within 40 mm of the skin). The front is the side of ``j`` away from the spine
@@ -1366,9 +1376,7 @@ def bismuth_shield(
     for k in range(hu.shape[2]):
         if not body[:, :, k].any():
             continue
-        (ci, _), (hi, _) = _body_extent(body[:, :, k])
-        columns = np.arange(int(ci - 0.3 * hi), int(ci + 0.3 * hi) + 1)
-        columns = columns[body[columns, :, k].any(axis=1)]
+        columns = _middle_columns(body[:, :, k])
         skin = np.argmax(body[columns, :, k], axis=1).astype(np.float64)[:, None]
         depth = (jj - skin) * pixel  # mm under the skin (negative: outside)
         shield = (depth <= -gap_mm) & (depth > -gap_mm - thickness_mm)
@@ -1724,7 +1732,7 @@ def ecg_electrodes(base: Study, seed: int = 0, wires: int = 3) -> Study:
     """Normal variant: ECG electrodes on the front of the body and their lead wires.
 
     On every slice, ``wires`` lead wires (1.2 mm across, 600 HU) lie 3-25 mm in front of
-    the skin over the middle 60 % of the body's width; on every third slice, two electrodes:
+    the skin over the middle 30 % of the body's width; on every third slice, two electrodes:
     a foam pad (25 mm along the skin, 1.5 mm thick, -50 HU) on the skin and its metal
     snap (4 mm wide, 2 mm thick, 3071 HU) on the pad. Each is drawn with the share of each
     pixel it covers (partial volume). The front is the side away from the spine
@@ -1744,9 +1752,7 @@ def ecg_electrodes(base: Study, seed: int = 0, wires: int = 3) -> Study:
     for k in range(hu.shape[2]):
         if not body[:, :, k].any():
             continue
-        (ci, _), (hi, _) = _body_extent(body[:, :, k])
-        columns = np.arange(int(ci - 0.3 * hi), int(ci + 0.3 * hi) + 1)
-        columns = columns[body[columns, :, k].any(axis=1)]
+        columns = _middle_columns(body[:, :, k])
         # the skin: the outer edge (mm) of each column's first body pixel
         skin = np.argmax(body[:, :, k], axis=1) * pixel_j - pixel_j / 2
         slice_hu = hu[:, :, k]
