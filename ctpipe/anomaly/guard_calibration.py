@@ -81,7 +81,7 @@ DEFAULT_MIN_STD: Mapping[str, float] = {
     "ring_ratio": 0.25,
     "streak_ratio": 0.3,
     "log_skin_layer_mm2": 1.0,
-    "log_block_ratio": 0.05,
+    "log_block_ratio": 0.08,
 }
 #: Statistics :meth:`GuardCalibration.fit` takes as uncorrelated with the others.
 DEFAULT_INDEPENDENT = (*SHAPE_STATISTICS, *V3_STATISTICS, *V4_STATISTICS, *V5_STATISTICS)
