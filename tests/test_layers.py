@@ -19,7 +19,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ctpipe"
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "foundations",
-        frozenset({"ctpipe", "errors", "schema", "transforms", "devices", "provenance", "lazy"}),
+        frozenset(
+            {"ctpipe", "errors", "schema", "transforms", "devices", "provenance", "lazy", "kernels"}
+        ),
     ),
     ("io and export", frozenset({"io", "export"})),
     (

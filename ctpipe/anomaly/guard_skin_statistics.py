@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from ctpipe.anomaly.guard_statistics import block_mean
+from ctpipe.anomaly.guard_grid import block_mean
 
 __all__ = ["SKIN_STATISTICS", "skin_layer_area", "skin_layer_statistic"]
 

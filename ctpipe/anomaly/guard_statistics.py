@@ -123,6 +123,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ctpipe.anomaly.guard_grid import block_mean
+
 if TYPE_CHECKING:
     from ctpipe.nets.vae import VAE
     from ctpipe.slice_grid import SliceGrid
@@ -392,20 +394,6 @@ def noise_std(hu: np.ndarray, region: np.ndarray) -> float:
         return 0.0
     response = convolve(hu.astype(np.float64), _IMMERKAER, mode="nearest")[inner]
     return float(np.sqrt(np.pi / 2) / 6 * np.abs(response).mean())
-
-
-def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
-    """``image`` averaged over ``factor`` x ``factor`` blocks (edges that do not fill one dropped).
-
-    Example:
-        >>> block_mean(np.arange(16.0).reshape(4, 4), 2).tolist()
-        [[2.5, 4.5], [10.5, 12.5]]
-    """
-    if factor <= 1:
-        return image
-    n_i, n_j = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
-    blocks = image[:n_i, :n_j].reshape(n_i // factor, factor, n_j // factor, factor)
-    return blocks.mean(axis=(1, 3))
 
 
 def body_shape(body: np.ndarray, pixel_mm: tuple[float, float]) -> tuple[float, float]:
