@@ -34,30 +34,17 @@ WINDOW = (-160.0, 240.0)
 
 
 def plain_redcnn(model):
-    """RED-CNN's forward without input checks, over the same layers (FX traces it)."""
+    """RED-CNN's forward (``predict_residual=False``) without its input checks (FX traces it)."""
     import torch.nn.functional as F
     from torch import nn
-
-    from ctpipe.nets.redcnn import LAYERS_PER_SIDE, SHORTCUT_CONVS
 
     class Plain(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.encoder, self.decoder = model.encoder, model.decoder
+            self.model = model
 
         def forward(self, x):
-            shortcuts, out = {}, x
-            for index, conv in enumerate(self.encoder, start=1):
-                out = F.relu(conv(out))
-                if index in SHORTCUT_CONVS:
-                    shortcuts[index] = out
-            for index, deconv in enumerate(self.decoder, start=1):
-                out = deconv(out)
-                if LAYERS_PER_SIDE - index in shortcuts:
-                    out = out + shortcuts[LAYERS_PER_SIDE - index]
-                if index < LAYERS_PER_SIDE:
-                    out = F.relu(out)
-            return F.relu(out + x)
+            return F.relu(self.model._last_layer_output(x) + x)
 
     return Plain().eval()
 
@@ -72,8 +59,8 @@ def quantise(model, calibration):
     last = f"decoder.{len(model.decoder) - 1}"
     mapping = (
         get_default_qconfig_mapping("x86")
-        .set_module_name("encoder.0", None)
-        .set_module_name(last, None)
+        .set_module_name("model.encoder.0", None)
+        .set_module_name(f"model.{last}", None)
     )
     prepared = prepare_fx(plain_redcnn(copy.deepcopy(model)), mapping, (calibration[0],))
     with torch.no_grad():
