@@ -452,10 +452,9 @@ def _denoise(
     network, routing = route_denoiser(model, kernel)
     unit = inferer.infer_volume(hu_to_unit(volume)[None], network)[0]
     result = unit_to_hu(unit if ndim == 3 else unit[..., 0])
-    record = _record(model, inferer)
+    record = _record(model, inferer, network)
     if routing:
         record["kernel"] = routing
-        record["inferer"] = inferer.settings(network)
     return _like(hu, result, record)
 
 
@@ -476,12 +475,13 @@ def _like(template: ImageT, result: torch.Tensor, record: dict[str, Any]) -> Ima
     return result
 
 
-def _record(model: nn.Module, inferer: SliceInferer) -> dict[str, Any]:
+def _record(model: nn.Module, inferer: SliceInferer, network: nn.Module) -> dict[str, Any]:
+    """The model (as given), its config, and the inferer's settings for the ``network`` run."""
     kind = type(model)
     return {
         "model": f"{kind.__module__}.{kind.__qualname__}",
         "config": copy.deepcopy(getattr(model, "config", {})),
-        "inferer": inferer.settings(model),
+        "inferer": inferer.settings(network),
         "hu_range": list(HU_RANGE),
     }
 
