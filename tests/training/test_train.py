@@ -215,3 +215,15 @@ def test_structure_weighted_patches_train(tmp_path, sampling):
     result = train_denoiser(config)
     losses = json.loads(result.log.read_text())["iterations"]["loss"]
     assert len(losses) == 2 and all(np.isfinite(losses))
+
+
+def test_loss_margin_trains_on_the_inside_of_each_patch(tmp_path):
+    """``patches.loss_margin``: the trainer's loss leaves the margin out; training runs."""
+    from ctpipe.training.denoise.margin_loss import MarginLoss
+
+    config = tiny_config(tmp_path, iterations_per_epoch=2, validation_interval=0)
+    config = dataclasses.replace(config, patches=dataclasses.replace(config.patches, loss_margin=6))
+    trainer, _ = build_denoise_trainer(config)
+    assert isinstance(trainer.loss_function, MarginLoss) and trainer.loss_function.margin == 6
+    trainer.run()
+    assert all(math.isfinite(v) for v in trainer.history.iterations["loss"])

@@ -299,6 +299,11 @@ class PatchConfig:
             centre uniformly, as the RED-CNN paper does; above 0 the centres follow
             :func:`ctpipe.training.denoise.patches.structure_weight`, so that edges, where
             a denoiser's error concentrates, are seen more often.
+        loss_margin: Pixels at each edge of a patch left out of the loss
+            (:class:`~ctpipe.training.denoise.margin_loss.MarginLoss`). 0 (the default, as
+            in the paper) scores every pixel; RED-CNN's ``receptive_radius`` (20) scores
+            only the pixels that see their whole receptive field, as every pixel of a
+            whole slice does at inference. It must leave at least one pixel.
 
     Example:
         >>> PatchConfig(size=[64, 64]).size
@@ -310,6 +315,7 @@ class PatchConfig:
     flip: bool = True
     rot90: bool = True
     structure_share: float = 0.0
+    loss_margin: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(self.size))
@@ -323,6 +329,11 @@ class PatchConfig:
             0 <= self.structure_share < 1,
             "structure_share must be in [0, 1)",
             self.structure_share,
+        )
+        require(
+            0 <= 2 * self.loss_margin < min(self.size),
+            "loss_margin must be >= 0 and leave at least one pixel of the patch",
+            self.loss_margin,
         )
 
 

@@ -107,10 +107,13 @@ class DenoiseTask(harness.SupervisedTask):
         """MSE or L1 loss, PSNR and SSIM, the inputs' own scores, the model check on resume."""
         import torch
 
+        from ctpipe.training.denoise.margin_loss import MarginLoss
+
         network = placed.network
         kwargs = dict(getattr(network, "config", {}))
+        loss = torch.nn.MSELoss() if config.train.loss == "mse" else torch.nn.L1Loss()
         return harness.Supervised(
-            loss=torch.nn.MSELoss() if config.train.loss == "mse" else torch.nn.L1Loss(),
+            loss=MarginLoss(loss, config.patches.loss_margin),
             evaluator=_build_evaluator,
             model_name=config.model.name.lower(),
             key_metric=config.train.key_metric,
