@@ -13,16 +13,25 @@ __all__ = ["package_versions", "versions"]
 
 
 def versions() -> dict[str, str]:
-    """Versions of ctpipe, torch and MONAI (plain strings, as checkpoints store them)."""
-    import monai
+    """Versions of ctpipe, torch and MONAI (plain strings, as checkpoints store them).
+
+    MONAI is ``"not installed"`` where it is missing (a GPU machine that trains a network
+    with torch alone, ``benchmarks/gpu_redcnn96.py``).
+    """
     import torch
 
     from ctpipe import __version__
 
+    try:
+        import monai
+
+        monai_version = str(monai.__version__)
+    except ImportError:
+        monai_version = "not installed"
     return {
         "ctpipe": str(__version__),
         "torch": str(torch.__version__),  # a TorchVersion, which weights_only loading refuses
-        "monai": str(monai.__version__),
+        "monai": monai_version,
     }
 
 
