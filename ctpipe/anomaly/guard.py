@@ -13,7 +13,10 @@ run, with the project's VAE (Kingma & Welling 2014), trained on normal-dose CT s
    three more (constant patches in the body, a ghost just outside it, a uniform bright
    lumen away from bone), since the fourth, four more (thick dense tissue, the HU of
    fat, rings about the scan's centre, streaks in one direction), and since the fifth,
-   two more (a dense layer just outside the body, the 8 x 8 blocks of lossy JPEG);
+   two more (a dense layer just outside the body, the 8 x 8 blocks of lossy JPEG); a
+   volume is scored in LPS array order, as the VAE was trained (:meth:`OODGuard.score`
+   turns it there from its affine, so a NIfTI file stored in RAS order is not seen
+   upside down);
 2. its **slice score** is the Mahalanobis distance of those statistics from their mean on
    held-back in-distribution slices (:class:`GuardCalibration`, in
    :mod:`ctpipe.anomaly.guard_calibration`, stored in the VAE's
@@ -221,8 +224,19 @@ class OODGuard:
         )
         self.max_slices, self.batch_size = max_slices, batch_size
 
-    def statistics(self, volume_hu: np.ndarray, spacing: Sequence[float]) -> SliceStatistics:
-        """The statistics of the slices the guard scores."""
+    def statistics(
+        self,
+        volume_hu: np.ndarray,
+        spacing: Sequence[float],
+        *,
+        affine_ras: np.ndarray | None = None,
+    ) -> SliceStatistics:
+        """The statistics of the slices the guard scores (arguments as :meth:`score`)."""
+        if affine_ras is not None:
+            from ctpipe.io.geometry import reorient, spacing_of
+
+            volume_hu, affine = reorient(volume_hu, affine_ras)
+            spacing = spacing_of(affine)
         return slice_statistics(
             volume_hu,
             spacing,
@@ -233,9 +247,27 @@ class OODGuard:
             batch_size=self.batch_size,
         )
 
-    def score(self, volume_hu: np.ndarray, spacing: Sequence[float]) -> GuardResult:
-        """Score a study (float32 HU ``(i, j, k)``, voxel size in mm)."""
-        stats = self.statistics(volume_hu, spacing)
+    def score(
+        self,
+        volume_hu: np.ndarray,
+        spacing: Sequence[float],
+        *,
+        affine_ras: np.ndarray | None = None,
+    ) -> GuardResult:
+        """Score a study.
+
+        Args:
+            volume_hu: float32 HU ``(i, j, k)``; in LPS order (an axial DICOM series as
+                ctpipe reads it: ``i`` to the patient's left, ``j`` to the back) unless
+                ``affine_ras`` is given. The VAE was trained on slices in that order
+                (rotated by at most 10 degrees), so a body turned upside down looks
+                unusual to it.
+            spacing: Voxel size in mm, ``(i, j, k)``; taken from ``affine_ras`` when given.
+            affine_ras: The volume's ``(i, j, k)`` -> RAS affine: the volume is first
+                turned to LPS order (:func:`ctpipe.io.geometry.reorient`), so a NIfTI
+                file stored in RAS order scores as its DICOM series does.
+        """
+        stats = self.statistics(volume_hu, spacing, affine_ras=affine_ras)
         return self.judge(stats)
 
     def judge(self, stats: SliceStatistics) -> GuardResult:

@@ -253,3 +253,45 @@ def spacing_of(affine: np.ndarray) -> tuple[float, float, float]:
     """
     norms = np.linalg.norm(np.asarray(affine, dtype=float)[:3, :3], axis=0)
     return tuple(float(v) for v in norms)  # type: ignore[return-value]
+
+
+def reorient(
+    array: np.ndarray, affine_ras: np.ndarray, axcodes: str = "LPS"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flip and permute a volume's axes so that ``i, j, k`` point along ``axcodes``.
+
+    ``axcodes`` names the direction each array axis points to, as nibabel's
+    ``aff2axcodes`` does: ``"LPS"`` (the default) is the array order of an axial DICOM
+    series as ctpipe reads it (``i`` to the patient's left, ``j`` to the back, ``k`` up),
+    whatever order a file stores (a NIfTI file often stores ``RAS``). Each axis goes to the
+    patient axis nearest to it (nibabel's ``io_orientation``), so an oblique volume is
+    turned, never resampled.
+
+    Args:
+        array: The volume, ``(i, j, k, ...)``.
+        affine_ras: Its 4 x 4 ``(i, j, k)`` -> RAS affine.
+        axcodes: Three letters, one of each pair L/R, P/A, S/I.
+
+    Returns:
+        The reoriented array (a view where possible) and its RAS affine.
+
+    Example:
+        >>> ras = np.diag([2.0, 2.0, 3.0, 1.0])  # i to the right, j to the front
+        >>> volume = np.arange(8.0).reshape(2, 2, 2)
+        >>> lps, affine = reorient(volume, ras)
+        >>> bool(lps[0, 0, 0] == volume[1, 1, 0]), np.diag(affine).tolist()
+        (True, [-2.0, -2.0, 3.0, 1.0])
+    """
+    from nibabel.orientations import (
+        apply_orientation,
+        axcodes2ornt,
+        inv_ornt_aff,
+        io_orientation,
+        ornt_transform,
+    )
+
+    array = np.asarray(array)
+    affine_ras = np.asarray(affine_ras, dtype=float)
+    transform = ornt_transform(io_orientation(affine_ras), axcodes2ornt(tuple(axcodes)))
+    turned = apply_orientation(array, transform)
+    return turned, affine_ras @ inv_ornt_aff(transform, array.shape)

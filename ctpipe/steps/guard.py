@@ -92,7 +92,8 @@ class GuardStep:
             max_slices=self.max_slices,
             batch_size=self.batch_size,
         )
-        result = guard.score(study.volume.hu, study.volume.spacing)
+        volume = study.volume
+        result = guard.score(volume.hu, volume.spacing, affine_ras=volume.affine_ras)
         study.analyses["guard"] = result
         warning = result.warning()
         if warning is not None:

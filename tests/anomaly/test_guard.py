@@ -196,3 +196,24 @@ def test_independent_statistics_add_their_squared_z_to_the_distance(rng):
     z = (point[2] - values[:, 2].mean()) / values[:, 2].std(ddof=1)
     assert cal.distance(point[None])[0] == pytest.approx(np.hypot(rest, z))
     assert cal.settings["independent"] == ["rim_bone_fraction"]
+
+
+def test_guard_scores_a_volume_stored_in_ras_order_as_its_lps_array(weights):
+    """With its affine, a RAS-stored copy scores as the LPS array; without, it does not."""
+    from ctpipe.io.geometry import lps_to_ras
+
+    model = load_vae(weights)
+    guard = OODGuard(model, calibrate_guard(model, _studies(7)))
+    spacing = (2.0, 2.0, 3.0)
+    lps = make_phantom((96, 80, 6), spacing, seed=9, noise_hu=12.0).hu
+    lps_affine = lps_to_ras(np.diag([*spacing, 1.0]))
+    flip = np.array([[-1, 0, 0, 95], [0, -1, 0, 79], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float)
+    ras = np.ascontiguousarray(lps[::-1, ::-1, :])
+    reference = guard.statistics(lps, spacing)
+    turned = guard.statistics(ras, (9.0, 9.0, 9.0), affine_ras=lps_affine @ flip)
+    assert np.array_equal(turned.values, reference.values)  # spacing from the affine
+    assert guard.score(ras, spacing, affine_ras=lps_affine @ flip).study_score == pytest.approx(
+        guard.score(lps, spacing).study_score
+    )
+    as_stored = guard.statistics(ras, spacing)  # the body upside down to the VAE
+    assert not np.allclose(as_stored.column("log_rec_coarse"), reference.column("log_rec_coarse"))

@@ -6,6 +6,7 @@ from ctpipe.io.geometry import (
     analyse_slice_positions,
     lps_to_ras,
     orientation_problem,
+    reorient,
     slice_normal,
     spacing_of,
 )
@@ -104,3 +105,53 @@ def test_many_gaps_are_summarised():
     layout = analyse_slice_positions([[0, 0, v] for v in z], AXIAL)
     assert len(layout.problems) == 4
     assert layout.problems[-1] == "uneven spacing: 1 more gap(s) differ from the 2.000 mm step"
+
+
+# --- reorient: against SimpleITK's DICOMOrient -----------------------------------------------
+
+
+def _sitk_image(direction_lps: np.ndarray, shape_ijk: tuple[int, int, int], seed: int):
+    """A SimpleITK image with this direction, its (i, j, k) array and its RAS affine."""
+    import SimpleITK as sitk
+
+    values = np.random.default_rng(seed).normal(size=shape_ijk).astype(np.float32)
+    image = sitk.GetImageFromArray(values.transpose(2, 1, 0))  # SimpleITK arrays are (k, j, i)
+    image.SetSpacing((0.7, 0.8, 3.0))
+    image.SetOrigin((10.0, -20.0, 30.0))
+    image.SetDirection(direction_lps.ravel().tolist())
+    affine_lps = np.eye(4)
+    affine_lps[:3, :3] = direction_lps * np.array([0.7, 0.8, 3.0])
+    affine_lps[:3, 3] = image.GetOrigin()
+    return image, values, lps_to_ras(affine_lps)
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        ((-1, 0, 0), (0, -1, 0), (0, 0, 1)),  # RAS, as a NIfTI file often stores it
+        ((1, 0, 0), (0, 1, 0), (0, 0, -1)),  # LPI: slices from head to feet
+        ((0, 1, 0), (1, 0, 0), (0, 0, 1)),  # i and j swapped (PLS)
+        ((0, 0, 1), (1, 0, 0), (0, -1, 0)),  # a sagittal stack
+    ],
+)
+def test_reorient_matches_simpleitk_dicomorient(columns):
+    import SimpleITK as sitk
+
+    direction = np.array(columns, dtype=float).T  # direction cosines as columns
+    image, values, affine_ras = _sitk_image(direction, (5, 6, 7), seed=len(columns))
+    expected = sitk.DICOMOrient(image, "LPS")
+    turned, affine = reorient(values, affine_ras)
+    assert np.array_equal(turned, sitk.GetArrayFromImage(expected).transpose(2, 1, 0))
+    assert np.allclose(lps_to_ras(affine)[:3, 3], expected.GetOrigin())
+    assert np.allclose(
+        lps_to_ras(affine)[:3, :3],
+        np.reshape(expected.GetDirection(), (3, 3)) * expected.GetSpacing(),
+    )
+
+
+def test_reorient_to_the_order_it_has_changes_nothing():
+
+    values = np.arange(24.0).reshape(2, 3, 4)
+    affine = lps_to_ras(np.diag([0.5, 0.5, 2.0, 1.0]))
+    turned, same = reorient(values, affine)
+    assert np.array_equal(turned, values) and np.allclose(same, affine)

@@ -131,3 +131,26 @@ def test_guard_weights_without_calibration_are_refused(tmp_path, phantom_series,
     workflow = load_workflow(workflow_file(steps=["guard"], guard={"weights": str(bare)}))
     with pytest.raises(InputError, match="holds no guard calibration; add one with"):
         Models.load(workflow)
+
+
+def test_a_nifti_stored_in_ras_order_scores_as_its_dicom_series(
+    tmp_path, phantom_series, workflow_file
+):
+    """The step turns each volume to LPS order from its affine before scoring it."""
+    import numpy as np
+
+    from ctpipe.io.geometry import reorient
+    from ctpipe.io.nifti import write_nifti
+    from ctpipe.io.reader import read_study
+
+    volume = read_study(phantom_series.dicom_folder)
+    ras_order, affine = reorient(volume.hu, volume.affine_ras, "RAS")
+    assert not np.array_equal(ras_order, volume.hu)  # stored the other way up
+    nifti = write_nifti(np.ascontiguousarray(ras_order), affine, tmp_path / "ct.nii.gz")
+    workflow = _guarded(workflow_file, NEVER, steps=("guard",))
+    scores = []
+    for source, out in ((phantom_series.dicom_folder, "dicom"), (nifti, "nifti")):
+        result = run_study(workflow, source, tmp_path / out)
+        assert result.status == "done", result.error
+        scores.append(result.record["steps"]["guard"]["metrics"]["study_score"])
+    assert scores[1] == pytest.approx(scores[0], rel=1e-5)
