@@ -2,9 +2,9 @@
 
 Example:
     >>> weights_path().name
-    'redcnn32_aapm_cpu.pt'
-    >>> load_default_denoiser().config["filters"]  # doctest: +SKIP
-    32
+    'redcnn32_kernel_matched_cpu.pt'
+    >>> sorted(load_default_denoiser().networks)  # doctest: +SKIP
+    ['sharp', 'smooth']
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from ctpipe.errors import InputError
 
 #: The denoiser used when a workflow names none (see its model card, ``.md`` beside it).
-DEFAULT_DENOISER = "redcnn32_aapm_cpu.pt"
+DEFAULT_DENOISER = "redcnn32_kernel_matched_cpu.pt"
 #: The segmenter used when a workflow or ``ctpipe segment`` names none (model card beside it).
 DEFAULT_SEGMENTER = "unet2d_totalseg_cpu.pt"
 #: The VAE of anomaly scoring and generation (``ctpipe anomaly``, ``ctpipe vae``; model card
@@ -45,7 +45,12 @@ def model_card(name: str = DEFAULT_DENOISER) -> str:
 
 
 def load_default_denoiser(map_location: str = "cpu"):
-    """Load the default denoiser (RED-CNN, 32 filters, trained on CPU), in eval mode."""
+    """Load the default denoiser, in eval mode.
+
+    It is kernel-matched (:class:`ctpipe.nets.kernel_matched.KernelMatchedDenoiser`): a
+    RED-CNN of 32 filters for sharp kernels (also run when the kernel is unknown) and one
+    for smooth kernels, both trained on CPU (model card beside the weights).
+    """
     from ctpipe.checkpoints.denoiser import load_denoiser
 
     return load_denoiser(weights_path(), map_location=map_location)
