@@ -62,6 +62,10 @@ sys.path.insert(0, str(REPO))
 
 #: HU a pack can store (int16, rounded); not clipped to the model's range, as in training.
 HU_LIMITS = (-32768, 32767)
+#: What ``pack`` records in each pack, so that it overwrites its own packs and nothing else.
+WRITTEN_BY = "benchmarks/gpu_redcnn96.py"
+#: The files ``run`` writes into ``--out``.
+RUN_OUTPUTS = ("redcnn96_gpu.pt", "gpu_run.json")
 
 
 # --- pack (CPU) ----------------------------------------------------------------------------
@@ -75,9 +79,10 @@ def pack_arrays(
     path: str | Path,
     meta: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write pairs of 2-D HU slices to one compressed ``.npz`` as int16 HU.
+    """Write pairs of 2-D HU slices to one compressed ``.npz`` as int16 HU, atomically.
 
-    Slices of other sizes than the first are refused (one stack per file).
+    Slices of other sizes than the first are refused (one stack per file). An existing
+    file at ``path`` is replaced only when it is a pack this script wrote.
 
     Args:
         low: The low-dose slices (HU).
@@ -86,7 +91,13 @@ def pack_arrays(
         roles: ``train`` or ``validation`` for each pair.
         path: The file to write (its folder is created).
         meta: Facts to store beside them (JSON).
+
+    Raises:
+        ValueError: Slices of several shapes, an unknown role, or ``path`` is a file that
+            is not a pack of this script.
     """
+    from ctpipe.io.atomic import atomic_path
+
     shapes = {a.shape for a in (*low, *high)}
     if len(shapes) != 1:
         raise ValueError(f"every slice must have one shape, got {sorted(shapes)}")
@@ -94,16 +105,27 @@ def pack_arrays(
         raise ValueError(f"roles must be train or validation, got {sorted(set(roles))}")
     to_int = lambda s: np.clip(np.rint(s), *HU_LIMITS).astype(np.int16)  # noqa: E731
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        path,
-        low=np.stack([to_int(s) for s in low]),
-        high=np.stack([to_int(s) for s in high]),
-        groups=np.array(groups),
-        roles=np.array(roles),
-        meta=np.array(json.dumps(dict(meta or {}))),
-    )
+    if path.exists() and not _is_pack(path):
+        raise ValueError(f"{path}: exists and is not a pack of {WRITTEN_BY}; not overwritten")
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:  # a handle: no suffix added
+        np.savez_compressed(
+            stream,
+            low=np.stack([to_int(s) for s in low]),
+            high=np.stack([to_int(s) for s in high]),
+            groups=np.array(groups),
+            roles=np.array(roles),
+            meta=np.array(json.dumps({**dict(meta or {}), "written_by": WRITTEN_BY})),
+        )
     return path
+
+
+def _is_pack(path: Path) -> bool:
+    """Whether ``path`` is a pack :func:`pack_arrays` wrote."""
+    try:
+        with np.load(path) as data:
+            return json.loads(str(data["meta"])).get("written_by") == WRITTEN_BY
+    except (OSError, ValueError, KeyError, AttributeError):
+        return False
 
 
 def pack_config(config_path: str, out: str, budget_mib: float) -> Path:
@@ -113,11 +135,10 @@ def pack_config(config_path: str, out: str, budget_mib: float) -> Path:
     from ctpipe.training.denoise.data import sampling_group, split_pairs
 
     split = split_pairs(load_train_config(config_path).data)
-    real = [(e, p) for e, p in zip(split.train, load_slice_pairs(split.train), strict=True)]
-    val = load_slice_pairs(split.validation)
-    low = [p.low_hu for _, p in real] + [p.low_hu for p in val]
-    high = [p.normal_hu for _, p in real] + [p.normal_hu for p in val]
-    groups = [sampling_group(e) for e, _ in real] + [sampling_group(e) for e in split.validation]
+    real, val = load_slice_pairs(split.train), load_slice_pairs(split.validation)
+    low = [p.low_hu for p in (*real, *val)]
+    high = [p.normal_hu for p in (*real, *val)]
+    groups = [sampling_group(e) for e in (*split.train, *split.validation)]
     roles = ["train"] * len(real) + ["validation"] * len(val)
     per_pair = 2 * low[0].size * 2 / 2.2  # bytes: two int16 slices, about 2.2 x compressed
     keep = max(int(budget_mib * 2**20 / per_pair) - len(low), 0)
@@ -213,7 +234,11 @@ def random_patches(
 
 
 def whole_slice(model: Any, x: Any, radius: int) -> Any:
-    """The model on whole slices, mirror-padded by its receptive radius (as at inference)."""
+    """The model on whole slices, mirror-padded by its receptive radius (as at inference).
+
+    :class:`ctpipe.inference.SliceInferer` does the same, through MONAI, which the GPU
+    machine's image lacks; on a whole slice the two agree.
+    """
     from torch.nn import functional as F
 
     padded = F.pad(x, (radius, radius, radius, radius), mode="reflect")
@@ -418,9 +443,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from ctpipe.checkpoints.file import save_checkpoint
+    from ctpipe.io.atomic import atomic_path
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out = Path(args.out)
+    earlier = [name for name in RUN_OUTPUTS if (out / name).exists()]
+    if earlier:  # before the training, not after it
+        raise SystemExit(f"{out}: already holds {', '.join(earlier)}; give an empty --out")
     out.mkdir(parents=True, exist_ok=True)
     pack = load_pack(args.pack, device)
     log = lambda line: print(line, flush=True)  # noqa: E731
@@ -463,7 +492,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "weights": str(weights),
         "inference": time_inference(model, args.size, args.repeats, log, args.paths),
     }
-    (out / "gpu_run.json").write_text(json.dumps(result, indent=2))
+    with atomic_path(out / "gpu_run.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2))
     return result
 
 

@@ -43,7 +43,7 @@ def pack(gpu, tmp_path_factory):
 def test_pack_round_trips_int16_hu_by_role(gpu, pack):
     path, low, high = pack
     data = gpu.load_pack(path, torch.device("cpu"))
-    assert data["meta"] == {"made": "test"}
+    assert data["meta"] == {"made": "test", "written_by": gpu.WRITTEN_BY}
     assert data["train"]["low"].shape == (4, 1, 64, 64)
     assert data["validation"]["groups"] == ["real/sharp", "x"]
     expected = hu_to_unit(np.rint(low[4]).astype(np.float32))  # rounded, not clipped
@@ -113,3 +113,23 @@ def test_macs_count_every_layer_of_redcnn(gpu):
         2 * c_out * 25 * s * s for c_out, s in zip([2, 2, 2, 2, 1], sizes[::-1], strict=True)
     )
     assert gpu.macs(net, 41) == encoder + decoder
+
+
+def test_pack_replaces_its_own_pack_but_no_other_file(gpu, tmp_path):
+    a = np.zeros((8, 8))
+    path = gpu.pack_arrays([a], [a], ["g"], ["train"], tmp_path / "p.npz", {"n": 1})
+    gpu.pack_arrays([a + 5], [a], ["g"], ["train"], path, {"n": 2})  # its own: replaced
+    assert gpu.load_pack(path, torch.device("cpu"))["meta"]["n"] == 2
+    foreign = tmp_path / "mine.npz"
+    foreign.write_bytes(b"a user's file")
+    with pytest.raises(ValueError, match=r"mine\.npz: exists and is not a pack"):
+        gpu.pack_arrays([a], [a], ["g"], ["train"], foreign)
+    assert foreign.read_bytes() == b"a user's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.npz", "p.npz"]  # no temp left
+
+
+def test_run_refuses_a_folder_with_an_earlier_run_before_training(gpu, pack, tmp_path):
+    (tmp_path / "gpu_run.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"already holds gpu_run\.json; give an empty --out"):
+        gpu.main(["run", "--pack", str(pack[0]), "--out", str(tmp_path), "--filters", "4"])
+    assert (tmp_path / "gpu_run.json").read_text() == "{}"
