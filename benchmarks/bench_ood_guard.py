@@ -497,8 +497,9 @@ def main() -> int:
             if args.fresh
             else "held-out"
         )
+        header = guard_header(args.weights, shipped, family)
         return held_out(
-            guard, guard_scorer, shipped, pool, studies, bases, volumes, args.json, family
+            guard, guard_scorer, shipped, pool, studies, bases, volumes, args.json, family, header
         )
     rows = []
 
@@ -531,13 +532,40 @@ def main() -> int:
     speed = _speed(guard, volumes["radiomics_lung"])
     print_report(rows, scorers, shipped, seconds, speed)
     if args.json:
-        dump = {"statistics": list(names), "studies": rows}
+        dump = {**guard_header(args.weights, shipped, "tuned"), "studies": rows}
+        dump["all_statistics"] = list(names)
         Path(args.json).write_text(json.dumps(dump), encoding="utf-8")
     return 0
 
 
+def guard_header(weights: str, shipped, family: str) -> dict:
+    """What a JSON report was scored with: the family, the weights file and its guard.
+
+    ``benchmarks/guard_summary.py`` pools reports only when their headers agree.
+    """
+    import hashlib
+
+    return {
+        "family": family,
+        "weights": Path(weights).name,
+        "weights_sha256": hashlib.sha256(Path(weights).read_bytes()).hexdigest(),
+        "statistics": list(shipped.statistics),
+        "study_threshold": float(shipped.study_threshold),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
 def held_out(
-    guard, guard_scorer, shipped, pool, studies, bases, volumes, json_path, family="held-out"
+    guard,
+    guard_scorer,
+    shipped,
+    pool,
+    studies,
+    bases,
+    volumes,
+    json_path,
+    family="held-out",
+    header=None,
 ) -> int:
     """Score the held-out (or fresh) family and its normal variants with the frozen guard."""
     from ctpipe.anomaly.guard import OODGuard
@@ -574,7 +602,8 @@ def held_out(
         add(kind, left_out, study.name, columns(sampled, study))
     print_held_out(rows, shipped, time.perf_counter() - started, normal_kinds, family)
     if json_path:
-        Path(json_path).write_text(json.dumps({"studies": rows}), encoding="utf-8")
+        dump = {**(header or {"family": family}), "studies": rows}
+        Path(json_path).write_text(json.dumps(dump), encoding="utf-8")
     return 0
 
 
