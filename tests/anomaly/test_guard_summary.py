@@ -99,6 +99,9 @@ def test_pools_every_family_against_scikit_learn(gs, reports, tmp_path):
     assert pooled["slice_auroc"] == pytest.approx(slice_auc)
     assert pooled["study_auroc"] == pytest.approx(study_auc)
     assert (pooled["studies"], pooled["slices"], pooled["flagged"]) == (4, 8, 3)
+    both = result["all_families_vs_normal_variants_too"]  # a normal variant is a negative
+    expected = roc_auc_score([0, 0, 0, 1, 1, 1, 1], [2.0, 2.2, 2.6, 5.5, 3.5, 2.15, 9.0])
+    assert both["study_auroc"] == pytest.approx(expected)
     fresh = result["families"]["fresh"]  # the normal variant is not an OOD study
     assert fresh["study_auroc"] == pytest.approx(_expected([2.1, 2.2, 9.0], [2.15, 9.0])[1])
     assert result["weights_sha256"] == HEADER["weights_sha256"]
