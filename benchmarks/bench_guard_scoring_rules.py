@@ -9,7 +9,7 @@ calibrations** and prints each family's slice and study AUROC and the false alar
 
 * slice rules on the whitened statistics ``w``: L2 (the guard's), a soft threshold
   ``sqrt(sum(max(|w| - t, 0)^2))`` (deviations within ``t`` standard deviations ignored),
-  the L4 norm, the largest ``|w|``, and the L2 norm of the three largest;
+  the L4 norm, the largest ``|w|`` (L-infinity), and the L2 norm of the three largest;
 * study rules: the median (the guard's), the mean or the 75th percentile of the slice
   scores, and the distance of the study's median or mean statistics.
 
@@ -81,7 +81,7 @@ SLICE_RULES: Mapping[str, SliceRule] = {
     "soft threshold 1.5 sd": soft_threshold(1.5),
     "soft threshold 2 sd": soft_threshold(2.0),
     "L4": lambda w: ((w**4).sum(axis=1)) ** 0.25,
-    "largest |w|": lambda w: np.abs(w).max(axis=1),
+    "L-infinity (the largest)": lambda w: np.abs(w).max(axis=1),
     "L2 of the three largest": lambda w: np.sqrt(np.sort(w**2, axis=1)[:, -3:].sum(axis=1)),
 }
 #: Study rules: ``(calibration, statistics of a study's slices) -> study score``.

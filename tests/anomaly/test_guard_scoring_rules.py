@@ -49,7 +49,7 @@ def test_soft_threshold_and_norms_by_hand(rules):
     w = np.array([[3.0, -0.5, -2.0, 0.0], [0.2, 0.1, -0.3, 1.0]])
     np.testing.assert_allclose(rules.soft_threshold(1.0)(w), [np.sqrt(4 + 1), 0.0])
     np.testing.assert_allclose(rules.soft_threshold(2.0)(w), [1.0, 0.0])
-    np.testing.assert_allclose(rules.SLICE_RULES["largest |w|"](w), [3.0, 1.0])
+    np.testing.assert_allclose(rules.SLICE_RULES["L-infinity (the largest)"](w), [3.0, 1.0])
     np.testing.assert_allclose(
         rules.SLICE_RULES["L4"](w),
         [(81 + 0.0625 + 16) ** 0.25, (0.0016 + 0.0001 + 0.0081 + 1) ** 0.25],
