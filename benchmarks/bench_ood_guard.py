@@ -77,6 +77,14 @@ views); normal variants that should pass: ECG electrodes and leads, 100 kVp, thi
 (2/3 of the thickness), a moderate iterative reconstruction, the table 20 mm lower. Scored
 like the held-out family.
 
+**Seventh family** (``--fresh5``): fixed (committed) before any change to the guard's fifth
+version, to be scored once with it; none of its kinds is in an earlier family: pixel data
+read from an offset half a row late (the image wrapped), bit errors (0.2 % of the pixels
+random), two levels of the body superposed, an image smoothed by a 5 mm Gaussian, a
+limited-angle reconstruction (120 degrees), a disc of the body filled by biharmonic
+inpainting; normal variants that should pass: a portal venous phase, a matrix twice as
+fine (bases of pixels up to 1 mm), a blanket over the body. Scored like the held-out family.
+
 Run from the repository root with the virtual environment active:
 
     python benchmarks/bench_ood_guard.py [--weights PT] [--config YAML] [--json OUT]
@@ -85,6 +93,7 @@ Run from the repository root with the virtual environment active:
     python benchmarks/bench_ood_guard.py --fresh2 [--json OUT]
     python benchmarks/bench_ood_guard.py --fresh3 [--json OUT]
     python benchmarks/bench_ood_guard.py --fresh4 [--json OUT]
+    python benchmarks/bench_ood_guard.py --fresh5 [--json OUT]
 """
 
 from __future__ import annotations
@@ -157,6 +166,12 @@ FRESH4_NORMAL_VARIANTS = (
     "normal: thinner slices",
     "normal: iterative reconstruction",
     "normal: table 20 mm lower",
+)
+#: Kinds of the seventh family that are normal variants (should not be flagged).
+FRESH5_NORMAL_VARIANTS = (
+    "normal: portal venous phase",
+    "normal: matrix twice as fine",
+    "normal: a blanket",
 )
 #: Held-out kinds whose values are not CT numbers at all.
 NOT_CT_VALUES = ("MR (real)", "NM", "ultrasound", "PET/SPECT")
@@ -371,6 +386,31 @@ def fresh4_studies(
         yield table, patient, ood_inputs.table_lower(base)
 
 
+def fresh5_studies(
+    bases: list[tuple[str | None, ood_inputs.Study]],
+) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
+    """``(kind, patient, study)`` for the seventh family and its normal variants.
+
+    None of the six earlier families holds these kinds; the set was fixed before any change
+    to the guard's fifth version.
+    """
+    for patient, base in bases:
+        yield "read from a late offset", patient, ood_inputs.late_offset(base)
+        yield "bit errors", patient, ood_inputs.bit_errors(base)
+        yield "two levels superposed", patient, ood_inputs.superposed_levels(base)
+        yield "over-smoothed", patient, ood_inputs.over_smoothed(base)
+        yield "limited angle", patient, ood_inputs.limited_angle(base)
+        yield "inpainted hole", patient, ood_inputs.inpainted_hole(base)
+    venous, finer, cover = FRESH5_NORMAL_VARIANTS
+    for patient, base in bases:
+        yield venous, patient, ood_inputs.venous_enhancement(base)
+        try:
+            yield finer, patient, ood_inputs.twice_finer_matrix(base)
+        except ValueError as error:  # pixels too large to make a finer matrix of
+            print(f"skipped: {error}")
+        yield cover, patient, ood_inputs.blanket(base)
+
+
 class Scorer:
     """One score, fitted on the calibration slices with one patient left out or none."""
 
@@ -451,6 +491,11 @@ def main() -> int:
         action="store_true",
         help="score the sixth family and its normal variants (fixed before the guard's v5)",
     )
+    parser.add_argument(
+        "--fresh5",
+        action="store_true",
+        help="score the seventh family and its normal variants (fixed before any change to v5)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -485,9 +530,11 @@ def main() -> int:
         studies.append(("ID", None, ood_inputs.Study(name, hu, spacing)))
     bases = [(None, s) for _, _, s in studies]
     bases += [(name, ood_inputs.Study(name, *volumes[name])) for name in BASES]
-    if args.held_out or args.fresh or args.fresh2 or args.fresh3 or args.fresh4:
+    if args.held_out or args.fresh or args.fresh2 or args.fresh3 or args.fresh4 or args.fresh5:
         family = (
-            "fresh4"
+            "fresh5"
+            if args.fresh5
+            else "fresh4"
             if args.fresh4
             else "fresh3"
             if args.fresh3
@@ -588,7 +635,9 @@ def held_out(
         add(kind, None, study.name, columns(guard, study))
     for name in UNSEEN:
         add("ID", name, f"{name} (left out)", pool[name][:, guard_scorer.index])
-    if family == "fresh4":
+    if family == "fresh5":
+        family_studies, normal_kinds = fresh5_studies(bases), FRESH5_NORMAL_VARIANTS
+    elif family == "fresh4":
         family_studies, normal_kinds = fresh4_studies(bases), FRESH4_NORMAL_VARIANTS
     elif family == "fresh3":
         family_studies, normal_kinds = fresh3_studies(bases), FRESH3_NORMAL_VARIANTS

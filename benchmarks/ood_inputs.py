@@ -40,7 +40,10 @@ byte-swapped values, a subtraction series, a film sheet of 3 x 3 slices, an MR-d
 synthetic CT, a tissue label map, a dose report screen capture, a magnified view with its old
 pixel spacing, rows read one pixel too long, a sparse-view reconstruction; normal variants:
 ECG electrodes, 100 kVp, thinner slices, a moderate iterative reconstruction, the table
-20 mm lower).
+20 mm lower), and a **seventh** one (``--fresh5``: pixel data read from a late offset, bit
+errors, two levels superposed, an image smoothed by a 5 mm Gaussian, a limited-angle
+reconstruction, a disc filled by biharmonic inpainting; normal variants: a portal venous
+phase, a matrix twice as fine, a blanket over the body).
 
 Example:
     >>> base = Study("ct", np.full((64, 64, 2), -1000.0, np.float32), (6.0, 6.0, 3.0))
@@ -1826,3 +1829,186 @@ def table_lower(base: Study, drop_mm: float = 20.0) -> Study:
     """Normal variant: the table ``drop_mm`` lower: the patient moved towards high ``j``."""
     moved = off_centre(base, (0.0, drop_mm), 0.0)
     return Study(f"{base.name}: table {drop_mm:g} mm lower", moved.hu, base.spacing)
+
+
+# Seventh family (``bench_ood_guard.py --fresh5``): kinds that none of the six earlier
+# families holds, fixed before any change to the guard's fifth version and scored once with
+# it; and normal variants of a kind not used before.
+
+
+def late_offset(base: Study, fraction: float = 0.5) -> Study:
+    """Pixel data read from an offset ``fraction`` of a row too late: the image wrapped.
+
+    The stored stream of each slice (rows along ``j``, each ``i`` pixels long) is read
+    starting ``fraction`` of a row after its true start (a wrong offset into the pixel
+    data): every row shows the second part of one stored row and then the first part of the
+    next, so the body is cut and its halves swapped across the image; the pixels left at
+    the stream's end are 0 (-1024 HU).
+    """
+    size_i, size_j, count = base.hu.shape
+    skip = round(fraction * size_i)
+    out = np.full(base.hu.shape, -1024.0, np.float32)
+    for k in range(count):
+        stream = base.hu[:, :, k].T.ravel()[skip:]  # row-major as stored: rows j, columns i
+        shifted = np.full(size_i * size_j, -1024.0, np.float32)
+        shifted[: stream.size] = stream
+        out[:, :, k] = shifted.reshape(size_j, size_i).T
+    return Study(f"{base.name}: read {fraction:g} of a row late", out, base.spacing)
+
+
+def bit_errors(base: Study, rate: float = 0.002, seed: int = 0) -> Study:
+    """A corrupted transfer: a share ``rate`` of the pixels replaced by random stored values.
+
+    Each hit pixel gets a stored value drawn uniformly from 0-4095 (-1024 to 3071 HU), as
+    when bits of the pixel data are flipped in transit or on a failing disk.
+    """
+    rng = np.random.default_rng(seed)
+    hu = base.hu.astype(np.float32).copy()
+    hit = rng.random(hu.shape) < rate
+    hu[hit] = rng.integers(0, 4096, int(hit.sum())).astype(np.float32) - 1024.0
+    return Study(f"{base.name}: bit errors ({rate:.1%} of pixels)", hu, base.spacing)
+
+
+def superposed_levels(base: Study) -> Study:
+    """Two levels of the body superposed: each slice averaged with the slice farthest from it.
+
+    A multi-frame object or a stack whose frames were interleaved wrongly, or two
+    acquisitions averaged: slice ``k`` becomes the mean of slice ``k`` and slice
+    ``n - 1 - k`` (for the middle slice of an odd count, slice 0), so two anatomies show
+    through each other at half contrast.
+    """
+    count = base.hu.shape[2]
+    if count < 2:
+        raise ValueError(f"{base.name}: one slice; no second level to superpose")
+    partner = [count - 1 - k if count - 1 - k != k else 0 for k in range(count)]
+    out = 0.5 * (base.hu.astype(np.float64) + base.hu[:, :, partner].astype(np.float64))
+    return Study(f"{base.name}: two levels superposed", out.astype(np.float32), base.spacing)
+
+
+def over_smoothed(base: Study, fwhm_mm: float = 5.0) -> Study:
+    """An image smoothed in-plane by a Gaussian of ``fwhm_mm`` (a display or resampling filter).
+
+    Post-processing before export (a strong noise filter, or a resampling with a wide
+    kernel) leaves neither noise nor fine edges: every structure blurred over ``fwhm_mm``.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    sigma = fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    sigmas = (sigma / base.spacing[0], sigma / base.spacing[1], 0.0)
+    out = gaussian_filter(base.hu.astype(np.float64), sigmas, mode="nearest")
+    name = f"{base.name}: smoothed by a {fwhm_mm:g} mm Gaussian"
+    return Study(name, out.astype(np.float32), base.spacing)
+
+
+def limited_angle(base: Study, arc_deg: float = 120.0, views: int = 120) -> Study:
+    """A limited-angle reconstruction: filtered back projection of ``views`` over ``arc_deg``.
+
+    As :func:`sparse_view`, but the projections cover only ``arc_deg`` instead of 180
+    degrees (a C-arm or tomosynthesis-like sweep): edges whose normal lies outside the arc
+    smear out, with bright and dark shading along the missing directions.
+    """
+    from skimage.transform import iradon, radon
+
+    size_i, size_j, count = base.hu.shape
+    side = max(size_i, size_j)
+    oi, oj = (side - size_i) // 2, (side - size_j) // 2
+    theta = np.linspace(0.0, arc_deg, views, endpoint=False)
+    out = np.empty(base.hu.shape, np.float32)
+    for k in range(count):
+        mu = np.zeros((side, side))
+        mu[oi : oi + size_i, oj : oj + size_j] = np.clip(base.hu[:, :, k] + 1000.0, 0.0, None)
+        sinogram = radon(mu, theta, circle=False)
+        image = iradon(sinogram, theta, output_size=side, filter_name="ramp", circle=False)
+        out[:, :, k] = image[oi : oi + size_i, oj : oj + size_j] - 1000.0
+    name = f"{base.name}: limited-angle reconstruction ({arc_deg:g} degrees)"
+    return Study(name, out, base.spacing)
+
+
+def inpainted_hole(base: Study, diameter_mm: float = 60.0) -> Study:
+    """A disc of the body filled by biharmonic inpainting (an output of an inpainting tool).
+
+    On each slice a disc of ``diameter_mm`` about the body's centroid is replaced by the
+    smooth biharmonic fill of its surroundings (``skimage.restoration.inpaint_biharmonic``
+    on a crop around it): a noise-free, featureless patch inside the body.
+    """
+    from skimage.restoration import inpaint_biharmonic
+
+    from ctpipe.body_mask import body_mask
+
+    pixel_i, pixel_j = base.spacing[:2]
+    hu = base.hu.astype(np.float64).copy()
+    body = body_mask(base.hu)
+    radius_i, radius_j = diameter_mm / 2 / pixel_i, diameter_mm / 2 / pixel_j
+    for k in range(hu.shape[2]):
+        if not body[:, :, k].any():
+            continue
+        ci, cj = (float(np.mean(a)) for a in np.nonzero(body[:, :, k]))
+        i0, i1 = int(max(ci - 2 * radius_i, 0)), int(min(ci + 2 * radius_i + 1, hu.shape[0]))
+        j0, j1 = int(max(cj - 2 * radius_j, 0)), int(min(cj + 2 * radius_j + 1, hu.shape[1]))
+        ii, jj = np.meshgrid(np.arange(i0, i1), np.arange(j0, j1), indexing="ij")
+        hole = ((ii - ci) / radius_i) ** 2 + ((jj - cj) / radius_j) ** 2 <= 1.0
+        hu[i0:i1, j0:j1, k] = inpaint_biharmonic(hu[i0:i1, j0:j1, k], hole)
+    name = f"{base.name}: a {diameter_mm:g} mm disc inpainted"
+    return Study(name, hu.astype(np.float32), base.spacing)
+
+
+def venous_enhancement(base: Study, enhancement_hu: float = 30.0) -> Study:
+    """Normal variant: a portal venous phase: enhancing soft tissue ``enhancement_hu`` brighter.
+
+    Tissue of 20-100 HU (smoothed over 2 mm, so that the noise does not pick the pixels;
+    a soft edge of 1 mm) is raised by ``enhancement_hu``, as liver, spleen, kidneys and
+    vessels are about a minute after an intravenous contrast injection, the most common
+    abdominal CT; fat, air and bone are kept.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    pixel = base.spacing[:2]
+    hu = base.hu.astype(np.float64)
+    smooth = gaussian_filter(hu, (2.0 / pixel[0], 2.0 / pixel[1], 0.0))
+    tissue = ((smooth > 20.0) & (smooth < 100.0)).astype(np.float64)
+    share = gaussian_filter(tissue, (1.0 / pixel[0], 1.0 / pixel[1], 0.0))
+    out = hu + enhancement_hu * share
+    name = f"{base.name}: portal venous phase (+{enhancement_hu:g} HU)"
+    return Study(name, out.astype(np.float32), base.spacing)
+
+
+def twice_finer_matrix(base: Study) -> Study:
+    """Normal variant: a matrix twice as fine (512 -> 1024) for a base of pixels up to 1 mm.
+
+    Raises:
+        ValueError: The base's pixels are larger than 1 mm (interpolated, their noise would
+            be smoother than a real fine matrix's).
+    """
+    if max(base.spacing[:2]) > 1.0:
+        raise ValueError(f"{base.name}: pixels of {base.spacing[0]:g} mm; no finer matrix made")
+    fine = finer_matrix(base, 2.0)
+    return Study(f"{base.name}: matrix twice as fine", fine.hu, fine.spacing)
+
+
+def blanket(base: Study, gap_mm: float = 10.0, thickness_mm: float = 8.0, seed: int = 0) -> Study:
+    """Normal variant: a folded blanket over the front of the body.
+
+    A layer of ``thickness_mm`` of fabric and trapped air (-750 HU, 40 HU of noise) lies
+    ``gap_mm`` in front of the skin over the middle 80 % of the body's width; the front is
+    the side away from the spine (:func:`_spine_at_low_j`).
+    """
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    pixel_j = base.spacing[1]
+    body = body_mask(base.hu)
+    flip = _spine_at_low_j(base.hu, body, pixel_j)  # then the front is at high j
+    hu = base.hu[:, ::-1].astype(np.float64) if flip else base.hu.astype(np.float64)
+    body = body[:, ::-1] if flip else body
+    jj = np.arange(hu.shape[1]) * pixel_j
+    for k in range(hu.shape[2]):
+        rows = np.flatnonzero(body[:, :, k].any(axis=1))
+        if rows.size == 0:
+            continue
+        margin = int(0.1 * rows.size)
+        for i in rows[margin : rows.size - margin]:
+            skin = np.argmax(body[i, :, k]) * pixel_j
+            layer = (jj >= skin - gap_mm - thickness_mm) & (jj < skin - gap_mm)
+            hu[i, layer, k] = -750.0 + rng.normal(0.0, 40.0, int(layer.sum()))
+    hu = np.ascontiguousarray((hu[:, ::-1] if flip else hu).astype(np.float32))
+    return Study(f"{base.name}: a blanket over the body", hu, base.spacing)

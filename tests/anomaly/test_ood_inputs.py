@@ -543,3 +543,98 @@ def test_sixth_family_normal_variants(ood):
     lower = ood.table_lower(base, 20.0)
     rows = [np.flatnonzero(body_mask(s.hu[:, :, 0]).any(axis=0)) for s in (base, lower)]
     assert rows[1][0] - rows[0][0] == 20 and lower.spacing == base.spacing
+
+
+# Seventh family (``bench_ood_guard.py --fresh5``).
+
+
+def test_late_offset_reads_the_stored_stream_from_half_a_row_on(ood):
+    hu = np.arange(12, dtype=np.float32).reshape(3, 4).T[:, :, None]  # 3 rows j of 4 values i
+    out = ood.late_offset(ood.Study("b", hu, (1.0, 1.0, 1.0)), fraction=0.5).hu[:, :, 0]
+    # the stream 0..11 read from 2 on in rows of 4: [2 3 4 5] [6 7 8 9] [10 11 -1024 -1024]
+    expected = np.array([[2, 3, 4, 5], [6, 7, 8, 9], [10, 11, -1024, -1024]]).T
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_bit_errors_hit_the_given_share_with_random_stored_values(ood):
+    base = ood.Study("b", np.zeros((200, 200, 3), np.float32), (1.0, 1.0, 1.0))
+    out = ood.bit_errors(base, rate=0.01, seed=0).hu
+    hit = out != 0.0
+    assert 0.008 < hit.mean() < 0.012
+    assert out.min() >= -1024.0 and out.max() <= 3071.0 and out[hit].std() > 1000.0
+
+
+def test_superposed_levels_average_each_slice_with_the_farthest(ood):
+    hu = np.stack([np.full((4, 4), v, np.float32) for v in (0.0, 10.0, 20.0)], axis=2)
+    out = ood.superposed_levels(ood.Study("b", hu, (1.0, 1.0, 1.0))).hu
+    assert out[0, 0].tolist() == [10.0, 5.0, 10.0]  # (0+20)/2, (10+0)/2 (middle: slice 0), (20+0)/2
+    with pytest.raises(ValueError, match="one slice"):
+        ood.superposed_levels(ood.Study("b", hu[:, :, :1], (1.0, 1.0, 1.0)))
+
+
+def test_over_smoothed_blurs_an_edge_over_its_fwhm(ood):
+    hu = np.full((101, 11, 1), -1000.0, np.float32)
+    hu[50:] = 0.0  # a step along i at 50 (0.5 mm pixels)
+    out = ood.over_smoothed(ood.Study("b", hu, (0.5, 0.5, 1.0)), fwhm_mm=5.0).hu[:, 5, 0]
+    # a Gaussian edge: 10 % to 90 % over 2.563 sigma = 1.088 FWHM = 5.44 mm = 10.9 pixels
+    rise = np.interp([-900.0, -100.0], out, np.arange(101))
+    assert rise[1] - rise[0] == pytest.approx(10.9, abs=0.6)
+    assert out[0] == pytest.approx(-1000.0) and out[-1] == pytest.approx(0.0)
+
+
+def test_limited_angle_smears_more_than_a_full_arc(ood):
+    base = _phantom(ood, size=65, slices=1, spacing=(2.0, 2.0, 2.0))
+    x, y = ood._grid((65, 65), 2.0)
+    inside = ood._ellipse(x, y, 0, 0, 30, 20)
+    full = ood.limited_angle(base, arc_deg=180.0, views=180).hu[:, :, 0]
+    part = ood.limited_angle(base, arc_deg=90.0, views=90).hu[:, :, 0]
+    assert abs(np.median(full[inside]) - 40.0) < 15.0  # a full arc recovers the HU
+    error = [np.abs(image - base.hu[:, :, 0]).mean() for image in (full, part)]
+    assert error[1] > 3 * error[0]
+
+
+def test_inpainted_hole_is_smooth_and_the_rest_unchanged(ood):
+    rng = np.random.default_rng(0)
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0), bone=False)
+    noisy = base.hu + rng.normal(0, 20, base.hu.shape).astype(np.float32)
+    out = ood.inpainted_hole(ood.Study("b", noisy, base.spacing), diameter_mm=30.0).hu[:, :, 0]
+    x, y = ood._grid((129, 129), 1.0)
+    hole = np.hypot(x, y) <= 12.0
+    steps = np.abs(np.diff(out, axis=0))[hole[:-1] & hole[1:]]  # noise alone: about 23 HU
+    assert steps.mean() < 5.0 and abs(out[hole].mean() - 40.0) < 10.0
+    far = np.hypot(x, y) > 16.0
+    np.testing.assert_array_equal(out[far], noisy[:, :, 0][far])
+
+
+def test_venous_enhancement_raises_soft_tissue_only(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0))
+    out = ood.venous_enhancement(base, enhancement_hu=30.0).hu[:, :, 0]
+    x, y = ood._grid((129, 129), 1.0)
+    core = ood._ellipse(x, y, -15, 5, 10, 10)  # soft tissue (40 HU) away from edges
+    assert np.allclose(out[core], 70.0, atol=0.5)
+    fat = ood._ellipse(x, y, 0, 0, 49, 39) & ~ood._ellipse(x, y, 0, 0, 48, 38)  # 4 mm from tissue
+    assert np.allclose(out[fat], -100.0, atol=0.5)
+    assert np.allclose(out[ood._ellipse(x, y, 10, -10, 3, 3)], 700.0, atol=0.5)  # bone
+    assert (out[:5, :5] == -1000.0).all()
+
+
+def test_twice_finer_matrix_only_for_fine_pixels(ood):
+    base = _phantom(ood, size=65, slices=1, spacing=(0.8, 0.8, 2.0))
+    fine = ood.twice_finer_matrix(base)
+    assert fine.hu.shape == (130, 130, 1) and fine.spacing == (0.4, 0.4, 2.0)
+    with pytest.raises(ValueError, match="pixels of 2 mm"):
+        ood.twice_finer_matrix(_phantom(ood, size=65))
+
+
+def test_blanket_lies_in_front_of_the_skin(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0), bone=False)
+    hu = base.hu.copy()
+    x, y = ood._grid((129, 129), 1.0)
+    hu[ood._ellipse(x, y, 0, 25, 8, 8)] = 700.0  # the spine at high j: the front at low j
+    out = ood.blanket(ood.Study("b", hu, base.spacing), gap_mm=10.0, thickness_mm=8.0).hu
+    changed = out[:, :, 0] != hu[:, :, 0]
+    assert changed.any() and not (changed & (hu[:, :, 0] > -500)).any()  # none in the body
+    for i, j in zip(*np.nonzero(changed), strict=True):  # 10-18 mm in front of its skin
+        skin = np.argmax(hu[i, :, 0] > -500)
+        assert 10 <= skin - j <= 18
+    assert abs(np.mean(out[:, :, 0][changed]) + 750.0) < 10.0
