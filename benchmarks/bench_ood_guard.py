@@ -85,6 +85,13 @@ limited-angle reconstruction (120 degrees), a disc of the body filled by biharmo
 inpainting; normal variants that should pass: a portal venous phase, a matrix twice as
 fine (bases of pixels up to 1 mm), a blanket over the body. Scored like the held-out family.
 
+**Eighth family** (``--fresh6``): fixed (committed) before the guard's sixth version was
+designed; none of its kinds is in an earlier family: blank slices (every pixel -1024 HU), a
+dense venous contrast bolus with its streaks, a 4x preview scaled up again, non-square
+pixels declared square (the body 1.3 times taller), a band of rows shifted sideways,
+detector banding (+-15 HU stripes); normal variants that should pass: 140 kVp, a patient
+10 % slimmer. Scored like the held-out family.
+
 Run from the repository root with the virtual environment active:
 
     python benchmarks/bench_ood_guard.py [--weights PT] [--config YAML] [--json OUT]
@@ -94,6 +101,7 @@ Run from the repository root with the virtual environment active:
     python benchmarks/bench_ood_guard.py --fresh3 [--json OUT]
     python benchmarks/bench_ood_guard.py --fresh4 [--json OUT]
     python benchmarks/bench_ood_guard.py --fresh5 [--json OUT]
+    python benchmarks/bench_ood_guard.py --fresh6 [--json OUT]
 """
 
 from __future__ import annotations
@@ -173,6 +181,8 @@ FRESH5_NORMAL_VARIANTS = (
     "normal: matrix twice as fine",
     "normal: a blanket",
 )
+#: Kinds of the eighth family that are normal variants (should not be flagged).
+FRESH6_NORMAL_VARIANTS = ("normal: 140 kVp", "normal: slimmer patient")
 #: Held-out kinds whose values are not CT numbers at all.
 NOT_CT_VALUES = ("MR (real)", "NM", "ultrasound", "PET/SPECT")
 #: The other scores (statistics, or the negative ELBO alone).
@@ -411,6 +421,27 @@ def fresh5_studies(
         yield cover, patient, ood_inputs.blanket(base)
 
 
+def fresh6_studies(
+    bases: list[tuple[str | None, ood_inputs.Study]],
+) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
+    """``(kind, patient, study)`` for the eighth family and its normal variants.
+
+    None of the seven earlier families holds these kinds; the set was fixed before the
+    guard's sixth version was designed.
+    """
+    for patient, base in bases:
+        yield "blank slices", patient, ood_inputs.blank_slices(base)
+        yield "dense venous bolus", patient, ood_inputs.dense_bolus(base)
+        yield "preview scaled up", patient, ood_inputs.preview_upscaled(base)
+        yield "stretched", patient, ood_inputs.stretched(base)
+        yield "band of rows shifted", patient, ood_inputs.shifted_band(base)
+        yield "banding", patient, ood_inputs.banding(base)
+    kvp, slim = FRESH6_NORMAL_VARIANTS
+    for patient, base in bases:
+        yield kvp, patient, ood_inputs.kvp_140(base)
+        yield slim, patient, ood_inputs.slimmer(base)
+
+
 class Scorer:
     """One score, fitted on the calibration slices with one patient left out or none."""
 
@@ -496,6 +527,11 @@ def main() -> int:
         action="store_true",
         help="score the seventh family and its normal variants (fixed before any change to v5)",
     )
+    parser.add_argument(
+        "--fresh6",
+        action="store_true",
+        help="score the eighth family and its normal variants (fixed before the guard's v6)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -530,9 +566,19 @@ def main() -> int:
         studies.append(("ID", None, ood_inputs.Study(name, hu, spacing)))
     bases = [(None, s) for _, _, s in studies]
     bases += [(name, ood_inputs.Study(name, *volumes[name])) for name in BASES]
-    if args.held_out or args.fresh or args.fresh2 or args.fresh3 or args.fresh4 or args.fresh5:
+    if (
+        args.held_out
+        or args.fresh
+        or args.fresh2
+        or args.fresh3
+        or args.fresh4
+        or args.fresh5
+        or args.fresh6
+    ):
         family = (
-            "fresh5"
+            "fresh6"
+            if args.fresh6
+            else "fresh5"
             if args.fresh5
             else "fresh4"
             if args.fresh4
@@ -635,7 +681,9 @@ def held_out(
         add(kind, None, study.name, columns(guard, study))
     for name in UNSEEN:
         add("ID", name, f"{name} (left out)", pool[name][:, guard_scorer.index])
-    if family == "fresh5":
+    if family == "fresh6":
+        family_studies, normal_kinds = fresh6_studies(bases), FRESH6_NORMAL_VARIANTS
+    elif family == "fresh5":
         family_studies, normal_kinds = fresh5_studies(bases), FRESH5_NORMAL_VARIANTS
     elif family == "fresh4":
         family_studies, normal_kinds = fresh4_studies(bases), FRESH4_NORMAL_VARIANTS

@@ -43,7 +43,10 @@ ECG electrodes, 100 kVp, thinner slices, a moderate iterative reconstruction, th
 20 mm lower), and a **seventh** one (``--fresh5``: pixel data read from a late offset, bit
 errors, two levels superposed, an image smoothed by a 5 mm Gaussian, a limited-angle
 reconstruction, a disc filled by biharmonic inpainting; normal variants: a portal venous
-phase, a matrix twice as fine, a blanket over the body).
+phase, a matrix twice as fine, a blanket over the body), and an **eighth** one
+(``--fresh6``: blank slices, a dense venous contrast bolus, a preview scaled up, non-square
+pixels declared square, a band of rows shifted sideways, detector banding; normal variants:
+140 kVp, a slimmer patient).
 
 Example:
     >>> base = Study("ct", np.full((64, 64, 2), -1000.0, np.float32), (6.0, 6.0, 3.0))
@@ -2012,3 +2015,139 @@ def blanket(base: Study, gap_mm: float = 10.0, thickness_mm: float = 8.0, seed: 
             hu[i, layer, k] = -750.0 + rng.normal(0.0, 40.0, int(layer.sum()))
     hu = np.ascontiguousarray((hu[:, ::-1] if flip else hu).astype(np.float32))
     return Study(f"{base.name}: a blanket over the body", hu, base.spacing)
+
+
+# Eighth family (``bench_ood_guard.py --fresh6``): kinds that none of the seven earlier
+# families holds, fixed before the guard's sixth version was designed; and normal variants
+# of a kind not used before.
+
+
+def blank_slices(base: Study) -> Study:
+    """A failed reconstruction or padding frames: every pixel at the lowest value (-1024 HU)."""
+    hu = np.full(base.hu.shape, -1024.0, np.float32)
+    return Study(f"{base.name}: blank slices", hu, base.spacing)
+
+
+def dense_bolus(base: Study, bolus_hu: float = 2500.0, seed: int = 0, streaks: int = 8) -> Study:
+    """Undiluted contrast in a vein during injection, with the streaks it casts.
+
+    A vein 8 mm across at 2500 HU in the body, a fifth of its width from one side and a
+    fifth of its height from the front (where the subclavian vein and the superior vena
+    cava run), on every slice; ``streaks`` lines through it at evenly spread angles,
+    alternating +300 / -300 HU and fading with distance (about half as strong as metal's).
+    """
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    hu = base.hu.astype(np.float64).copy()
+    pixel_i, pixel_j = base.spacing[:2]
+    body = body_mask(base.hu)
+    ii = (np.arange(hu.shape[0]) * pixel_i)[:, None]
+    jj = (np.arange(hu.shape[1]) * pixel_j)[None, :]
+    for k in range(hu.shape[2]):
+        rows, columns = np.nonzero(body[:, :, k])
+        if rows.size == 0:
+            continue
+        cx = (rows.min() + 0.2 * (rows.max() - rows.min())) * pixel_i
+        cy = (columns.min() + 0.2 * (columns.max() - columns.min())) * pixel_j
+        distance = np.hypot(ii - cx, jj - cy)
+        angle = np.arctan2(jj - cy, ii - cx)
+        streak = np.zeros_like(distance)
+        for n in range(streaks):
+            theta = np.pi * n / streaks + rng.uniform(-0.05, 0.05)
+            across = np.abs(np.sin(angle - theta)) * distance
+            sign = 1.0 if n % 2 == 0 else -1.0
+            streak += sign * 300.0 * np.exp(-((across / 1.5) ** 2)) * np.exp(-distance / 80.0)
+        hu[:, :, k] += streak * body[:, :, k]
+        hu[:, :, k][distance <= 4.0] = bolus_hu
+    return Study(f"{base.name}: dense venous bolus", hu.astype(np.float32), base.spacing)
+
+
+def preview_upscaled(base: Study, factor: int = 4) -> Study:
+    """A thumbnail saved back as the image: ``factor`` x ``factor`` block means, repeated.
+
+    The slice is averaged over blocks of ``factor`` pixels (a preview or key image) and
+    blown up again by repeating each block's mean (nearest neighbour), with the original
+    pixel spacing: a blocky image without noise or fine detail.
+    """
+    size_i, size_j, count = base.hu.shape
+    ci, cj = size_i // factor * factor, size_j // factor * factor
+    hu = base.hu[:ci, :cj].astype(np.float64)
+    means = hu.reshape(ci // factor, factor, cj // factor, factor, count).mean(axis=(1, 3))
+    blocks = np.repeat(np.repeat(means, factor, axis=0), factor, axis=1)
+    out = np.full(base.hu.shape, -1024.0, np.float32)
+    out[:ci, :cj] = blocks
+    return Study(f"{base.name}: a {factor}x preview scaled up", out, base.spacing)
+
+
+def stretched(base: Study, factor: float = 1.3) -> Study:
+    """Non-square pixels declared square: the image stretched ``factor`` times front to back.
+
+    Each slice is resampled so that the body is ``factor`` times taller along ``j`` about
+    the image's centre (as when PixelSpacing's two values differ and a reader takes the
+    first for both), with the spacing kept.
+    """
+    hu = np.maximum(base.hu, -1024.0)
+    matrix = np.diag([1.0, 1.0 / factor])
+    centre = (np.asarray(hu.shape[:2]) - 1) / 2
+    offset = centre - matrix @ centre
+    out = _affine_slices(hu, matrix, offset, -1024.0, hu.shape[:2])
+    return Study(f"{base.name}: stretched x{factor:g} front to back", out, base.spacing)
+
+
+def shifted_band(base: Study, rows_mm: float = 30.0, shift_mm: float = 70.0) -> Study:
+    """A partly corrupted slice: a band of rows across the body's middle shifted sideways.
+
+    On each slice the rows (along ``j``) within ``rows_mm`` about the body's centre are
+    moved ``shift_mm`` along ``i``, wrapping around (part of the pixel stream written at
+    the wrong offset): the body is torn along two edges.
+    """
+    from ctpipe.body_mask import body_mask
+
+    hu = base.hu.astype(np.float32).copy()
+    body = body_mask(base.hu)
+    half = round(rows_mm / 2 / base.spacing[1])
+    shift = round(shift_mm / base.spacing[0])
+    for k in range(hu.shape[2]):
+        columns = np.flatnonzero(body[:, :, k].any(axis=0))
+        if columns.size == 0:
+            continue
+        middle = int(columns.mean())
+        band = slice(max(middle - half, 0), middle + half)
+        hu[:, band, k] = np.roll(hu[:, band, k], shift, axis=0)
+    return Study(f"{base.name}: a band of rows shifted {shift_mm:g} mm", hu, base.spacing)
+
+
+def banding(base: Study, period_mm: float = 6.0, amplitude_hu: float = 15.0) -> Study:
+    """Detector banding: bright and dark stripes of ``amplitude_hu`` across the body.
+
+    ``+amplitude_hu`` and ``-amplitude_hu`` alternate every half ``period_mm`` along ``i``
+    inside the body (a miscalibrated detector module read out in a parallel geometry).
+    """
+    from ctpipe.body_mask import body_mask
+
+    body = body_mask(base.hu)
+    i = np.arange(base.hu.shape[0]) * base.spacing[0]
+    stripes = np.where(np.sin(2 * np.pi * i / period_mm) >= 0, amplitude_hu, -amplitude_hu)
+    out = base.hu + (stripes[:, None, None] * body).astype(np.float32)
+    return Study(f"{base.name}: banding ({amplitude_hu:g} HU)", out, base.spacing)
+
+
+def kvp_140(base: Study) -> Study:
+    """Normal variant: the scan at 140 kVp: HU above 0 lowered by 8 %, fat 3 % brighter."""
+    hu = base.hu.astype(np.float64)
+    mapped = np.where(
+        hu > 0, 0.92 * hu, np.interp(hu, [-1000.0, -200.0, 0.0], [-1000.0, -194.0, 0.0])
+    )
+    mapped = np.where(hu < -1000, hu, mapped)
+    return Study(f"{base.name}: 140 kVp", mapped.astype(np.float32), base.spacing)
+
+
+def slimmer(base: Study, scale: float = 0.9) -> Study:
+    """Normal variant: a slimmer patient: every slice narrowed to ``scale`` across (along ``i``)."""
+    hu = np.maximum(base.hu, -1024.0)
+    matrix = np.diag([1.0 / scale, 1.0])
+    centre = (np.asarray(hu.shape[:2]) - 1) / 2
+    offset = centre - matrix @ centre
+    out = _affine_slices(hu, matrix, offset, float(hu.min()), hu.shape[:2])
+    return Study(f"{base.name}: {scale:.0%} as wide", out, base.spacing)

@@ -638,3 +638,69 @@ def test_blanket_lies_in_front_of_the_skin(ood):
         skin = np.argmax(hu[i, :, 0] > -500)
         assert 10 <= skin - j <= 18
     assert abs(np.mean(out[:, :, 0][changed]) + 750.0) < 10.0
+
+
+# Eighth family (``bench_ood_guard.py --fresh6``).
+
+
+def test_blank_slices_are_all_air(ood):
+    out = ood.blank_slices(_phantom(ood))
+    assert out.hu.shape == (65, 65, 4) and (out.hu == -1024.0).all()
+
+
+def test_dense_bolus_is_a_2500_hu_vein_with_streaks_in_the_body(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0), bone=False)
+    out = ood.dense_bolus(base, seed=0).hu[:, :, 0]
+    # the body spans i 14-114 and j 24-104 (pixels): the vein at 20 % of each from the start
+    ci, cj = 14 + 0.2 * 100, 24 + 0.2 * 80
+    assert out[round(ci), round(cj)] == 2500.0
+    assert (out == 2500.0).sum() == pytest.approx(np.pi * 16, rel=0.25)  # 8 mm across
+    changed = (out != base.hu[:, :, 0]) & (out != 2500.0)
+    assert changed.any() and (base.hu[:, :, 0][changed] > -500).all()  # streaks in the body
+    assert out[changed].max() - 40.0 > 100.0 and out[changed].min() - 40.0 < -100.0
+
+
+def test_preview_upscaled_repeats_block_means(ood):
+    hu = np.arange(64, dtype=np.float32).reshape(8, 8)[:, :, None]
+    out = ood.preview_upscaled(ood.Study("b", hu, (1.0, 1.0, 1.0)), factor=4).hu[:, :, 0]
+    assert out[0, 0] == out[3, 3] == hu[:4, :4].mean()
+    assert out[4, 7] == hu[4:, 4:].mean() and len(np.unique(out)) == 4
+
+
+def test_stretched_makes_the_body_taller_only(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0))
+    out = ood.stretched(base, factor=1.3)
+    assert abs(_extent(out.hu, 1) - 1.3 * _extent(base.hu, 1)) <= 2
+    assert abs(_extent(out.hu, 0) - _extent(base.hu, 0)) <= 1
+    assert out.spacing == base.spacing
+
+
+def test_shifted_band_rolls_rows_about_the_body_centre(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0))
+    out = ood.shifted_band(base, rows_mm=10.0, shift_mm=20.0).hu[:, :, 0]
+    middle = 64  # the body's centre along j
+    np.testing.assert_array_equal(out[:, middle], np.roll(base.hu[:, middle, 0], 20))
+    np.testing.assert_array_equal(out[:, middle + 10], base.hu[:, middle + 10, 0])
+
+
+def test_banding_alternates_inside_the_body_only(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0), bone=False)
+    out = ood.banding(base, period_mm=6.0, amplitude_hu=15.0).hu[:, :, 0]
+    difference = out - base.hu[:, :, 0]
+    assert set(np.unique(difference)) == {-15.0, 0.0, 15.0}
+    assert (difference[base.hu[:, :, 0] < -500] == 0).all()
+    column = difference[20:110, 64]  # inside the body: 3 pixels bright, 3 dark
+    assert (np.abs(column) == 15.0).all() and abs(column.mean()) <= 2.0
+
+
+def test_kvp_140_lowers_positive_hu_and_lifts_fat(ood):
+    hu = np.array([[-1000.0, -100.0], [40.0, 1000.0]], np.float32)[:, :, None]
+    out = ood.kvp_140(ood.Study("b", hu, (1.0, 1.0, 1.0))).hu[:, :, 0]
+    np.testing.assert_allclose(out, [[-1000.0, -97.0], [36.8, 920.0]], rtol=1e-6)
+
+
+def test_slimmer_narrows_the_body_across_only(ood):
+    base = _phantom(ood, size=129, slices=1, spacing=(1.0, 1.0, 2.0))
+    out = ood.slimmer(base, scale=0.9)
+    assert abs(_extent(out.hu, 0) - 0.9 * _extent(base.hu, 0)) <= 2
+    assert abs(_extent(out.hu, 1) - _extent(base.hu, 1)) <= 1
