@@ -35,6 +35,7 @@ from ctpipe.anomaly.guard_statistics import (
     V3_STATISTICS,
     V4_STATISTICS,
     V5_STATISTICS,
+    V6_STATISTICS,
     slice_statistics,
 )
 
@@ -82,9 +83,17 @@ DEFAULT_MIN_STD: Mapping[str, float] = {
     "streak_ratio": 0.3,
     "log_skin_layer_mm2": 1.0,
     "log_block_ratio": 0.08,
+    "log_impulse_fraction": 1.0,
+    "log_quiet_tissue_ratio": 0.7,
 }
 #: Statistics :meth:`GuardCalibration.fit` takes as uncorrelated with the others.
-DEFAULT_INDEPENDENT = (*SHAPE_STATISTICS, *V3_STATISTICS, *V4_STATISTICS, *V5_STATISTICS)
+DEFAULT_INDEPENDENT = (
+    *SHAPE_STATISTICS,
+    *V3_STATISTICS,
+    *V4_STATISTICS,
+    *V5_STATISTICS,
+    *V6_STATISTICS,
+)
 
 
 @dataclass(frozen=True)

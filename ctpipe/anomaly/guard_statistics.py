@@ -136,6 +136,7 @@ __all__ = [
     "V3_STATISTICS",
     "V4_STATISTICS",
     "V5_STATISTICS",
+    "V6_STATISTICS",
     "VAE_STATISTICS",
     "SliceStatistics",
     "block_mean",
@@ -158,6 +159,7 @@ __all__ = [
     "v3_statistics",
     "v4_statistics",
     "v5_statistics",
+    "v6_statistics",
 ]
 
 #: Statistics of the VAE, in the order of :attr:`SliceStatistics.values`.
@@ -181,6 +183,9 @@ V4_STATISTICS = ("log_dense_core_mm2", "fat_hu", "ring_ratio", "streak_ratio")
 #: Statistics added by the guard's fifth version (a dense layer outside the body, the JPEG
 #: block grid).
 V5_STATISTICS = ("log_skin_layer_mm2", "log_block_ratio")
+#: Statistics added by the guard's sixth version (isolated extreme pixels, soft tissue
+#: without noise).
+V6_STATISTICS = ("log_impulse_fraction", "log_quiet_tissue_ratio")
 INPUT_STATISTICS = (
     "log_noise_hu",
     "log_metal_fraction",
@@ -189,6 +194,7 @@ INPUT_STATISTICS = (
     *V3_STATISTICS,
     *V4_STATISTICS,
     *V5_STATISTICS,
+    *V6_STATISTICS,
 )
 #: Every statistic :func:`slice_statistics` computes.
 STATISTICS = VAE_STATISTICS + INPUT_STATISTICS
@@ -763,6 +769,7 @@ def _input_statistics(
         *v3_statistics(hu, body, pixel_mm),
         *v4_statistics(hu, body, pixel_mm),
         *v5_statistics(hu, body, pixel_mm),
+        *v6_statistics(hu, body, pixel_mm),
     ]
 
 
@@ -844,3 +851,21 @@ def v5_statistics(
     from ctpipe.anomaly.guard_skin_statistics import skin_layer_statistic
 
     return skin_layer_statistic(hu, body, pixel_mm), block_ratio(hu, body, pixel_mm)
+
+
+def v6_statistics(
+    hu: np.ndarray, body: np.ndarray, pixel_mm: tuple[float, float]
+) -> tuple[float, float]:
+    """The statistics of :data:`V6_STATISTICS` for one slice (see their modules).
+
+    Example:
+        >>> hu = np.random.default_rng(0).normal(40.0, 10.0, (128, 128))
+        >>> body = np.zeros((128, 128), bool); body[8:120, 8:120] = True
+        >>> impulses, quiet = v6_statistics(hu, body, (1.0, 1.0))
+        >>> round(impulses, 2), quiet > -0.3
+        (-11.51, True)
+    """
+    from ctpipe.anomaly.guard_impulse_statistics import impulse_statistic
+    from ctpipe.anomaly.guard_noise_map_statistics import quiet_tissue_ratio
+
+    return impulse_statistic(hu, body), quiet_tissue_ratio(hu, body, pixel_mm)
