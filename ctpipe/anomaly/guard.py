@@ -13,7 +13,8 @@ run, with the project's VAE (Kingma & Welling 2014), trained on normal-dose CT s
    three more (constant patches in the body, a ghost just outside it, a uniform bright
    lumen away from bone), since the fourth, four more (thick dense tissue, the HU of
    fat, rings about the scan's centre, streaks in one direction), and since the fifth,
-   two more (a dense layer just outside the body, the 8 x 8 blocks of lossy JPEG); a
+   two more (a dense layer just outside the body, the 8 x 8 blocks of lossy JPEG), and
+   since the sixth, two more (isolated extreme pixels, soft tissue without noise); a
    volume is scored in LPS array order, as the VAE was trained (:meth:`OODGuard.score`
    turns it there from its affine, so a NIfTI file stored in RAS order is not seen
    upside down);
@@ -95,6 +96,8 @@ _WORDS = {
     "streak_ratio": "streaks in one direction",
     "log_skin_layer_mm2": "dense material just outside the body (a shield)",
     "log_block_ratio": "steps at the edges of 8 x 8 blocks (lossy JPEG)",
+    "log_impulse_fraction": "isolated extreme pixels (corrupted pixel data)",
+    "log_quiet_tissue_ratio": "soft tissue without noise (an edited or filled region)",
 }
 
 

@@ -145,8 +145,8 @@ def test_slice_statistics_see_metal_air_and_noise(tiny_vae):
 
 def test_guard_passes_studies_like_its_calibration_and_flags_others(weights):
     model = load_vae(weights)
-    calibration = calibrate_guard(model, _studies(7))  # 2 x 20 statistics: >= 40 slices
-    assert calibration.settings["slices"] == 42 and calibration.sources[0] == "p0: 6 slices"
+    calibration = calibrate_guard(model, _studies(8))  # 2 x 22 statistics: >= 44 slices
+    assert calibration.settings["slices"] == 48 and calibration.sources[0] == "p0: 6 slices"
     guard = OODGuard(model, calibration)
     spacing = (2.0, 2.0, 3.0)
     like = make_phantom((96, 80, 6), spacing, seed=9, noise_hu=12.0).hu
@@ -168,7 +168,7 @@ def test_calibrated_weights_carry_the_calibration(weights, tmp_path):
     model = load_vae(weights)
     with pytest.raises(ValueError, match="hold no guard calibration; add one with"):
         OODGuard(model)
-    calibration = calibrate_guard(model, _studies(7))  # 2 x 20 statistics: >= 40 slices
+    calibration = calibrate_guard(model, _studies(8))  # 2 x 22 statistics: >= 44 slices
     out = write_calibrated_weights(weights, calibration, tmp_path / "calibrated.pt")
     reloaded = load_vae(out)
     assert GuardCalibration.from_dict(reloaded.checkpoint_record[GUARD_RECORD_KEY]) == calibration
@@ -203,7 +203,7 @@ def test_guard_scores_a_volume_stored_in_ras_order_as_its_lps_array(weights):
     from ctpipe.io.geometry import lps_to_ras
 
     model = load_vae(weights)
-    guard = OODGuard(model, calibrate_guard(model, _studies(7)))
+    guard = OODGuard(model, calibrate_guard(model, _studies(8)))
     spacing = (2.0, 2.0, 3.0)
     lps = make_phantom((96, 80, 6), spacing, seed=9, noise_hu=12.0).hu
     lps_affine = lps_to_ras(np.diag([*spacing, 1.0]))
