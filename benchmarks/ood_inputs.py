@@ -241,17 +241,34 @@ def metal_streaks(base: Study, seed: int = 0, streaks: int = 14) -> Study:
         cx, cy = x[ci, cj], y[ci, cj]
         radius = rng.uniform(4.0, 7.0)
         distance = np.hypot(x - cx, y - cy)
-        angle = np.arctan2(y - cy, x - cx)
-        streak = np.zeros_like(distance)
-        for n in range(streaks):
-            theta = np.pi * n / streaks + rng.uniform(-0.05, 0.05)
-            across = np.abs(np.sin(angle - theta)) * distance
-            sign = 1.0 if n % 2 == 0 else -1.0
-            streak += sign * 600.0 * np.exp(-((across / 1.5) ** 2)) * np.exp(-distance / 120.0)
+        streak = _streaks(distance, np.arctan2(y - cy, x - cx), rng, streaks, 600.0, 120.0)
         slice_hu = hu[:, :, k]
         slice_hu += (streak * body[:, :, k]).astype(np.float32)
         slice_hu[distance <= radius] = 3071.0
     return Study(f"{base.name}: metal streaks", hu, base.spacing)
+
+
+def _streaks(
+    distance: np.ndarray,
+    angle: np.ndarray,
+    rng: np.random.Generator,
+    count: int,
+    amplitude_hu: float,
+    fade_mm: float,
+) -> np.ndarray:
+    """``count`` lines through a point at evenly spread angles (each jittered by 0.05 rad).
+
+    Alternately ``+amplitude_hu`` and ``-amplitude_hu``, 1.5 mm wide (Gaussian), fading as
+    ``exp(-distance / fade_mm)``; ``distance`` (mm) and ``angle`` (rad) are each pixel's
+    polar coordinates about the point.
+    """
+    streak = np.zeros_like(distance)
+    for n in range(count):
+        theta = np.pi * n / count + rng.uniform(-0.05, 0.05)
+        across = np.abs(np.sin(angle - theta)) * distance
+        sign = 1.0 if n % 2 == 0 else -1.0
+        streak += sign * amplitude_hu * np.exp(-((across / 1.5) ** 2)) * np.exp(-distance / fade_mm)
+    return streak
 
 
 def missing_intercept(base: Study) -> Study:
@@ -1046,12 +1063,22 @@ def monoenergetic_40kev(base: Study) -> Study:
     HU are remapped piecewise linearly through (-1000, -1000), (-200, -280), (0, 0) and
     doubled above 0: fat darker, soft tissue, contrast and bone twice as bright.
     """
-    hu = base.hu.astype(np.float64)
-    mapped = np.where(
-        hu > 0, 2.0 * hu, np.interp(hu, [-1000.0, -200.0, 0.0], [-1000.0, -280.0, 0.0])
-    )
-    mapped = np.where(hu < -1000, hu, mapped)
+    mapped = _energy_remap(base.hu.astype(np.float64), 2.0, -280.0)
     return Study(f"{base.name}: 40 keV monoenergetic", mapped.astype(np.float32), base.spacing)
+
+
+def _energy_remap(hu: np.ndarray, scale_above_0: float, hu_at_minus_200: float) -> np.ndarray:
+    """HU of another beam energy: ``scale_above_0`` times above 0, piecewise linear below.
+
+    Through (-1000, -1000), (-200, ``hu_at_minus_200``) and (0, 0); values below -1000
+    (padding) are kept.
+    """
+    mapped = np.where(
+        hu > 0,
+        scale_above_0 * hu,
+        np.interp(hu, [-1000.0, -200.0, 0.0], [-1000.0, hu_at_minus_200, 0.0]),
+    )
+    return np.where(hu < -1000, hu, mapped)
 
 
 def localizer(base: Study, seed: int = 0) -> Study:
@@ -1706,20 +1733,29 @@ def sparse_view(base: Study, views: int = 60) -> Study:
     reconstructed by filtered back projection (ramp filter): too few views leave fine
     streaks from every edge across the whole image (a research or low-dose protocol).
     """
+    out = _back_projected(base.hu, np.linspace(0.0, 180.0, views, endpoint=False))
+    return Study(f"{base.name}: sparse-view reconstruction ({views} views)", out, base.spacing)
+
+
+def _back_projected(hu: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Each slice projected at the angles ``theta`` (degrees) and filtered back projected.
+
+    The attenuation ``HU + 1000`` (at least 0) is padded to a square with air, projected
+    (``skimage.transform.radon``) and reconstructed with the ramp filter (``iradon``).
+    """
     from skimage.transform import iradon, radon
 
-    size_i, size_j, count = base.hu.shape
+    size_i, size_j, count = hu.shape
     side = max(size_i, size_j)
     oi, oj = (side - size_i) // 2, (side - size_j) // 2
-    theta = np.linspace(0.0, 180.0, views, endpoint=False)
-    out = np.empty(base.hu.shape, np.float32)
+    out = np.empty(hu.shape, np.float32)
     for k in range(count):
         mu = np.zeros((side, side))
-        mu[oi : oi + size_i, oj : oj + size_j] = np.clip(base.hu[:, :, k] + 1000.0, 0.0, None)
+        mu[oi : oi + size_i, oj : oj + size_j] = np.clip(hu[:, :, k] + 1000.0, 0.0, None)
         sinogram = radon(mu, theta, circle=False)
         image = iradon(sinogram, theta, output_size=side, filter_name="ramp", circle=False)
         out[:, :, k] = image[oi : oi + size_i, oj : oj + size_j] - 1000.0
-    return Study(f"{base.name}: sparse-view reconstruction ({views} views)", out, base.spacing)
+    return out
 
 
 def _paint(slice_hu: np.ndarray, share: np.ndarray, value: float) -> None:
@@ -1793,10 +1829,7 @@ def kvp_100(base: Study, seed: int = 0) -> Study:
 
     rng = np.random.default_rng(seed)
     hu = base.hu.astype(np.float64)
-    mapped = np.where(
-        hu > 0, 1.12 * hu, np.interp(hu, [-1000.0, -200.0, 0.0], [-1000.0, -210.0, 0.0])
-    )
-    mapped = np.where(hu < -1000, hu, mapped)
+    mapped = _energy_remap(hu, 1.12, -210.0)
     body = body_mask(base.hu)
     mapped += _noise(rng, hu.shape, _own_noise(hu, body) * np.sqrt(1.15**2 - 1.0)) * body
     return Study(f"{base.name}: 100 kVp", mapped.astype(np.float32), base.spacing)
@@ -1910,19 +1943,7 @@ def limited_angle(base: Study, arc_deg: float = 120.0, views: int = 120) -> Stud
     degrees (a C-arm or tomosynthesis-like sweep): edges whose normal lies outside the arc
     smear out, with bright and dark shading along the missing directions.
     """
-    from skimage.transform import iradon, radon
-
-    size_i, size_j, count = base.hu.shape
-    side = max(size_i, size_j)
-    oi, oj = (side - size_i) // 2, (side - size_j) // 2
-    theta = np.linspace(0.0, arc_deg, views, endpoint=False)
-    out = np.empty(base.hu.shape, np.float32)
-    for k in range(count):
-        mu = np.zeros((side, side))
-        mu[oi : oi + size_i, oj : oj + size_j] = np.clip(base.hu[:, :, k] + 1000.0, 0.0, None)
-        sinogram = radon(mu, theta, circle=False)
-        image = iradon(sinogram, theta, output_size=side, filter_name="ramp", circle=False)
-        out[:, :, k] = image[oi : oi + size_i, oj : oj + size_j] - 1000.0
+    out = _back_projected(base.hu, np.linspace(0.0, arc_deg, views, endpoint=False))
     name = f"{base.name}: limited-angle reconstruction ({arc_deg:g} degrees)"
     return Study(name, out, base.spacing)
 
@@ -2051,13 +2072,7 @@ def dense_bolus(base: Study, bolus_hu: float = 2500.0, seed: int = 0, streaks: i
         cx = (rows.min() + 0.2 * (rows.max() - rows.min())) * pixel_i
         cy = (columns.min() + 0.2 * (columns.max() - columns.min())) * pixel_j
         distance = np.hypot(ii - cx, jj - cy)
-        angle = np.arctan2(jj - cy, ii - cx)
-        streak = np.zeros_like(distance)
-        for n in range(streaks):
-            theta = np.pi * n / streaks + rng.uniform(-0.05, 0.05)
-            across = np.abs(np.sin(angle - theta)) * distance
-            sign = 1.0 if n % 2 == 0 else -1.0
-            streak += sign * 300.0 * np.exp(-((across / 1.5) ** 2)) * np.exp(-distance / 80.0)
+        streak = _streaks(distance, np.arctan2(jj - cy, ii - cx), rng, streaks, 300.0, 80.0)
         hu[:, :, k] += streak * body[:, :, k]
         hu[:, :, k][distance <= 4.0] = bolus_hu
     return Study(f"{base.name}: dense venous bolus", hu.astype(np.float32), base.spacing)
@@ -2135,11 +2150,7 @@ def banding(base: Study, period_mm: float = 6.0, amplitude_hu: float = 15.0) -> 
 
 def kvp_140(base: Study) -> Study:
     """Normal variant: the scan at 140 kVp: HU above 0 lowered by 8 %, fat 3 % brighter."""
-    hu = base.hu.astype(np.float64)
-    mapped = np.where(
-        hu > 0, 0.92 * hu, np.interp(hu, [-1000.0, -200.0, 0.0], [-1000.0, -194.0, 0.0])
-    )
-    mapped = np.where(hu < -1000, hu, mapped)
+    mapped = _energy_remap(base.hu.astype(np.float64), 0.92, -194.0)
     return Study(f"{base.name}: 140 kVp", mapped.astype(np.float32), base.spacing)
 
 
