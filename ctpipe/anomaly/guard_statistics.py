@@ -101,6 +101,14 @@ Statistics of the guard's fifth version, each in its own module (:func:`v5_stati
   soft tissue across the edges of JPEG's 8 x 8 blocks over those across their middles, on
   the native pixel grid: lossy JPEG compression.
 
+Statistics of the guard's sixth version, each in its own module (:func:`v6_statistics`):
+
+* ``log_impulse_fraction`` (:mod:`ctpipe.anomaly.guard_impulse_statistics`): the share of
+  body pixels more than 600 HU beyond all 8 neighbours: corrupted pixel data;
+* ``log_quiet_tissue_ratio`` (:mod:`ctpipe.anomaly.guard_noise_map_statistics`): the
+  quietest 5 % of soft-tissue blocks against the median block: a region without noise
+  (filled in or edited).
+
 Example:
     >>> import numpy as np
     >>> from ctpipe.nets.vae import VAE
@@ -111,7 +119,7 @@ Example:
     >>> stats = slice_statistics(hu, (3.0, 3.0, 3.0), vae, SliceGrid((32, 32), pixel_mm=4.0),
     ...                          sigma=0.1)
     >>> stats.values.shape, stats.names[:2]
-    ((3, 23), ('log_rec_mse', 'log_rec_coarse'))
+    ((3, 25), ('log_rec_mse', 'log_rec_coarse'))
 """
 
 from __future__ import annotations
