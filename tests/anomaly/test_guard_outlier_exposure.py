@@ -1,0 +1,69 @@
+"""``benchmarks/bench_guard_outlier_exposure.py``: leave-one-family-out scoring is honest."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+_BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def oe():
+    sys.path[:0] = [str(_BENCH)]
+    path = _BENCH / "bench_guard_outlier_exposure.py"
+    spec = importlib.util.spec_from_file_location("outlier_exposure", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    sys.path.remove(str(_BENCH))
+
+
+def test_kinds_and_features(oe):
+    assert oe.is_ood("bit errors") and not oe.is_ood("ID") and not oe.is_ood("normal: 140 kVp")
+    np.testing.assert_array_equal(oe.features(np.array([[1.0, -3.0]])), [[1.0, -3.0, 1.0, 3.0]])
+
+
+def _families(rng, shift_of):
+    """Two families; each OOD kind shifts one statistic of 3 by ``shift_of[family]``."""
+    ids = [("ID", rng.normal(0, 1, (6, 3))) for _ in range(5)]
+    out = {}
+    for family, (axis, shift) in shift_of.items():
+        studies = list(ids)
+        for _ in range(5):
+            w = rng.normal(0, 1, (6, 3))
+            w[:, axis] += shift
+            studies.append(("moved", w))
+        studies.append(("normal: variant", rng.normal(0, 1, (6, 3))))
+        out[family] = studies
+    return out
+
+
+def test_separation_matches_scikit_learn(oe):
+    rng = np.random.default_rng(0)
+    scores = [("ID", rng.normal(0, 1, 4)) for _ in range(3)] + [("x", rng.normal(1, 1, 4))] * 2
+    slice_auc, study_auc, variants = oe._separation(scores)
+    neg = np.concatenate([s for k, s in scores if k == "ID"])
+    pos = np.concatenate([s for k, s in scores if k == "x"])
+    assert slice_auc == pytest.approx(
+        roc_auc_score(np.r_[np.zeros(12), np.ones(8)], np.r_[neg, pos])
+    )
+    medians = [np.median(s) for _, s in scores]
+    assert study_auc == pytest.approx(roc_auc_score([0, 0, 0, 1, 1], medians))
+    assert np.isnan(variants)
+
+
+def test_a_family_is_never_trained_on_when_it_is_scored(oe):
+    """Kinds that move another statistic than the trained ones are only found by |w|."""
+    rng = np.random.default_rng(1)
+    families = _families(rng, {"a": (0, 6.0), "b": (0, 6.0), "c": (2, -6.0)})
+    negatives = rng.normal(0, 1, (200, 3))
+    result = oe.leave_one_family_out(families, negatives, lambda: LogisticRegression(max_iter=1000))
+    assert result["a"][1] == 1.0 and result["b"][1] == 1.0  # seen in the other family
+    assert result["c"][0] < 0.75  # a kind moving statistic 2 downwards: never seen
