@@ -27,10 +27,7 @@ Run from the repository root, after ``bench_ood_guard.py --json`` for each famil
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -105,45 +102,22 @@ def _separation(scores: list[tuple[str, np.ndarray]]) -> tuple[float, float, flo
 
 def main(argv: Sequence[str] | None = None) -> int:
     import bench_guard_scoring_rules as rules
-    import guard_summary
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from ctpipe.anomaly.guard import OODGuard
     from ctpipe.anomaly.guard_calibration import GuardCalibration
-    from ctpipe.checkpoints.vae import load_vae
-    from ctpipe.weights import DEFAULT_VAE, weights_path
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("reports", nargs="+", type=Path, help="bench_ood_guard.py --json files")
-    parser.add_argument("--weights", default=str(weights_path(DEFAULT_VAE)))
-    parser.add_argument(
-        "--config", default=str(REPO / "workflows/training/vae_ct128_cpu_stage2.yaml")
-    )
-    args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore")
-    reports = [(path, *guard_summary.load_report(path)) for path in args.reports]
-    guard_summary.check_reports(reports)
-    shipped = OODGuard(load_vae(args.weights)).calibration
-    pool, names = rules.calibration_pool(args.weights, args.config)
-    columns = [names.index(name) for name in shipped.statistics]
-    fits = rules.leave_one_out_fits(pool, columns, shipped)
-    keys = ("shrinkage", "min_std", "slice_quantile", "study_quantile")
-    settings = {k: shipped.settings[k] for k in keys}
+    loaded = rules.load_rescoring(argv, __doc__.splitlines()[0])
+    pool, columns, shipped = loaded.pool, loaded.columns, loaded.shipped
     negatives = []
     for source in TRAINED:
         others = np.concatenate([pool[k][:, columns] for k in pool if k != source])
-        fit = GuardCalibration.fit(others, shipped.statistics, **settings)
+        fit = GuardCalibration.fit(others, shipped.statistics, **loaded.settings)
         negatives.append(rules.whiten(fit, pool[source][:, columns]))
     families: dict[str, list[tuple[str, np.ndarray]]] = {}
-    for path, header, _ in reports:
-        studies = families.setdefault(header["family"], [])
-        for row in json.loads(path.read_text(encoding="utf-8"))["studies"]:
-            values = np.asarray(row["statistics"], np.float64)
-            values = values[:, columns] if values.shape[1] == len(names) else values
-            left_out = row["calibration"].removeprefix("without ")
-            fit = fits[None if row["calibration"] == "shipped" else left_out][0]
-            studies.append((row["kind"], rules.whiten(fit, values)))
+    for family, kind, left_out, values in loaded.studies:
+        whitened = rules.whiten(loaded.fits[left_out][0], values)
+        families.setdefault(family, []).append((kind, whitened))
     guard = {
         f: _separation([(k, np.linalg.norm(w, axis=1)) for k, w in s]) for f, s in families.items()
     }

@@ -31,6 +31,7 @@ import json
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,9 +61,12 @@ def whiten(calibration: GuardCalibration, values: np.ndarray) -> np.ndarray:
         >>> bool(np.allclose(np.linalg.norm(whiten(cal, x), axis=1), cal.distance(x)))
         True
     """
-    difference = np.atleast_2d(np.asarray(values, np.float64)) - np.asarray(calibration.mean)
-    factor = np.linalg.cholesky(np.asarray(calibration.covariance))
-    return np.linalg.solve(factor, difference.T).T
+    return _whiten(np.asarray(calibration.mean), np.asarray(calibration.covariance), values)
+
+
+def _whiten(mean: np.ndarray, covariance: np.ndarray, values: np.ndarray) -> np.ndarray:
+    difference = np.atleast_2d(np.asarray(values, np.float64)) - mean
+    return np.linalg.solve(np.linalg.cholesky(covariance), difference.T).T
 
 
 def soft_threshold(t: float) -> SliceRule:
@@ -132,10 +136,23 @@ def study_threshold(fits, rule: SliceRule, settings: Mapping) -> dict[str | None
         labels, reference = np.asarray(groups), np.empty(len(groups))
         for group in np.unique(labels):
             inside = labels == group
-            other = GuardCalibration.fit(values[~inside], fit.statistics, **settings)
-            reference[inside] = rule(whiten(other, values[inside]))
+            # the moments GuardCalibration.fit uses for its own leave-one-group-out scores
+            # (a full fit would refuse groups of fewer slices than twice the statistics)
+            mean, covariance = _moments(values[~inside], fit.statistics, settings)
+            reference[inside] = rule(_whiten(mean, covariance, values[inside]))
         thresholds[left_out] = float(np.quantile(reference, fit.settings["study_quantile"]))
     return thresholds
+
+
+def _moments(
+    values: np.ndarray, statistics: Sequence[str], settings: Mapping
+) -> tuple[np.ndarray, np.ndarray]:
+    from ctpipe.anomaly.guard_calibration import DEFAULT_INDEPENDENT
+    from ctpipe.anomaly.guard_calibration import _moments as calibration_moments
+
+    floors = np.array([settings["min_std"].get(name, 0.0) for name in statistics])
+    alone = np.array([name in DEFAULT_INDEPENDENT for name in statistics])
+    return calibration_moments(values, settings["shrinkage"], floors, alone)
 
 
 def _aurocs(ids: list, oods: list) -> tuple[float, float]:
@@ -145,10 +162,43 @@ def _aurocs(ids: list, oods: list) -> tuple[float, float]:
     return slice_auc, auroc(studies, np.r_[np.zeros(len(ids)), np.ones(len(oods))])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@dataclass(frozen=True)
+class Rescoring:
+    """Reports of one guard, with what rescoring them needs.
+
+    Attributes:
+        reports: ``(path, header, guard_summary studies)`` of each report.
+        shipped: The stored calibration of ``--weights``.
+        names: Every statistic the guard computes; ``columns`` index the shipped ones.
+        pool: Every statistic of the calibration slices, per source.
+        fits: :func:`leave_one_out_fits`.
+        settings: The shipped calibration's fit settings.
+        studies: ``(family, kind, calibration key, statistics in the guard's order)``.
+    """
+
+    reports: list
+    shipped: GuardCalibration
+    names: list[str]
+    columns: list[int]
+    pool: dict[str, np.ndarray]
+    fits: dict
+    settings: dict
+    studies: list[tuple[str, str, str | None, np.ndarray]]
+
+
+def load_rescoring(argv: Sequence[str] | None, description: str) -> Rescoring:
+    """Parse ``REPORT... [--weights] [--config]``, check the reports, refit the calibrations.
+
+    Raises:
+        SystemExit: The reports disagree or were scored by other weights.
+    """
+    import guard_summary
+
+    from ctpipe.anomaly.guard import OODGuard
+    from ctpipe.checkpoints.vae import load_vae
     from ctpipe.weights import DEFAULT_VAE, weights_path
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("reports", nargs="+", type=Path, help="bench_ood_guard.py --json files")
     parser.add_argument("--weights", default=str(weights_path(DEFAULT_VAE)))
     parser.add_argument(
@@ -156,11 +206,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
-    import guard_summary
-
-    from ctpipe.anomaly.guard import OODGuard
-    from ctpipe.checkpoints.vae import load_vae
-
     reports = [(path, *guard_summary.load_report(path)) for path in args.reports]
     guard_summary.check_reports(reports)
     digest = hashlib.sha256(Path(args.weights).read_bytes()).hexdigest()
@@ -169,17 +214,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     shipped = OODGuard(load_vae(args.weights)).calibration
     pool, names = calibration_pool(args.weights, args.config)
     columns = [names.index(name) for name in shipped.statistics]
-    fits = leave_one_out_fits(pool, columns, shipped)
     keys = ("shrinkage", "min_std", "slice_quantile", "study_quantile")
-    settings = {k: shipped.settings[k] for k in keys}
-    studies = []  # (family, kind, calibration key, statistics in the guard's order)
+    studies = []
     for path, header, _ in reports:
         for row in json.loads(path.read_text(encoding="utf-8"))["studies"]:
-            values = np.asarray(row["statistics"], np.float64)
-            values = values[:, columns] if values.shape[1] == len(names) else values
+            values = _guard_columns(np.asarray(row["statistics"], np.float64), header, shipped)
+            if values is None:
+                sys.exit(f"{path}: {row['name']}: statistics that fit no guard column")
             calibration = row["calibration"]
             left_out = None if calibration == "shipped" else calibration.removeprefix("without ")
             studies.append((header["family"], row["kind"], left_out, values))
+    return Rescoring(
+        reports=reports,
+        shipped=shipped,
+        names=names,
+        columns=columns,
+        pool=pool,
+        fits=leave_one_out_fits(pool, columns, shipped),
+        settings={k: shipped.settings[k] for k in keys},
+        studies=studies,
+    )
+
+
+def _guard_columns(values: np.ndarray, header: Mapping, shipped: GuardCalibration):
+    """A study's statistics in the guard's order, or ``None`` when they cannot be matched.
+
+    Reports of the benchmark's families hold the guard's statistics; the tuned family's
+    hold every statistic computed, named in its header's ``all_statistics``.
+    """
+    if values.shape[1] == len(shipped.statistics):
+        return values
+    every = header.get("all_statistics", ())
+    if values.shape[1] != len(every) or not set(shipped.statistics) <= set(every):
+        return None
+    return values[:, [every.index(name) for name in shipped.statistics]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    loaded = load_rescoring(argv, __doc__.splitlines()[0])
+    fits, settings, studies = loaded.fits, loaded.settings, loaded.studies
     families = list(dict.fromkeys(f for f, *_ in studies))
     header = " | ".join(families)
     print(f"| slice rule (study: median) | {header} | pooled | OOD flagged | variants flagged |")

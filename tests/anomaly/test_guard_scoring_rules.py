@@ -22,8 +22,10 @@ def rules():
         "scoring_rules", _BENCH / "bench_guard_scoring_rules.py"
     )
     module = importlib.util.module_from_spec(spec)
+    sys.modules["scoring_rules"] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)
     yield module
+    sys.modules.pop("scoring_rules", None)
     sys.path.remove(str(_BENCH))
 
 
