@@ -36,7 +36,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
-from ctpipe.anomaly.auroc import auroc  # noqa: E402
+from guard_summary import is_ood, slice_and_study_auroc  # noqa: E402
 
 #: Calibration sources of trained patients: their slices are the training negatives.
 TRAINED = ("L143_B30", "pancreas[45:75]")
@@ -50,11 +50,6 @@ def features(whitened: np.ndarray) -> np.ndarray:
         [[-2.0, 50.0, 2.0, 50.0]]
     """
     return np.clip(np.c_[whitened, np.abs(whitened)], -50.0, 50.0)
-
-
-def is_ood(kind: str) -> bool:
-    """An out-of-distribution kind (not the normal studies, not a normal variant)."""
-    return kind != "ID" and not kind.startswith("normal: ")
 
 
 def leave_one_family_out(
@@ -90,14 +85,8 @@ def _separation(scores: list[tuple[str, np.ndarray]]) -> tuple[float, float, flo
     ids = [s for k, s in scores if k == "ID"]
     oods = [s for k, s in scores if is_ood(k)]
     variants = [s for k, s in scores if k.startswith("normal: ")]
-    neg, pos = np.concatenate(ids), np.concatenate(oods)
-    slice_auc = auroc(np.r_[neg, pos], np.r_[np.zeros(neg.size), np.ones(pos.size)])
-
-    def study(group: list[np.ndarray]) -> float:
-        medians = np.r_[[np.median(s) for s in ids], [np.median(s) for s in group]]
-        return auroc(medians, np.r_[np.zeros(len(ids)), np.ones(len(group))])
-
-    return slice_auc, study(oods), study(variants) if variants else float("nan")
+    slice_auc, study_auc = slice_and_study_auroc(ids, oods)
+    return slice_auc, study_auc, slice_and_study_auroc(ids, variants)[1] if variants else np.nan
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,6 +39,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
+from guard_summary import is_ood, slice_and_study_auroc  # noqa: E402
+
 from ctpipe.anomaly.auroc import auroc  # noqa: E402
 from ctpipe.anomaly.guard_calibration import GuardCalibration  # noqa: E402
 
@@ -155,13 +157,6 @@ def _moments(
     return calibration_moments(values, settings["shrinkage"], floors, alone)
 
 
-def _aurocs(ids: list, oods: list) -> tuple[float, float]:
-    neg, pos = np.concatenate([s for s, _ in ids]), np.concatenate([s for s, _ in oods])
-    slice_auc = auroc(np.r_[neg, pos], np.r_[np.zeros(neg.size), np.ones(pos.size)])
-    studies = np.asarray([t for _, t in ids + oods])
-    return slice_auc, auroc(studies, np.r_[np.zeros(len(ids)), np.ones(len(oods))])
-
-
 @dataclass(frozen=True)
 class Rescoring:
     """Reports of one guard, with what rescoring them needs.
@@ -262,17 +257,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         scored = [(f, kind, rule(whiten(fits[left][0], v)), left) for f, kind, left, v in studies]
         cells, pooled = [], ([], [])
         for family in families:
-            ids = [(s, np.median(s)) for f, k, s, _ in scored if k == "ID" and f == family]
-            oods = [(s, np.median(s)) for f, k, s, _ in scored if f == family and _is_ood(k)]
-            cells.append("{:.3f} / {:.3f}".format(*_aurocs(ids, oods)))
+            ids = [s for f, k, s, _ in scored if k == "ID" and f == family]
+            oods = [s for f, k, s, _ in scored if f == family and is_ood(k)]
+            cells.append("{:.3f} / {:.3f}".format(*slice_and_study_auroc(ids, oods)))
             pooled = (ids, pooled[1] + oods)
         alarms = sum(
             np.median(s) > thresholds[left] for _, k, s, left in scored if k.startswith("normal: ")
         )
-        flagged = sum(np.median(s) > thresholds[left] for _, k, s, left in scored if _is_ood(k))
+        flagged = sum(np.median(s) > thresholds[left] for _, k, s, left in scored if is_ood(k))
         normals = sum(k.startswith("normal: ") for _, k, *_ in scored)
-        oods = sum(_is_ood(k) for _, k, *_ in scored)
-        pooled_cell = "{:.3f} / {:.3f}".format(*_aurocs(*pooled))
+        oods = sum(is_ood(k) for _, k, *_ in scored)
+        pooled_cell = "{:.3f} / {:.3f}".format(*slice_and_study_auroc(*pooled))
         counts = f"{flagged} / {oods} | {alarms} / {normals}"
         print(f"| {label} | {' | '.join(cells)} | {pooled_cell} | {counts} |")
     print(f"\n| study rule (slice: L2) | {' | '.join(families)} | pooled |")
@@ -282,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for family in families:
             mine = [(k, rule(fits[left][0], v)) for f, k, left, v in studies if f == family]
             ids = [t for k, t in mine if k == "ID"]
-            oods = [t for k, t in mine if _is_ood(k)]
+            oods = [t for k, t in mine if is_ood(k)]
             labels = np.r_[np.zeros(len(ids)), np.ones(len(oods))]
             cells.append(f"{auroc(np.r_[ids, oods], labels):.3f}")
             ids_all, oods_all = ids, oods_all + oods
@@ -290,10 +285,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         pooled = auroc(np.r_[ids_all, oods_all], labels)
         print(f"| {label} | {' | '.join(cells)} | {pooled:.3f} |")
     return 0
-
-
-def _is_ood(kind: str) -> bool:
-    return kind != "ID" and not kind.startswith("normal: ")
 
 
 if __name__ == "__main__":

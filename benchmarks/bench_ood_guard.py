@@ -442,6 +442,47 @@ def fresh6_studies(
         yield slim, patient, ood_inputs.slimmer(base)
 
 
+#: Every family ``--FAMILY`` scores instead of the tuned inputs: its studies from
+#: ``(bases, contiguous)``, its normal variants' kinds and its flag's help, oldest first.
+FAMILIES = {
+    "held-out": (
+        held_out_studies,
+        NORMAL_VARIANTS,
+        "score the held-out inputs and normal variants with the frozen guard instead",
+    ),
+    "fresh": (
+        lambda bases, _: fresh_studies(bases),
+        FRESH_NORMAL_VARIANTS,
+        "score the fresh inputs and normal variants (fixed before the guard's v2)",
+    ),
+    "fresh2": (
+        lambda bases, _: fresh2_studies(bases),
+        FRESH2_NORMAL_VARIANTS,
+        "score the fourth family and its normal variants (fixed before the guard's v3)",
+    ),
+    "fresh3": (
+        lambda bases, _: fresh3_studies(bases),
+        FRESH3_NORMAL_VARIANTS,
+        "score the fifth family and its normal variants (fixed before the guard's v4)",
+    ),
+    "fresh4": (
+        lambda bases, _: fresh4_studies(bases),
+        FRESH4_NORMAL_VARIANTS,
+        "score the sixth family and its normal variants (fixed before the guard's v5)",
+    ),
+    "fresh5": (
+        lambda bases, _: fresh5_studies(bases),
+        FRESH5_NORMAL_VARIANTS,
+        "score the seventh family and its normal variants (fixed before any change to v5)",
+    ),
+    "fresh6": (
+        lambda bases, _: fresh6_studies(bases),
+        FRESH6_NORMAL_VARIANTS,
+        "score the eighth family and its normal variants (fixed before the guard's v6)",
+    ),
+}
+
+
 class Scorer:
     """One score, fitted on the calibration slices with one patient left out or none."""
 
@@ -497,41 +538,8 @@ def main() -> int:
         "--config", default=str(REPO / "workflows/training/vae_ct128_cpu_stage2.yaml")
     )
     parser.add_argument("--json", help="write every statistic and score here")
-    parser.add_argument(
-        "--held-out",
-        action="store_true",
-        help="score the held-out inputs and normal variants with the frozen guard instead",
-    )
-    parser.add_argument(
-        "--fresh",
-        action="store_true",
-        help="score the fresh inputs and normal variants (fixed before the guard's v2)",
-    )
-    parser.add_argument(
-        "--fresh2",
-        action="store_true",
-        help="score the fourth family and its normal variants (fixed before the guard's v3)",
-    )
-    parser.add_argument(
-        "--fresh3",
-        action="store_true",
-        help="score the fifth family and its normal variants (fixed before the guard's v4)",
-    )
-    parser.add_argument(
-        "--fresh4",
-        action="store_true",
-        help="score the sixth family and its normal variants (fixed before the guard's v5)",
-    )
-    parser.add_argument(
-        "--fresh5",
-        action="store_true",
-        help="score the seventh family and its normal variants (fixed before any change to v5)",
-    )
-    parser.add_argument(
-        "--fresh6",
-        action="store_true",
-        help="score the eighth family and its normal variants (fixed before the guard's v6)",
-    )
+    for family, (_, _, help_text) in FAMILIES.items():
+        parser.add_argument(f"--{family}", action="store_true", help=help_text)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -566,30 +574,9 @@ def main() -> int:
         studies.append(("ID", None, ood_inputs.Study(name, hu, spacing)))
     bases = [(None, s) for _, _, s in studies]
     bases += [(name, ood_inputs.Study(name, *volumes[name])) for name in BASES]
-    if (
-        args.held_out
-        or args.fresh
-        or args.fresh2
-        or args.fresh3
-        or args.fresh4
-        or args.fresh5
-        or args.fresh6
-    ):
-        family = (
-            "fresh6"
-            if args.fresh6
-            else "fresh5"
-            if args.fresh5
-            else "fresh4"
-            if args.fresh4
-            else "fresh3"
-            if args.fresh3
-            else "fresh2"
-            if args.fresh2
-            else "fresh"
-            if args.fresh
-            else "held-out"
-        )
+    chosen = [family for family in FAMILIES if getattr(args, family.replace("-", "_"))]
+    if chosen:
+        family = chosen[-1]  # the newest family when several are named
         header = guard_header(args.weights, shipped, family)
         return held_out(
             guard, guard_scorer, shipped, pool, studies, bases, volumes, args.json, family, header
@@ -681,20 +668,8 @@ def held_out(
         add(kind, None, study.name, columns(guard, study))
     for name in UNSEEN:
         add("ID", name, f"{name} (left out)", pool[name][:, guard_scorer.index])
-    if family == "fresh6":
-        family_studies, normal_kinds = fresh6_studies(bases), FRESH6_NORMAL_VARIANTS
-    elif family == "fresh5":
-        family_studies, normal_kinds = fresh5_studies(bases), FRESH5_NORMAL_VARIANTS
-    elif family == "fresh4":
-        family_studies, normal_kinds = fresh4_studies(bases), FRESH4_NORMAL_VARIANTS
-    elif family == "fresh3":
-        family_studies, normal_kinds = fresh3_studies(bases), FRESH3_NORMAL_VARIANTS
-    elif family == "fresh2":
-        family_studies, normal_kinds = fresh2_studies(bases), FRESH2_NORMAL_VARIANTS
-    elif family == "fresh":
-        family_studies, normal_kinds = fresh_studies(bases), FRESH_NORMAL_VARIANTS
-    else:
-        family_studies, normal_kinds = held_out_studies(bases, contiguous), NORMAL_VARIANTS
+    build, normal_kinds, _ = FAMILIES[family]
+    family_studies = build(bases, contiguous)
     for kind, left_out, study in family_studies:
         add(kind, left_out, study.name, columns(sampled, study))
     print_held_out(rows, shipped, time.perf_counter() - started, normal_kinds, family)

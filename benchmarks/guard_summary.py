@@ -73,7 +73,17 @@ class Study:
     @property
     def is_normal(self) -> bool:
         """An in-distribution study or a normal variant (should not be flagged)."""
-        return self.kind == ID_KIND or self.kind.startswith(NORMAL_PREFIX)
+        return not is_ood(self.kind)
+
+
+def is_ood(kind: str) -> bool:
+    """An out-of-distribution kind: neither the normal studies nor a normal variant.
+
+    Example:
+        >>> is_ood("bit errors"), is_ood("ID"), is_ood("normal: 140 kVp")
+        (True, False, False)
+    """
+    return kind != ID_KIND and not kind.startswith(NORMAL_PREFIX)
 
 
 def load_report(path: Path) -> tuple[dict, list[Study]]:
@@ -152,12 +162,25 @@ def separation(ids: Sequence[Study], positives: Sequence[Study]) -> tuple[float,
         >>> separation([a], [b])
         (0.875, 1.0)
     """
-    neg = np.concatenate([s.scores for s in ids])
-    pos = np.concatenate([s.scores for s in positives])
+    return slice_and_study_auroc([s.scores for s in ids], [s.scores for s in positives])
+
+
+def slice_and_study_auroc(
+    negatives: Sequence[np.ndarray], positives: Sequence[np.ndarray]
+) -> tuple[float, float]:
+    """Slice and study AUROC of studies given as their slices' scores.
+
+    Every slice counts at slice level; each study's median slice score at study level.
+
+    Example:
+        >>> slice_and_study_auroc([np.array([1.0, 2.0])], [np.array([1.5, 3.0])])
+        (0.875, 1.0)
+    """
+    neg, pos = np.concatenate(negatives), np.concatenate(positives)
     slice_auc = auroc(np.r_[neg, pos], np.r_[np.zeros(neg.size), np.ones(pos.size)])
-    studies = np.asarray([s.study_score for s in [*ids, *positives]])
-    labels = np.r_[np.zeros(len(ids)), np.ones(len(positives))]
-    return slice_auc, auroc(studies, labels)
+    medians = np.asarray([np.median(s) for s in [*negatives, *positives]])
+    labels = np.r_[np.zeros(len(negatives)), np.ones(len(positives))]
+    return slice_auc, auroc(medians, labels)
 
 
 def summary(ids: Sequence[Study], studies: Sequence[Study]) -> dict:
