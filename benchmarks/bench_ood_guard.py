@@ -92,6 +92,14 @@ pixels declared square (the body 1.3 times taller), a band of rows shifted sidew
 detector banding (+-15 HU stripes); normal variants that should pass: 140 kVp, a patient
 10 % slimmer. Scored like the held-out family.
 
+**Ninth family** (``--fresh7``): fixed (committed) before the guard's seventh version was
+designed; none of its kinds is in an earlier family: gamma-mapped values (a VOI LUT with
+gamma 0.5 saved as HU), CT colonography (4-6 air-filled loops of colon), posterised values
+(32 HU steps), a mirrored half (one half of the body replaced by the other, flipped), the
+patient in a water bath, a gain field (a smooth 10 % inhomogeneity of attenuation, as an MR
+bias field); normal variants that should pass: the arms down beside the body, a nasogastric
+tube. Scored like the held-out family.
+
 Run from the repository root with the virtual environment active:
 
     python benchmarks/bench_ood_guard.py [--weights PT] [--config YAML] [--json OUT]
@@ -102,6 +110,7 @@ Run from the repository root with the virtual environment active:
     python benchmarks/bench_ood_guard.py --fresh4 [--json OUT]
     python benchmarks/bench_ood_guard.py --fresh5 [--json OUT]
     python benchmarks/bench_ood_guard.py --fresh6 [--json OUT]
+    python benchmarks/bench_ood_guard.py --fresh7 [--json OUT]
 """
 
 from __future__ import annotations
@@ -183,6 +192,8 @@ FRESH5_NORMAL_VARIANTS = (
 )
 #: Kinds of the eighth family that are normal variants (should not be flagged).
 FRESH6_NORMAL_VARIANTS = ("normal: 140 kVp", "normal: slimmer patient")
+#: Kinds of the ninth family that are normal variants (should not be flagged).
+FRESH7_NORMAL_VARIANTS = ("normal: arms down", "normal: a nasogastric tube")
 #: Held-out kinds whose values are not CT numbers at all.
 NOT_CT_VALUES = ("MR (real)", "NM", "ultrasound", "PET/SPECT")
 #: The other scores (statistics, or the negative ELBO alone).
@@ -442,6 +453,27 @@ def fresh6_studies(
         yield slim, patient, ood_inputs.slimmer(base)
 
 
+def fresh7_studies(
+    bases: list[tuple[str | None, ood_inputs.Study]],
+) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
+    """``(kind, patient, study)`` for the ninth family and its normal variants.
+
+    None of the eight earlier families holds these kinds; the set was fixed before the
+    guard's seventh version was designed.
+    """
+    for patient, base in bases:
+        yield "gamma-mapped values", patient, ood_inputs.gamma_mapped(base)
+        yield "CT colonography", patient, ood_inputs.ct_colonography(base)
+        yield "posterised values", patient, ood_inputs.posterised(base)
+        yield "mirrored half", patient, ood_inputs.mirrored_half(base)
+        yield "in a water bath", patient, ood_inputs.water_immersion(base)
+        yield "gain field", patient, ood_inputs.gain_field(base)
+    arms, tube = FRESH7_NORMAL_VARIANTS
+    for patient, base in bases:
+        yield arms, patient, ood_inputs.arms_down(base)
+        yield tube, patient, ood_inputs.nasogastric_tube(base)
+
+
 #: Every family ``--FAMILY`` scores instead of the tuned inputs: its studies from
 #: ``(bases, contiguous)``, its normal variants' kinds and its flag's help, oldest first.
 FAMILIES = {
@@ -479,6 +511,11 @@ FAMILIES = {
         lambda bases, _: fresh6_studies(bases),
         FRESH6_NORMAL_VARIANTS,
         "score the eighth family and its normal variants (fixed before the guard's v6)",
+    ),
+    "fresh7": (
+        lambda bases, _: fresh7_studies(bases),
+        FRESH7_NORMAL_VARIANTS,
+        "score the ninth family and its normal variants (fixed before the guard's v7)",
     ),
 }
 

@@ -46,7 +46,9 @@ reconstruction, a disc filled by biharmonic inpainting; normal variants: a porta
 phase, a matrix twice as fine, a blanket over the body), and an **eighth** one
 (``--fresh6``: blank slices, a dense venous contrast bolus, a preview scaled up, non-square
 pixels declared square, a band of rows shifted sideways, detector banding; normal variants:
-140 kVp, a slimmer patient).
+140 kVp, a slimmer patient), and a **ninth** one (``--fresh7``: gamma-mapped values, CT
+colonography, posterised values, a mirrored half, a water bath, a gain field; normal
+variants: arms down, a nasogastric tube).
 
 Example:
     >>> base = Study("ct", np.full((64, 64, 2), -1000.0, np.float32), (6.0, 6.0, 3.0))
@@ -2162,3 +2164,289 @@ def slimmer(base: Study, scale: float = 0.9) -> Study:
     offset = centre - matrix @ centre
     out = _affine_slices(hu, matrix, offset, float(hu.min()), hu.shape[:2])
     return Study(f"{base.name}: {scale:.0%} as wide", out, base.spacing)
+
+
+# Ninth family (``bench_ood_guard.py --fresh7``): kinds that none of the eight earlier
+# families holds, fixed before the guard's seventh version was designed; and normal variants
+# of a kind not used before.
+
+
+def _mm_grid(shape: tuple[int, ...], spacing: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Millimetre coordinates ``(i, j)`` of a slice's pixel centres, from the first pixel.
+
+    Returned as a column and a row that broadcast to ``shape[:2]``.
+    """
+    ii = (np.arange(shape[0]) * spacing[0])[:, None]
+    jj = (np.arange(shape[1]) * spacing[1])[None, :]
+    return ii, jj
+
+
+def gamma_mapped(base: Study, gamma: float = 0.5) -> Study:
+    """A non-linear intensity transfer baked into the values (a VOI LUT saved as HU).
+
+    HU in [-1024, 3071] (values outside are clipped) are mapped to ``t`` in [0, 1],
+    ``t ** gamma`` is taken and mapped back to [-1024, 3071]: the ends are kept, everything
+    between is brightened (soft tissue by about 1000 HU for ``gamma`` 0.5).
+
+    Args:
+        base: An in-distribution CT.
+        gamma: The exponent of the transfer (below 1: brighter).
+    """
+    t = (np.clip(base.hu.astype(np.float64), -1024.0, 3071.0) + 1024.0) / 4095.0
+    hu = (t**gamma * 4095.0 - 1024.0).astype(np.float32)
+    return Study(f"{base.name}: gamma-mapped values ({gamma:g})", hu, base.spacing)
+
+
+def _clearance(body: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+    """Distance (mm) of each ``(i, j)`` to the nearest pixel outside the body on any slice.
+
+    The minimum over the slices that hold a body of each slice's distance transform; the
+    image's border counts as outside. All zeros where no slice holds a body.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    room = np.zeros(body.shape[:2])
+    present = [k for k in range(body.shape[2]) if body[:, :, k].any()]
+    for n, k in enumerate(present):
+        inside = np.pad(body[:, :, k], 1)
+        distance = distance_transform_edt(inside, sampling=spacing[:2])[1:-1, 1:-1]
+        room = distance if n == 0 else np.minimum(room, distance)
+    return room
+
+
+def _place_discs(
+    room: np.ndarray,
+    spacing: tuple[float, ...],
+    rng: np.random.Generator,
+    radii_mm: np.ndarray,
+    margin_mm: float,
+) -> list[tuple[float, float, float]]:
+    """Centres ``(i, j)`` (mm) and radii of discs placed at random, apart from each other.
+
+    Each disc of ``radii_mm`` (in turn) goes where ``room`` (mm, :func:`_clearance`) is at
+    least ``margin_mm`` plus its radius and it does not overlap a disc placed before; a
+    disc with no such place is left out.
+    """
+    ii, jj = _mm_grid(room.shape, spacing)
+    placed: list[tuple[float, float, float]] = []
+    for radius in radii_mm:
+        free = room >= margin_mm + radius
+        for ci, cj, other in placed:
+            free &= np.hypot(ii - ci, jj - cj) >= radius + other
+        candidates = np.argwhere(free)
+        if len(candidates):
+            i, j = candidates[rng.integers(len(candidates))]
+            placed.append((float(ii[i, 0]), float(jj[0, j]), float(radius)))
+    return placed
+
+
+def ct_colonography(
+    base: Study, seed: int = 0, wall_mm: float = 2.0, skin_mm: float = 30.0
+) -> Study:
+    """CT colonography: the colon distended with air, seen as air-filled loops in cross-section.
+
+    4-6 (seeded) discs of air (-1000 HU), 25-40 mm across, each in a wall of ``wall_mm`` at
+    40 HU, lie apart from each other at least ``skin_mm`` inside the body (on every slice
+    that holds a body: :func:`_clearance`), at the same place on every such slice (tubes
+    running along ``k``). Discs that find no room are left out.
+
+    Args:
+        base: An in-distribution CT.
+        seed: Seeds the number, sizes and places of the loops.
+        wall_mm: The thickness of the colon's wall.
+        skin_mm: The least distance of a wall from the outside of the body.
+    """
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    body = body_mask(base.hu)
+    lumens = rng.uniform(25.0, 40.0, int(rng.integers(4, 7))) / 2
+    room = _clearance(body, base.spacing)
+    discs = _place_discs(room, base.spacing, rng, lumens + wall_mm, skin_mm)
+    ii, jj = _mm_grid(base.hu.shape, base.spacing)
+    hu = base.hu.astype(np.float32).copy()
+    for k in np.flatnonzero(body.any(axis=(0, 1))):
+        for ci, cj, outer in discs:
+            distance = np.hypot(ii - ci, jj - cj)
+            hu[:, :, k][distance <= outer] = 40.0
+            hu[:, :, k][distance <= outer - wall_mm] = -1000.0
+    return Study(f"{base.name}: CT colonography", hu, base.spacing)
+
+
+def posterised(base: Study, step_hu: float = 32.0) -> Study:
+    """A lossy down-conversion (to about 7 bits): values rounded to multiples of ``step_hu``.
+
+    Args:
+        base: An in-distribution CT.
+        step_hu: The step between the values that remain.
+    """
+    hu = (np.round(base.hu.astype(np.float64) / step_hu) * step_hu).astype(np.float32)
+    return Study(f"{base.name}: posterised ({step_hu:g} HU steps)", hu, base.spacing)
+
+
+def mirrored_half(base: Study) -> Study:
+    """A synthetic symmetric image: one half of the body replaced by the other, mirrored.
+
+    On each slice, the columns ``i`` below the centre of the body's extent along ``i`` (the
+    image's left) take the values of their mirror images about that centre (the right
+    half flipped); a column whose mirror lies outside the image is kept. Slices without a
+    body are kept.
+
+    Args:
+        base: An in-distribution CT.
+    """
+    from ctpipe.body_mask import body_mask
+
+    body = body_mask(base.hu)
+    hu = base.hu.astype(np.float32).copy()
+    index = np.arange(hu.shape[0])
+    for k in range(hu.shape[2]):
+        rows = np.flatnonzero(body[:, :, k].any(axis=1))
+        if rows.size == 0:
+            continue
+        mirror = rows[0] + rows[-1] - index  # about (rows[0] + rows[-1]) / 2
+        source = np.where((2 * index < rows[0] + rows[-1]) & (mirror < index.size), mirror, index)
+        hu[:, :, k] = base.hu[source, :, k]
+    return Study(f"{base.name}: mirrored half", hu, base.spacing)
+
+
+def water_immersion(base: Study, radius_mm: float | None = None) -> Study:
+    """The patient in a water bath: air around the body, inside a circle, set to 0 HU.
+
+    Every pixel below -500 HU (air: below the body mask's threshold) outside the body within
+    ``radius_mm`` of the image's centre becomes water; the body and everything else are kept.
+
+    Args:
+        base: An in-distribution CT.
+        radius_mm: The bath's radius; ``None``: the largest circle that fits the image.
+    """
+    from ctpipe.body_mask import body_mask
+
+    ii, jj = _mm_grid(base.hu.shape, base.spacing)
+    ci, cj = ii[-1, 0] / 2, jj[0, -1] / 2
+    radius = min(ci, cj) if radius_mm is None else radius_mm
+    bath = (np.hypot(ii - ci, jj - cj) <= radius)[:, :, None]
+    air = (base.hu < -500) & ~body_mask(base.hu)
+    hu = np.where(bath & air, 0.0, base.hu).astype(np.float32)
+    return Study(f"{base.name}: in a water bath", hu, base.spacing)
+
+
+def _smooth_field(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """A smooth ``(i, j)`` field spanning [-1, 1]: a random 2nd-order polynomial, rescaled."""
+    u = np.linspace(-1.0, 1.0, shape[0])[:, None]
+    v = np.linspace(-1.0, 1.0, shape[1])[None, :]
+    terms = (u, v, u * u, u * v, v * v)
+    field = sum(c * t for c, t in zip(rng.normal(size=len(terms)), terms, strict=True))
+    span = np.ptp(field)
+    return np.zeros(shape[:2]) if span == 0 else 2.0 * (field - field.min()) / span - 1.0
+
+
+def gain_field(base: Study, strength: float = 0.10, seed: int = 0) -> Study:
+    """A smooth multiplicative inhomogeneity on attenuation, like an MR bias field.
+
+    ``(hu + 1000) * (1 + strength * f) - 1000`` with ``f`` a smooth field in [-1, 1]
+    (:func:`_smooth_field`, seeded), the same on every slice: air is kept, and tissue is
+    up to ``strength`` brighter on one side of the image and darker on the other.
+
+    Args:
+        base: An in-distribution CT.
+        strength: The largest relative change of attenuation.
+        seed: Seeds the field's shape.
+    """
+    field = _smooth_field(base.hu.shape, np.random.default_rng(seed))[:, :, None]
+    hu = (base.hu.astype(np.float64) + 1000.0) * (1.0 + strength * field) - 1000.0
+    return Study(f"{base.name}: gain field ({strength:.0%})", hu.astype(np.float32), base.spacing)
+
+
+def _draw_arm(
+    slice_hu: np.ndarray, x: np.ndarray, y: np.ndarray, size_mm: tuple[float, float]
+) -> np.ndarray:
+    """Paint an arm (in place) at ``(x, y)`` mm from its centre; returns its mask.
+
+    An ellipse of ``size_mm`` across (``i``, ``j``): a 4 mm rim of fat (-100 HU), muscle and
+    skin (40 HU) within, and a humerus-like bone disc 12 mm across at 700 HU in the middle.
+    """
+    a, b = size_mm[0] / 2, size_mm[1] / 2
+    arm = (x / a) ** 2 + (y / b) ** 2 <= 1.0
+    slice_hu[arm] = -100.0
+    slice_hu[(x / (a - 4.0)) ** 2 + (y / (b - 4.0)) ** 2 <= 1.0] = 40.0
+    slice_hu[np.hypot(x, y) <= 6.0] = 700.0
+    return arm
+
+
+def arms_down(
+    base: Study,
+    seed: int = 0,
+    gap_mm: float = 15.0,
+    size_mm: tuple[float, float] = (45.0, 35.0),
+) -> Study:
+    """Normal variant: the arms beside the body (a scan with the arms down).
+
+    On each slice two arms (:func:`_draw_arm`, ``size_mm`` across) lie ``gap_mm`` beyond the
+    body's edges along ``i``, centred on the body's centre along ``j``, with noise of the
+    base's own level (:func:`_own_noise`); a slice on which an arm would leave the image
+    is kept as it is.
+
+    Args:
+        base: An in-distribution CT.
+        seed: Seeds the arms' noise.
+        gap_mm: The gap between each arm and the body.
+        size_mm: Each arm's width (along ``i``) and depth (along ``j``).
+    """
+    from ctpipe.body_mask import body_mask
+
+    rng = np.random.default_rng(seed)
+    body = body_mask(base.hu)
+    sigma = _own_noise(base.hu.astype(np.float64), body)
+    hu = base.hu.astype(np.float32).copy()
+    ii, jj = _mm_grid(hu.shape, base.spacing)
+    pixel_i, pixel_j = base.spacing[:2]
+    half = size_mm[0] / 2
+    for k in range(hu.shape[2]):
+        rows, columns = np.nonzero(body[:, :, k])
+        if rows.size == 0:
+            continue
+        left = (rows.min() - 0.5) * pixel_i - gap_mm - half
+        right = (rows.max() + 0.5) * pixel_i + gap_mm + half
+        cj = (columns.min() + columns.max()) / 2 * pixel_j
+        fits = left - half >= 0 and right + half <= ii[-1, 0]
+        if not fits or cj - size_mm[1] / 2 < 0 or cj + size_mm[1] / 2 > jj[0, -1]:
+            continue
+        noise = _noise(rng, hu.shape[:2], sigma)
+        for ci in (left, right):
+            arm = _draw_arm(hu[:, :, k], ii - ci, jj - cj, size_mm)
+            hu[:, :, k][arm] += noise[arm]
+    return Study(f"{base.name}: arms down", hu, base.spacing)
+
+
+def nasogastric_tube(
+    base: Study, diameter_mm: float = 5.0, wall_mm: float = 1.0, wall_hu: float = 100.0
+) -> Study:
+    """Normal variant: a nasogastric tube: a small plastic tube with air in it, in the body.
+
+    A tube ``diameter_mm`` across (a wall of ``wall_mm`` at ``wall_hu``, air inside) lies a
+    third of the body's width from its low-``i`` edge (the image's left) and a quarter of
+    its height from its low-``j`` edge (the front), on every slice; only body pixels change.
+
+    Args:
+        base: An in-distribution CT.
+        diameter_mm: The tube's outer diameter.
+        wall_mm: The thickness of its wall.
+        wall_hu: The wall's value (plastic).
+    """
+    from ctpipe.body_mask import body_mask
+
+    body = body_mask(base.hu)
+    hu = base.hu.astype(np.float32).copy()
+    ii, jj = _mm_grid(hu.shape, base.spacing)
+    for k in range(hu.shape[2]):
+        rows, columns = np.nonzero(body[:, :, k])
+        if rows.size == 0:
+            continue
+        ci = (rows.min() + (rows.max() - rows.min()) / 3) * base.spacing[0]
+        cj = (columns.min() + (columns.max() - columns.min()) / 4) * base.spacing[1]
+        distance = np.hypot(ii - ci, jj - cj)
+        slice_hu, inside = hu[:, :, k], body[:, :, k]
+        slice_hu[(distance <= diameter_mm / 2) & inside] = wall_hu
+        slice_hu[(distance <= diameter_mm / 2 - wall_mm) & inside] = -1000.0
+    return Study(f"{base.name}: a nasogastric tube", hu, base.spacing)

@@ -704,3 +704,139 @@ def test_slimmer_narrows_the_body_across_only(ood):
     out = ood.slimmer(base, scale=0.9)
     assert abs(_extent(out.hu, 0) - 0.9 * _extent(base.hu, 0)) <= 2
     assert abs(_extent(out.hu, 1) - _extent(base.hu, 1)) <= 1
+
+
+# Ninth family (``bench_ood_guard.py --fresh7``).
+
+
+def _trunk(ood, size: int = 161, slices: int = 3, pixel: float = 2.0):
+    """A large trunk (fat rim, soft tissue, a vertebra at high ``j``) in air, 2 mm pixels."""
+    x, y = ood._grid((size, size), pixel)
+    hu = np.full((size, size, slices), -1000.0, np.float32)
+    for k in range(slices):
+        hu[:, :, k][ood._ellipse(x, y, 0, 0, 140 + 2 * k, 100)] = -100.0
+        hu[:, :, k][ood._ellipse(x, y, 0, 0, 134 + 2 * k, 94)] = 40.0
+        hu[:, :, k][ood._ellipse(x, y, 0, 70, 10, 10)] = 700.0
+    return ood.Study("trunk", hu, (pixel, pixel, 2.0))
+
+
+def test_gamma_mapped_keeps_the_ends_and_brightens_between(ood):
+    hu = np.array([[-1024.0, 3071.0], [0.0, -2000.0]], np.float32)[:, :, None]
+    out = ood.gamma_mapped(ood.Study("b", hu, (1.0, 1.0, 1.0)))
+    assert out.hu.dtype == np.float32 and out.spacing == (1.0, 1.0, 1.0)
+    # 0 HU: t = 1024 / 4095, sqrt(t) * 4095 - 1024 = sqrt(1024 * 4095) - 1024 = 1023.75
+    np.testing.assert_allclose(out.hu[:, :, 0], [[-1024.0, 3071.0], [1023.75, -1024.0]], atol=0.01)
+    ramp = np.linspace(-1024.0, 3071.0, 50, dtype=np.float32)[:, None, None]
+    mapped = ood.gamma_mapped(ood.Study("r", ramp, (1.0, 1.0, 1.0))).hu.ravel()
+    assert (np.diff(mapped) > 0).all() and (mapped[1:-1] > ramp.ravel()[1:-1]).all()
+
+
+def test_ct_colonography_puts_air_loops_deep_in_the_body_on_every_slice(ood):
+    from scipy.ndimage import distance_transform_edt, label
+
+    base = _trunk(ood)
+    out = ood.ct_colonography(base, seed=0)
+    assert out.hu.shape == base.hu.shape and out.spacing == base.spacing
+    changed = out.hu != base.hu
+    body = body_mask(base.hu)
+    assert changed.any() and not (changed & ~body).any()
+    assert set(np.unique(out.hu[changed])) <= {-1000.0, 40.0}
+    air = changed & (out.hu == -1000.0)
+    for k in range(base.hu.shape[2]):  # the same loops (tubes) on every slice
+        np.testing.assert_array_equal(changed[:, :, k], changed[:, :, 0])
+        depth = distance_transform_edt(body[:, :, k], sampling=base.spacing[:2])
+        assert depth[changed[:, :, k]].min() >= 30.0  # 30 mm or more from the skin
+    loops, count = label(air[:, :, 0])
+    assert 4 <= count <= 6
+    areas = np.bincount(loops.ravel())[1:] * 4.0  # mm², 2 mm pixels
+    assert (areas > np.pi * 11.0**2).all() and (areas < np.pi * 21.0**2).all()  # 25-40 mm
+    again = ood.ct_colonography(base, seed=0).hu
+    np.testing.assert_array_equal(again, out.hu)
+    assert not np.array_equal(ood.ct_colonography(base, seed=1).hu, out.hu)
+
+
+def test_posterised_values_are_steps_near_the_input(ood):
+    rng = np.random.default_rng(0)
+    hu = rng.uniform(-1024.0, 3071.0, (16, 16, 2)).astype(np.float32)
+    out = ood.posterised(ood.Study("b", hu, (1.0, 1.0, 1.0)), step_hu=32.0).hu
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(np.mod(out, 32.0), 0.0)
+    assert np.abs(out - hu).max() <= 16.0 and len(np.unique(out)) <= 4096 // 32 + 1
+
+
+def test_mirrored_half_is_symmetric_about_the_body_centre(ood):
+    base = _phantom(ood, size=129, slices=2, spacing=(1.0, 1.0, 2.0))  # bone at i + 10 mm
+    out = ood.mirrored_half(base).hu
+    for k in range(2):
+        rows = np.flatnonzero(body_mask(base.hu[:, :, k]).any(axis=1))
+        total = rows[0] + rows[-1]
+        for i in range(rows[0], rows[-1] + 1):
+            np.testing.assert_array_equal(out[i, :, k], out[total - i, :, k])
+        right = np.arange(129) * 2 >= total
+        np.testing.assert_array_equal(out[right, :, k], base.hu[right, :, k])
+    assert out[64 - 10, 54, 0] == 700.0 and base.hu[64 - 10, 54, 0] == 40.0  # bone mirrored
+
+
+def test_water_immersion_fills_the_air_around_the_body_in_the_circle(ood):
+    base = _phantom(ood, size=65, slices=2)
+    hu = base.hu.copy()
+    hu[30:34, 58:61] = 300.0  # the couch: kept
+    out = ood.water_immersion(ood.Study("b", hu, base.spacing)).hu
+    body = body_mask(hu)
+    np.testing.assert_array_equal(out[body], hu[body])
+    x, y = ood._grid((65, 65), 2.0)
+    circle = (np.hypot(x, y) <= 64.0)[:, :, None]
+    outside_air = ~body & (hu < -500)
+    assert (out[outside_air & circle] == 0.0).all()
+    assert (out[outside_air & ~circle] == -1000.0).all() and out[0, 0, 0] == -1000.0
+    assert (out[30:34, 58:61] == 300.0).all()
+    small = ood.water_immersion(ood.Study("b", hu, base.spacing), radius_mm=56.0).hu
+    assert (small[outside_air & (np.hypot(x, y) > 56.0)[:, :, None]] == -1000.0).all()
+
+
+def test_gain_field_scales_attenuation_smoothly_and_keeps_air(ood):
+    hu = np.full((65, 65, 2), 0.0, np.float32)
+    hu[:, :8] = -1000.0
+    out = ood.gain_field(ood.Study("b", hu, (2.0, 2.0, 2.0)), strength=0.10, seed=0).hu
+    assert (out[:, :8] == -1000.0).all()
+    np.testing.assert_array_equal(out[:, :, 0], out[:, :, 1])  # the same on every slice
+    gain = (out[:, 8:, 0] + 1000.0) / 1000.0
+    assert 0.9 - 1e-6 <= gain.min() < 0.97 and 1.03 < gain.max() <= 1.1 + 1e-6
+    assert np.abs(np.diff(gain, axis=0)).max() < 0.02  # smooth: < 20 HU between neighbours
+    base = _phantom(ood)
+    body = ood.gain_field(base, strength=0.10, seed=3).hu
+    assert (np.abs(body - base.hu) <= 0.10 * (base.hu + 1000.0) + 1e-3).all()
+
+
+def test_arms_down_add_arms_beside_the_body_and_keep_it(ood):
+    base = _phantom(ood, size=129, slices=2, spacing=(2.0, 2.0, 2.0))
+    out = ood.arms_down(base, seed=0).hu
+    body = body_mask(base.hu)
+    np.testing.assert_array_equal(out[body], base.hu[body])
+    for k in range(2):
+        rows, columns = np.nonzero(body[:, :, k])
+        changed = np.argwhere(out[:, :, k] != base.hu[:, :, k])
+        left, right = changed[changed[:, 0] < rows.min()], changed[changed[:, 0] > rows.max()]
+        assert len(left) + len(right) == len(changed) and len(left) == len(right)
+        assert (rows.min() - left[:, 0]).min() * 2.0 >= 14.0  # 15 mm from the body
+        assert abs(left[:, 1].mean() - (columns.min() + columns.max()) / 2) < 1.0
+        bone = (out[:, :, k] > 500) & ~body[:, :, k]
+        assert 2 * 20 <= bone.sum() <= 2 * 40  # two discs 12 mm across (2 mm pixels)
+    small = _phantom(ood, size=65, slices=1)  # no room in the image: kept
+    np.testing.assert_array_equal(ood.arms_down(small).hu, small.hu)
+
+
+def test_nasogastric_tube_is_small_inside_the_body(ood):
+    base = _phantom(ood, size=129, slices=2, spacing=(1.0, 1.0, 2.0), bone=False)
+    out = ood.nasogastric_tube(base).hu
+    body = body_mask(base.hu)
+    for k in range(2):
+        changed = np.argwhere(out[:, :, k] != base.hu[:, :, k])
+        assert len(changed) and body[:, :, k][tuple(changed.T)].all()
+        assert (np.ptp(changed, axis=0) <= 5).all()  # 5 mm across at 1 mm pixels
+        rows, columns = np.nonzero(body[:, :, k])
+        centre = changed.mean(axis=0)
+        assert abs(centre[0] - (rows.min() + np.ptp(rows) / 3)) < 1.0
+        assert abs(centre[1] - (columns.min() + np.ptp(columns) / 4)) < 1.0
+        values = out[:, :, k][tuple(changed.T)]
+        assert set(np.unique(values)) == {-1000.0, 100.0}
