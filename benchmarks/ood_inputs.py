@@ -2382,41 +2382,63 @@ def arms_down(
 ) -> Study:
     """Normal variant: the arms beside the body (a scan with the arms down).
 
-    On each slice two arms (:func:`_draw_arm`, ``size_mm`` across) lie ``gap_mm`` beyond the
-    body's edges along ``i``, centred on the body's centre along ``j``, with noise of the
-    base's own level (:func:`_own_noise`); a slice on which an arm would leave the image
-    is kept as it is.
+    As a scanner does for such a scan, the field of view is first widened on the same
+    matrix (:func:`wider_fov`, in steps of 5 %) until both arms fit beside the body on
+    every slice that holds one. On each slice two arms (:func:`_draw_arm`, ``size_mm``
+    across) then lie ``gap_mm`` beyond the body's edges along ``i``, centred on the body's
+    centre along ``j``, with noise of the base's own level (:func:`_own_noise`).
 
     Args:
         base: An in-distribution CT.
         seed: Seeds the arms' noise.
         gap_mm: The gap between each arm and the body.
         size_mm: Each arm's width (along ``i``) and depth (along ``j``).
+
+    Raises:
+        ValueError: The arms do not fit even in a field of view twice as wide.
     """
     from ctpipe.body_mask import body_mask
 
+    for factor in np.arange(1.0, 2.001, 0.05):
+        study = base if factor == 1.0 else wider_fov(base, float(factor))
+        body = body_mask(study.hu)
+        places = [_arm_centres(body[:, :, k], study, gap_mm, size_mm) for k in range(body.shape[2])]
+        if all(p is not False for p in places):
+            break
+    else:
+        raise ValueError(f"{base.name}: the arms do not fit in a field of view twice as wide")
     rng = np.random.default_rng(seed)
-    body = body_mask(base.hu)
-    sigma = _own_noise(base.hu.astype(np.float64), body)
-    hu = base.hu.astype(np.float32).copy()
-    ii, jj = _mm_grid(hu.shape, base.spacing)
-    pixel_i, pixel_j = base.spacing[:2]
-    half = size_mm[0] / 2
-    for k in range(hu.shape[2]):
-        rows, columns = np.nonzero(body[:, :, k])
-        if rows.size == 0:
-            continue
-        left = (rows.min() - 0.5) * pixel_i - gap_mm - half
-        right = (rows.max() + 0.5) * pixel_i + gap_mm + half
-        cj = (columns.min() + columns.max()) / 2 * pixel_j
-        fits = left - half >= 0 and right + half <= ii[-1, 0]
-        if not fits or cj - size_mm[1] / 2 < 0 or cj + size_mm[1] / 2 > jj[0, -1]:
+    sigma = _own_noise(study.hu.astype(np.float64), body)
+    hu = study.hu.astype(np.float32).copy()
+    ii, jj = _mm_grid(hu.shape, study.spacing)
+    for k, place in enumerate(places):
+        if place is None:
             continue
         noise = _noise(rng, hu.shape[:2], sigma)
-        for ci in (left, right):
-            arm = _draw_arm(hu[:, :, k], ii - ci, jj - cj, size_mm)
+        for ci in place[:2]:
+            arm = _draw_arm(hu[:, :, k], ii - ci, jj - place[2], size_mm)
             hu[:, :, k][arm] += noise[arm]
-    return Study(f"{base.name}: arms down", hu, base.spacing)
+    return Study(f"{base.name}: arms down", hu, study.spacing)
+
+
+def _arm_centres(
+    body: np.ndarray, study: Study, gap_mm: float, size_mm: tuple[float, float]
+) -> tuple[float, float, float] | bool | None:
+    """The two arms' centres ``(i left, i right, j)`` in mm on one slice of ``study``.
+
+    ``None`` where the slice holds no body, ``False`` where an arm would leave the image.
+    """
+    rows, columns = np.nonzero(body)
+    if rows.size == 0:
+        return None
+    pixel_i, pixel_j = study.spacing[:2]
+    half = size_mm[0] / 2
+    left = (rows.min() - 0.5) * pixel_i - gap_mm - half
+    right = (rows.max() + 0.5) * pixel_i + gap_mm + half
+    cj = (columns.min() + columns.max()) / 2 * pixel_j
+    inside_i = left - half >= 0 and right + half <= (body.shape[0] - 1) * pixel_i
+    inside_j = size_mm[1] / 2 <= cj <= (body.shape[1] - 1) * pixel_j - size_mm[1] / 2
+    return (left, right, cj) if inside_i and inside_j else False
 
 
 def nasogastric_tube(

@@ -822,8 +822,22 @@ def test_arms_down_add_arms_beside_the_body_and_keep_it(ood):
         assert abs(left[:, 1].mean() - (columns.min() + columns.max()) / 2) < 1.0
         bone = (out[:, :, k] > 500) & ~body[:, :, k]
         assert 2 * 20 <= bone.sum() <= 2 * 40  # two discs 12 mm across (2 mm pixels)
-    small = _phantom(ood, size=65, slices=1)  # no room in the image: kept
-    np.testing.assert_array_equal(ood.arms_down(small).hu, small.hu)
+    assert ood.arms_down(base).spacing == base.spacing  # room enough: the same field of view
+
+
+def test_arms_down_widen_a_full_field_of_view_until_the_arms_fit(ood):
+    small = _phantom(ood, size=65, slices=1)  # the body nearly fills the image
+    out = ood.arms_down(small)
+    assert out.hu.shape == small.hu.shape
+    factor = out.spacing[0] / small.spacing[0]
+    assert 1.0 < factor <= 2.0 and out.spacing[1] == out.spacing[0]
+    body = body_mask(out.hu)[:, :, 0]
+    bone = (out.hu[:, :, 0] > 500) & ~body
+    rows = np.nonzero(body)[0]
+    beside = np.nonzero(bone)[0]
+    assert (beside < rows.min()).any() and (beside > rows.max()).any()  # an arm on each side
+    narrower = ood.arms_down(small, size_mm=(20.0, 20.0), gap_mm=5.0)
+    assert narrower.spacing[0] < out.spacing[0]  # smaller arms need less widening
 
 
 def test_nasogastric_tube_is_small_inside_the_body(ood):
