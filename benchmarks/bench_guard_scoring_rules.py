@@ -169,6 +169,8 @@ class Rescoring:
         fits: :func:`leave_one_out_fits`.
         settings: The shipped calibration's fit settings.
         studies: ``(family, kind, calibration key, statistics in the guard's order)``.
+        weights: ``--weights``: the VAE that scored the reports.
+        config: ``--config``: its training config, which names the calibration sources.
     """
 
     reports: list
@@ -179,6 +181,8 @@ class Rescoring:
     fits: dict
     settings: dict
     studies: list[tuple[str, str, str | None, np.ndarray]]
+    weights: str
+    config: str
 
 
 def load_rescoring(argv: Sequence[str] | None, description: str) -> Rescoring:
@@ -228,6 +232,8 @@ def load_rescoring(argv: Sequence[str] | None, description: str) -> Rescoring:
         fits=leave_one_out_fits(pool, columns, shipped),
         settings={k: shipped.settings[k] for k in keys},
         studies=studies,
+        weights=args.weights,
+        config=args.config,
     )
 
 

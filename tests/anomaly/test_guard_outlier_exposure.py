@@ -48,7 +48,7 @@ def _families(rng, shift_of):
 def test_separation_matches_scikit_learn(oe):
     rng = np.random.default_rng(0)
     scores = [("ID", rng.normal(0, 1, 4)) for _ in range(3)] + [("x", rng.normal(1, 1, 4))] * 2
-    slice_auc, study_auc, variants = oe._separation(scores)
+    slice_auc, study_auc, variants, above = oe._separation(scores)
     neg = np.concatenate([s for k, s in scores if k == "ID"])
     pos = np.concatenate([s for k, s in scores if k == "x"])
     assert slice_auc == pytest.approx(
@@ -56,7 +56,27 @@ def test_separation_matches_scikit_learn(oe):
     )
     medians = [np.median(s) for _, s in scores]
     assert study_auc == pytest.approx(roc_auc_score([0, 0, 0, 1, 1], medians))
-    assert np.isnan(variants)
+    assert np.isnan(variants) and above == ""
+
+
+def test_variants_above_every_in_distribution_study_are_counted(oe):
+    ids = [("ID", np.array([1.0, 2.0, 3.0])), ("ID", np.array([2.0, 4.0, 9.0]))]  # medians 2, 4
+    variants = [("normal: a", np.full(3, v)) for v in (1.0, 3.0, 4.5, 7.0)]
+    *_, auc, above = oe._separation([*ids, ("x", np.full(3, 9.0)), *variants])
+    assert above == "2/4"  # 4.5 and 7 are above the highest ID median, 4
+    assert auc == pytest.approx(roc_auc_score([0, 0, 1, 1, 1, 1], [2, 4, 1, 3, 4.5, 7]))
+
+
+def test_the_fused_score_adds_the_weighted_logit_to_the_distance(oe):
+    class Fixed:
+        def predict_proba(self, x):
+            p = np.array([0.5, 0.9])[: len(x)]
+            return np.c_[1 - p, p]
+
+    whitened = np.array([[3.0, 4.0], [0.0, 1.0]])
+    fused = oe._score(Fixed(), whitened, 2.0)
+    np.testing.assert_allclose(fused, [5.0 + 0.0, 1.0 + 2.0 * np.log(9.0)])
+    np.testing.assert_allclose(oe._score(Fixed(), whitened, None), [0.5, 0.9])
 
 
 def test_a_family_is_never_trained_on_when_it_is_scored(oe):
