@@ -100,6 +100,15 @@ patient in a water bath, a gain field (a smooth 10 % inhomogeneity of attenuatio
 bias field); normal variants that should pass: the arms down beside the body, a nasogastric
 tube. Scored like the held-out family.
 
+**Tenth family** (``--fresh8``): fixed (committed) before the guard's seventh version was
+designed; none of its kinds is in an earlier family: pneumoperitoneum (free air under the
+front abdominal wall), ascites (fluid filling the abdomen's periphery), a white noise texture
+(the base's correlated noise swapped for white noise of its level), slice-to-slice flicker
+(+-25 HU on alternating slices), a biopsy needle in a half-dose CT-fluoroscopy image, motion
+blur front to back (a 10 mm box along ``j``); normal variants that should pass: 15 mm more
+subcutaneous fat, a radiotherapy positioning board under the patient. Scored like the
+held-out family.
+
 Run from the repository root with the virtual environment active:
 
     python benchmarks/bench_ood_guard.py [--weights PT] [--config YAML] [--json OUT]
@@ -111,6 +120,7 @@ Run from the repository root with the virtual environment active:
     python benchmarks/bench_ood_guard.py --fresh5 [--json OUT]
     python benchmarks/bench_ood_guard.py --fresh6 [--json OUT]
     python benchmarks/bench_ood_guard.py --fresh7 [--json OUT]
+    python benchmarks/bench_ood_guard.py --fresh8 [--json OUT]
 """
 
 from __future__ import annotations
@@ -194,6 +204,8 @@ FRESH5_NORMAL_VARIANTS = (
 FRESH6_NORMAL_VARIANTS = ("normal: 140 kVp", "normal: slimmer patient")
 #: Kinds of the ninth family that are normal variants (should not be flagged).
 FRESH7_NORMAL_VARIANTS = ("normal: arms down", "normal: a nasogastric tube")
+#: Kinds of the tenth family that are normal variants (should not be flagged).
+FRESH8_NORMAL_VARIANTS = ("normal: more subcutaneous fat", "normal: a positioning board")
 #: Held-out kinds whose values are not CT numbers at all.
 NOT_CT_VALUES = ("MR (real)", "NM", "ultrasound", "PET/SPECT")
 #: The other scores (statistics, or the negative ELBO alone).
@@ -474,6 +486,27 @@ def fresh7_studies(
         yield tube, patient, ood_inputs.nasogastric_tube(base)
 
 
+def fresh8_studies(
+    bases: list[tuple[str | None, ood_inputs.Study]],
+) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
+    """``(kind, patient, study)`` for the tenth family and its normal variants.
+
+    None of the nine earlier families holds these kinds; the set was fixed before the
+    guard's seventh version was designed.
+    """
+    for patient, base in bases:
+        yield "pneumoperitoneum", patient, ood_inputs.pneumoperitoneum(base)
+        yield "ascites", patient, ood_inputs.ascites(base)
+        yield "white noise texture", patient, ood_inputs.white_noise_texture(base)
+        yield "slice-to-slice flicker", patient, ood_inputs.alternating_offset(base)
+        yield "biopsy needle (CT fluoroscopy)", patient, ood_inputs.biopsy_needle(base)
+        yield "motion blur front to back", patient, ood_inputs.directional_motion_blur(base)
+    fat, board = FRESH8_NORMAL_VARIANTS
+    for patient, base in bases:
+        yield fat, patient, ood_inputs.more_subcutaneous_fat(base)
+        yield board, patient, ood_inputs.positioning_board(base)
+
+
 #: Every family ``--FAMILY`` scores instead of the tuned inputs: its studies from
 #: ``(bases, contiguous)``, its normal variants' kinds and its flag's help, oldest first.
 FAMILIES = {
@@ -516,6 +549,11 @@ FAMILIES = {
         lambda bases, _: fresh7_studies(bases),
         FRESH7_NORMAL_VARIANTS,
         "score the ninth family and its normal variants (fixed before the guard's v7)",
+    ),
+    "fresh8": (
+        lambda bases, _: fresh8_studies(bases),
+        FRESH8_NORMAL_VARIANTS,
+        "score the tenth family and its normal variants (fixed before the guard's v7)",
     ),
 }
 

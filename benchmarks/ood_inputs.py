@@ -48,7 +48,10 @@ phase, a matrix twice as fine, a blanket over the body), and an **eighth** one
 pixels declared square, a band of rows shifted sideways, detector banding; normal variants:
 140 kVp, a slimmer patient), and a **ninth** one (``--fresh7``: gamma-mapped values, CT
 colonography, posterised values, a mirrored half, a water bath, a gain field; normal
-variants: arms down, a nasogastric tube).
+variants: arms down, a nasogastric tube), and a **tenth** one (``--fresh8``:
+pneumoperitoneum, ascites, a white noise texture, slice-to-slice flicker, a biopsy needle in
+a half-dose CT-fluoroscopy image, motion blur front to back; normal variants: more
+subcutaneous fat, a positioning board).
 
 Example:
     >>> base = Study("ct", np.full((64, 64, 2), -1000.0, np.float32), (6.0, 6.0, 3.0))
@@ -1288,13 +1291,13 @@ def _spine_at_low_j(hu: np.ndarray, body: np.ndarray, pixel_mm: float) -> bool:
     return bool(votes) and np.mean(votes) > 0.5
 
 
-def _middle_columns(body: np.ndarray) -> np.ndarray:
-    """Columns ``i`` of a 2-D body mask within 0.3 half-widths of its centre that hold body.
+def _middle_columns(body: np.ndarray, share: float = 0.3) -> np.ndarray:
+    """Columns ``i`` of a 2-D body mask within ``share`` half-widths of its centre that hold body.
 
-    That is the middle 30 % of the body's width.
+    That is the middle ``share`` of the body's width (30 % by default).
     """
     (ci, _), (hi, _) = _body_extent(body)
-    columns = np.arange(int(ci - 0.3 * hi), int(ci + 0.3 * hi) + 1)
+    columns = np.arange(int(ci - share * hi), int(ci + share * hi) + 1)
     return columns[body[columns].any(axis=1)]
 
 
@@ -2472,3 +2475,335 @@ def nasogastric_tube(
         slice_hu[(distance <= diameter_mm / 2) & inside] = wall_hu
         slice_hu[(distance <= diameter_mm / 2 - wall_mm) & inside] = -1000.0
     return Study(f"{base.name}: a nasogastric tube", hu, base.spacing)
+
+
+# Tenth family (``bench_ood_guard.py --fresh8``): kinds that none of the nine earlier
+# families holds, fixed before the guard's seventh version was designed; and normal variants
+# of a kind not used before.
+
+
+def _base_and_noise(
+    base: Study, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.random.Generator, float]:
+    """A base's HU (float64 copy), body mask, a seeded generator and its own noise level (HU)."""
+    from ctpipe.body_mask import body_mask
+
+    hu = base.hu.astype(np.float64)
+    body = body_mask(base.hu)
+    return hu, body, np.random.default_rng(seed), _own_noise(hu, body)
+
+
+def _front_band(body: np.ndarray, pixel_j: float, near_mm: float, far_mm: float) -> np.ndarray:
+    """Body pixels of a 2-D mask ``near_mm`` to ``far_mm`` behind its front edge, per column.
+
+    The front edge of a column ``i`` is its first body pixel along ``j``; only the middle
+    60 % of the body's width (:func:`_middle_columns`) is taken.
+    """
+    band = np.zeros_like(body)
+    columns = _middle_columns(body, share=0.6)
+    front = np.argmax(body[columns], axis=1)
+    depth = (np.arange(body.shape[1])[None, :] - front[:, None]) * pixel_j
+    band[columns] = (depth >= near_mm) & (depth < far_mm) & body[columns]
+    return band
+
+
+def pneumoperitoneum(base: Study, depth_mm: float = 15.0, seed: int = 0) -> Study:
+    """Free air in the abdomen, risen under the front abdominal wall (a supine patient).
+
+    On each slice, body pixels ``8`` to ``8 + depth_mm`` mm behind the body's front edge
+    (low ``j``, measured along ``j`` in each column) within the middle 60 % of the body's
+    width along ``i`` (:func:`_front_band`) become air: -1000 HU plus noise of the base's
+    own level (:func:`_own_noise`).
+
+    Args:
+        base: An in-distribution CT.
+        depth_mm: The depth of the layer of air.
+        seed: Seeds the noise.
+    """
+    hu, body, rng, sigma = _base_and_noise(base, seed)
+    for k in range(hu.shape[2]):
+        if not body[:, :, k].any():
+            continue
+        air = _front_band(body[:, :, k], base.spacing[1], 8.0, 8.0 + depth_mm)
+        hu[:, :, k][air] = -1000.0 + _noise(rng, hu.shape[:2], sigma)[air]
+    name = f"{base.name}: pneumoperitoneum ({depth_mm:g} mm)"
+    return Study(name, hu.astype(np.float32), base.spacing)
+
+
+def _depth_in_body(body: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray | None:
+    """Distance (mm) of each pixel of a 2-D body mask to the nearest pixel outside it.
+
+    Pixels beyond the image do not count as outside (a body cut by the image's edge has
+    its wall beyond it). ``None`` where the slice holds no body or nothing outside it.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    if body.all() or not body.any():
+        return None
+    return distance_transform_edt(body, sampling=spacing[:2])
+
+
+def ascites(base: Study, depth_mm: float = 25.0, fluid_hu: float = 10.0, seed: int = 0) -> Study:
+    """Ascites: fluid filling the periphery of the abdomen, inside its wall.
+
+    On each slice, body pixels whose distance to the outside of the body
+    (:func:`_depth_in_body`) is 20 to ``20 + depth_mm`` mm and whose value is -200 to 200
+    HU (fat and soft tissue; not lung, gas or bone) become ``fluid_hu`` plus noise of the
+    base's own level (:func:`_own_noise`).
+
+    Args:
+        base: An in-distribution CT.
+        depth_mm: The thickness of the layer of fluid.
+        fluid_hu: The fluid's value (simple ascites: near water).
+        seed: Seeds the noise.
+    """
+    hu, body, rng, sigma = _base_and_noise(base, seed)
+    for k in range(hu.shape[2]):
+        depth = _depth_in_body(body[:, :, k], base.spacing)
+        if depth is None:
+            continue
+        soft = (hu[:, :, k] >= -200.0) & (hu[:, :, k] <= 200.0)
+        fluid = body[:, :, k] & soft & (depth >= 20.0) & (depth <= 20.0 + depth_mm)
+        hu[:, :, k][fluid] = fluid_hu + _noise(rng, hu.shape[:2], sigma)[fluid]
+    return Study(f"{base.name}: ascites", hu.astype(np.float32), base.spacing)
+
+
+def white_noise_texture(base: Study, seed: int = 0) -> Study:
+    """The noise texture swapped: the base's noise replaced by white noise of its level.
+
+    Inside the body, each slice is smoothed by a Gaussian of 1.5 mm (its own, correlated
+    noise removed) and white Gaussian noise (independent from pixel to pixel, as no CT
+    reconstruction kernel leaves it) of the base's own level (:func:`_own_noise`) is added;
+    outside the body the base is kept. On pixels much coarser than 1.5 mm the base's own
+    noise is only partly removed.
+
+    Args:
+        base: An in-distribution CT.
+        seed: Seeds the noise.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    hu, body, rng, sigma = _base_and_noise(base, seed)
+    smooth = gaussian_filter(hu, (1.5 / base.spacing[0], 1.5 / base.spacing[1], 0))
+    white = smooth + rng.normal(0.0, sigma, hu.shape)
+    out = np.where(body, white, hu).astype(np.float32)
+    return Study(f"{base.name}: white noise texture", out, base.spacing)
+
+
+def alternating_offset(base: Study, offset_hu: float = 25.0) -> Study:
+    """Slice-to-slice calibration flicker: even slices ``+offset_hu``, odd ones ``-offset_hu``.
+
+    Only body pixels change; the air around the body is kept.
+
+    Args:
+        base: An in-distribution CT.
+        offset_hu: The size of each slice's offset.
+    """
+    from ctpipe.body_mask import body_mask
+
+    sign = np.where(np.arange(base.hu.shape[2]) % 2 == 0, 1.0, -1.0)
+    hu = base.hu + offset_hu * sign[None, None, :] * body_mask(base.hu)
+    name = f"{base.name}: slice-to-slice flicker (+-{offset_hu:g} HU)"
+    return Study(name, hu.astype(np.float32), base.spacing)
+
+
+def _needle_entry(body: np.ndarray, spacing: tuple[float, ...]) -> tuple[float, float] | None:
+    """Where a needle from the right enters a 2-D body mask: ``(i, j)`` in mm, or ``None``.
+
+    On the row ``j`` through the body's centre along ``j``, the outer edge of its last body
+    pixel along ``i`` (the body's right side).
+    """
+    rows, columns = np.nonzero(body)
+    if rows.size == 0:
+        return None
+    j = round((columns.min() + columns.max()) / 2)
+    along = np.flatnonzero(body[:, j])
+    return (along.max() + 0.5) * spacing[0], j * spacing[1]
+
+
+def _needle_streaks(across: np.ndarray, beyond: np.ndarray, amplitude_hu: float) -> np.ndarray:
+    """Metal-like streaks along a needle: alternating dark and bright bands beside it.
+
+    Bands 1.5 mm wide (Gaussian) run parallel to the needle at 0, 3, 6 and 9 mm on either
+    side (``across``: signed distance to the needle's line, mm), dark on the line itself
+    and then alternately bright and dark, each ``amplitude_hu`` strong and fading as
+    ``exp(-beyond / 60 mm)`` (``beyond``: distance to the needle, mm; so the bands run on
+    past its ends).
+    """
+    streak = np.zeros_like(across)
+    for m in range(-3, 4):
+        sign = 1.0 if m % 2 else -1.0
+        streak += sign * amplitude_hu * np.exp(-(((across - 3.0 * m) / 1.5) ** 2))
+    return streak * np.exp(-beyond / 60.0)
+
+
+def _needle_geometry(
+    shape: tuple[int, ...],
+    spacing: tuple[float, ...],
+    entry: tuple[float, float],
+    angle_deg: float,
+    length_mm: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's signed distance to a needle's line and its distance to the needle (mm).
+
+    The needle runs ``length_mm`` from ``entry`` (mm) towards low ``i``, tilted towards
+    high ``j`` by ``angle_deg`` from the ``i`` axis.
+    """
+    ii, jj = _mm_grid(shape, spacing)
+    theta = np.deg2rad(angle_deg)
+    di, dj = ii - entry[0], jj - entry[1]
+    along = -np.cos(theta) * di + np.sin(theta) * dj
+    across = np.sin(theta) * di + np.cos(theta) * dj
+    beyond = np.hypot(along - np.clip(along, 0.0, length_mm), across)
+    return across, beyond
+
+
+def biopsy_needle(
+    base: Study,
+    seed: int = 0,
+    length_mm: float = 100.0,
+    angle_deg: float = 30.0,
+    streak_hu: float = 300.0,
+) -> Study:
+    """A CT-fluoroscopy image of a biopsy: a straight metal needle in the body, at low dose.
+
+    The scan is first taken at half the dose (:func:`reduced_dose`: the body's noise
+    raised to ``sqrt(2)`` times the base's own). On every slice that holds a body, a needle
+    1.2 mm wide (at least one pixel: a pixel is on it when its centre lies within
+    ``max(0.6 mm, half a pixel)`` of it) at 3000 HU enters the body from its right side
+    (high ``i``) at the body's centre along ``j`` (:func:`_needle_entry`) and runs
+    ``length_mm`` into it, ``angle_deg`` from the ``i`` axis (:func:`_needle_geometry`);
+    bands of ``streak_hu`` along it (:func:`_needle_streaks`, half as strong as
+    :func:`metal_streaks`) are added inside the body.
+
+    Args:
+        base: An in-distribution CT.
+        seed: Seeds the added noise.
+        length_mm: The needle's length inside the body.
+        angle_deg: The needle's angle to the ``i`` axis.
+        streak_hu: The strength of the streaks.
+    """
+    from ctpipe.body_mask import body_mask
+
+    body = body_mask(base.hu)
+    hu = reduced_dose(base, dose=0.5, seed=seed).hu.copy()
+    half_width = max(0.6, max(base.spacing[:2]) / 2)
+    for k in range(hu.shape[2]):
+        entry = _needle_entry(body[:, :, k], base.spacing)
+        if entry is None:
+            continue
+        across, beyond = _needle_geometry(hu.shape, base.spacing, entry, angle_deg, length_mm)
+        streaks = _needle_streaks(across, beyond, streak_hu) * body[:, :, k]
+        hu[:, :, k] += streaks.astype(np.float32)
+        hu[:, :, k][beyond <= half_width] = 3000.0
+    return Study(f"{base.name}: biopsy needle (CT fluoroscopy)", hu, base.spacing)
+
+
+def directional_motion_blur(base: Study, length_mm: float = 10.0) -> Study:
+    """Breathing during the rotation: each slice smeared front to back (along ``j``).
+
+    Each slice is the mean of its copies shifted by every whole number of pixels along
+    ``j`` from ``-length_mm / 2`` to ``+length_mm / 2`` (a box blur along ``j`` only); the
+    image's first and last rows are repeated beyond its edges.
+
+    Args:
+        base: An in-distribution CT.
+        length_mm: The extent of the motion.
+    """
+    reach = int(np.floor(length_mm / 2 / base.spacing[1] + 1e-9))
+    padded = np.pad(base.hu.astype(np.float64), ((0, 0), (reach, reach), (0, 0)), mode="edge")
+    size = base.hu.shape[1]
+    hu = sum(padded[:, s : s + size] for s in range(2 * reach + 1)) / (2 * reach + 1)
+    name = f"{base.name}: motion blur front to back ({length_mm:g} mm)"
+    return Study(name, np.asarray(hu, np.float32), base.spacing)
+
+
+def more_subcutaneous_fat(
+    base: Study, thickness_mm: float = 15.0, skin_mm: float = 2.0, seed: int = 0
+) -> Study:
+    """Normal variant: a heavier patient: the body grown outwards by a layer of fat.
+
+    On each slice that holds a body, the pixels outside it within ``thickness_mm`` of it
+    (the distance transform of the outside) become fat, -100 HU, and the outermost
+    ``skin_mm`` of them skin, 40 HU, each plus noise of the base's own level
+    (:func:`_own_noise`); where the grown body would leave the image it is cut at the
+    image's edge. The body itself is kept.
+
+    Args:
+        base: An in-distribution CT.
+        thickness_mm: The thickness of the added fat (the skin included).
+        skin_mm: The thickness of the skin at the new outer edge.
+        seed: Seeds the noise.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    hu, body, rng, sigma = _base_and_noise(base, seed)
+    for k in range(hu.shape[2]):
+        if not body[:, :, k].any():
+            continue
+        distance = distance_transform_edt(~body[:, :, k], sampling=base.spacing[:2])
+        grown = (distance > 0) & (distance <= thickness_mm)
+        layer = np.where(distance > thickness_mm - skin_mm, 40.0, -100.0)
+        hu[:, :, k][grown] = (layer + _noise(rng, hu.shape[:2], sigma))[grown]
+    name = f"{base.name}: {thickness_mm:g} mm more subcutaneous fat"
+    return Study(name, hu.astype(np.float32), base.spacing)
+
+
+def _board_rows(body: np.ndarray, pixel_j: float, thickness_mm: float) -> tuple[int, int] | None:
+    """Rows ``j`` (first, one past the last) of a board under a 2-D body mask, or ``None``.
+
+    The board starts 2 mm (at least one pixel) below the body's lowest pixel along ``j``
+    and is ``thickness_mm`` thick (at least one pixel); the rows may lie beyond the image.
+    """
+    columns = np.flatnonzero(body.any(axis=0))
+    if columns.size == 0:
+        return None
+    top = columns.max() + 1 + max(1, round(2.0 / pixel_j))
+    return top, top + max(1, round(thickness_mm / pixel_j))
+
+
+def _board_fits(study: Study, thickness_mm: float) -> bool:
+    """Whether a board (:func:`_board_rows`) fits whole in the image under every body."""
+    from ctpipe.body_mask import body_mask
+
+    body = body_mask(study.hu)
+    pixel_j, size_j = study.spacing[1], study.hu.shape[1]
+    rows = [_board_rows(body[:, :, k], pixel_j, thickness_mm) for k in range(body.shape[2])]
+    return all(r is None or r[1] <= size_j for r in rows)
+
+
+def positioning_board(
+    base: Study, thickness_mm: float = 8.0, width_mm: float = 400.0, seed: int = 0
+) -> Study:
+    """Normal variant: a radiotherapy positioning board under the patient.
+
+    As a scanner does to take the board in, the field of view is first widened on the same
+    matrix (:func:`wider_fov`, in steps of 5 %, at most twice) until the board fits under the
+    body on every slice that holds one. On each such slice a flat plate of carbon-fibre foam,
+    ``thickness_mm`` thick at -200 HU plus noise of the base's own level
+    (:func:`_own_noise`), ``width_mm`` wide along ``i`` centred on the body, lies directly
+    below the body (:func:`_board_rows`: its top 2 mm below the body's lowest point along
+    ``j``), cut at the image's edges; a slice where it would fall entirely outside the
+    image is skipped.
+
+    Args:
+        base: An in-distribution CT.
+        thickness_mm: The board's thickness.
+        width_mm: The board's width.
+        seed: Seeds the noise.
+    """
+    for factor in np.arange(1.0, 2.001, 0.05):
+        study = base if factor == 1.0 else wider_fov(base, float(factor))
+        if _board_fits(study, thickness_mm):
+            break
+    hu, body, rng, sigma = _base_and_noise(study, seed)
+    ii, _ = _mm_grid(hu.shape, study.spacing)
+    for k in range(hu.shape[2]):
+        rows = _board_rows(body[:, :, k], study.spacing[1], thickness_mm)
+        if rows is None or rows[0] >= hu.shape[1]:
+            continue
+        centre = _body_extent(body[:, :, k])[0][0] * study.spacing[0]
+        board = np.zeros(hu.shape[:2], bool)
+        board[np.abs(ii[:, 0] - centre) <= width_mm / 2, rows[0] : rows[1]] = True
+        hu[:, :, k][board] = -200.0 + _noise(rng, hu.shape[:2], sigma)[board]
+    return Study(f"{base.name}: a positioning board", hu.astype(np.float32), study.spacing)

@@ -854,3 +854,210 @@ def test_nasogastric_tube_is_small_inside_the_body(ood):
         assert abs(centre[1] - (columns.min() + np.ptp(columns) / 4)) < 1.0
         values = out[:, :, k][tuple(changed.T)]
         assert set(np.unique(values)) == {-1000.0, 100.0}
+
+
+# Tenth family (``bench_ood_guard.py --fresh8``).
+
+
+def _noisy(ood, base, sigma: float = 10.0, seed: int = 1):
+    """``base`` with correlated noise of ``sigma`` added inside its body."""
+    body = body_mask(base.hu)
+    noise = ood._noise(np.random.default_rng(seed), base.hu.shape, sigma) * body
+    return ood.Study(base.name, (base.hu + noise).astype(np.float32), base.spacing)
+
+
+def test_pneumoperitoneum_is_air_under_the_front_wall_in_the_middle_columns(ood):
+    base = _trunk(ood)  # 2 mm pixels, no noise: the air is exactly -1000 HU
+    out = ood.pneumoperitoneum(base, depth_mm=15.0)
+    assert out.hu.dtype == np.float32 and out.spacing == base.spacing
+    body = body_mask(base.hu)
+    changed = out.hu != base.hu
+    assert changed.any() and not (changed & ~body).any()
+    assert (out.hu[changed] == -1000.0).all()
+    for k in range(base.hu.shape[2]):
+        rows = np.flatnonzero(body[:, :, k].any(axis=1))
+        columns = np.flatnonzero(changed[:, :, k].any(axis=1))
+        assert abs(columns.size - 0.6 * rows.size) <= 2  # the middle 60 % of the width
+        assert abs(columns.mean() - rows.mean()) <= 1.0
+        for i in columns:
+            front = np.argmax(body[i, :, k])
+            depth = (np.flatnonzero(changed[i, :, k]) - front) * 2.0
+            np.testing.assert_array_equal(depth, np.arange(8.0, 23.0, 2.0))  # 8 to 23 mm
+    noisy = _noisy(ood, base)
+    air = ood.pneumoperitoneum(noisy).hu[changed]
+    sigma = ood._own_noise(noisy.hu.astype(np.float64), body)
+    assert abs(air.mean() + 1000.0) < 1.0 and 0.7 * sigma < air.std() < 1.3 * sigma
+
+
+def test_ascites_fills_soft_tissue_20_to_45_mm_inside_the_body(ood):
+    from scipy.ndimage import distance_transform_edt
+
+    base = _trunk(ood, slices=2)
+    x, y = ood._grid((161, 161), 2.0)
+    for k in range(2):
+        base.hu[:, :, k][ood._ellipse(x, y, -105, 0, 8, 8)] = -800.0  # lung-like, in the band
+    out = ood.ascites(base, depth_mm=25.0, fluid_hu=10.0)
+    body = body_mask(base.hu)
+    changed = out.hu != base.hu
+    assert changed.any() and (out.hu[changed] == 10.0).all()  # no noise in the base
+    for k in range(2):
+        depth = distance_transform_edt(body[:, :, k], sampling=(2.0, 2.0))
+        soft = (np.abs(base.hu[:, :, k]) <= 200.0) & body[:, :, k]
+        band = soft & (depth >= 20.0) & (depth <= 45.0)
+        np.testing.assert_array_equal(changed[:, :, k], band)
+    assert (out.hu[base.hu == -800.0] == -800.0).all() and (out.hu[base.hu == 700.0] == 700.0).all()
+
+
+def test_ascites_counts_only_real_outside_not_the_image_edge(ood):
+    hu = np.full((60, 80, 1), 40.0, np.float32)
+    hu[:, :10] = -1000.0  # the body fills the image but for its first 10 rows j
+    out = ood.ascites(ood.Study("b", hu, (1.0, 1.0, 1.0)), depth_mm=25.0).hu
+    changed = np.flatnonzero((out != hu)[:, :, 0].any(axis=0))
+    np.testing.assert_array_equal(changed, np.arange(29, 55))  # 20 to 45 mm from row 9
+    assert (out[:, 29:55] == 10.0).all()  # the whole width: the image's edges are no outside
+
+
+def test_white_noise_texture_swaps_correlated_noise_for_white_noise_of_its_level(ood):
+    from scipy.ndimage import binary_erosion
+
+    x, y = ood._grid((241, 241), 0.5)  # 1.5 mm is 3 pixels
+    hu = np.full((241, 241, 2), -1000.0, np.float32)
+    hu[ood._ellipse(x, y, 0, 0, 50, 40)] = 40.0
+    base = _noisy(ood, ood.Study("b", hu, (0.5, 0.5, 2.0)), sigma=20.0)
+    out = ood.white_noise_texture(base, seed=0)
+    body = body_mask(base.hu)
+    np.testing.assert_array_equal(out.hu[~body], base.hu[~body])
+    inner = binary_erosion(body, np.ones((21, 21, 1), bool))  # 5 mm from the skin
+
+    def neighbours(volume):
+        noise = volume - 40.0
+        pair = inner[:-1] & inner[1:]
+        return np.corrcoef(noise[:-1][pair], noise[1:][pair])[0, 1]
+
+    assert abs(out.hu[inner].mean() - 40.0) < 2.0
+    assert neighbours(base.hu) > 0.4 and neighbours(out.hu) < 0.2
+    own = ood._own_noise(base.hu.astype(np.float64), body)
+    assert abs(ood._own_noise(out.hu.astype(np.float64), body) / own - 1.0) < 0.15
+    assert own < (out.hu[inner] - 40.0).std() < 1.3 * own
+    assert not np.array_equal(ood.white_noise_texture(base, seed=1).hu, out.hu)
+
+
+def test_alternating_offset_flickers_the_body_slice_by_slice(ood):
+    base = _noisy(ood, _phantom(ood, slices=4))
+    out = ood.alternating_offset(base, offset_hu=25.0)
+    body = body_mask(base.hu)
+    diff = out.hu.astype(np.float64) - base.hu
+    for k in range(4):
+        inside = body[:, :, k]
+        np.testing.assert_allclose(diff[:, :, k][inside], 25.0 if k % 2 == 0 else -25.0, atol=1e-3)
+        assert (diff[:, :, k][~inside] == 0.0).all()
+
+
+def test_biopsy_needle_is_a_thin_line_with_streaks_at_half_the_dose(ood):
+    base = _noisy(ood, _trunk(ood, size=321, slices=2, pixel=1.0))
+    out = ood.biopsy_needle(base, seed=0)
+    assert out.hu.dtype == np.float32 and out.spacing == base.spacing
+    body = body_mask(base.hu)
+    ii, jj = ood._mm_grid(base.hu.shape, base.spacing)
+    theta = np.deg2rad(30.0)
+    for k in range(2):
+        columns = np.flatnonzero(body[:, :, k].any(axis=0))
+        cj = round((columns.min() + columns.max()) / 2)
+        ei = np.flatnonzero(body[:, cj, k]).max() + 0.5  # the body's right edge, mm
+        along = -(ii - ei) * np.cos(theta) + (jj - cj) * np.sin(theta)
+        across = (ii - ei) * np.sin(theta) + (jj - cj) * np.cos(theta)
+        bright = out.hu[:, :, k] > 2500
+        assert (np.abs(across[bright]) <= 1.0).all()  # within 1 mm of the line
+        assert along[bright].min() < 1.0 and 98.0 < along[bright].max() <= 100.6  # 100 mm
+        assert 100 <= bright.sum() <= 200  # about 1.2 mm wide
+        points = np.argwhere(bright).astype(np.float64)
+        axis = np.linalg.svd(points - points.mean(axis=0))[2][0]
+        angle = np.degrees(np.arctan2(abs(axis[1]), abs(axis[0])))
+        assert abs(angle - 30.0) < 1.5 and (points[:, 1] >= cj - 1).all()  # tilted to high j
+        diff = out.hu[:, :, k].astype(np.float64) - base.hu[:, :, k]
+        near = (along > 0) & (along < 100) & body[:, :, k]
+        assert diff[near & (np.abs(across - 3.0) < 0.5)].mean() > 150.0  # a bright band
+        assert diff[near & (np.abs(across - 6.0) < 0.5)].mean() < -150.0  # a dark band
+        far = body[:, :, k] & (np.abs(across) > 15.0)
+        own = ood._own_noise(base.hu.astype(np.float64), body)
+        assert abs(diff[far].mean()) < 1.0 and abs(diff[far].std() / own - 1.0) < 0.1
+        assert (diff[~body[:, :, k] & ~bright] == 0.0).all()
+
+
+def test_directional_motion_blur_is_a_box_filter_along_j(ood):
+    from scipy.ndimage import uniform_filter1d
+
+    for pixel, size in ((2.0, 5), (1.0, 11), (3.0, 3)):
+        base = _noisy(ood, _phantom(ood, size=65, slices=2, spacing=(pixel, pixel, 2.0)))
+        out = ood.directional_motion_blur(base, length_mm=10.0)
+        assert out.hu.dtype == np.float32 and out.spacing == base.spacing
+        expected = uniform_filter1d(base.hu.astype(np.float64), size, axis=1, mode="nearest")
+        np.testing.assert_allclose(out.hu, expected, atol=1e-3)
+    base = _noisy(ood, _phantom(ood, size=65, slices=2))  # air on 12 rows at each end of j
+    out = ood.directional_motion_blur(base, length_mm=10.0).hu
+    np.testing.assert_allclose(out.sum(axis=1), base.hu.sum(axis=1), rtol=1e-6)
+    across = np.repeat(np.linspace(-1000.0, 500.0, 65, dtype=np.float32)[:, None, None], 65, 1)
+    flat = ood.directional_motion_blur(ood.Study("b", across, (2.0, 2.0, 2.0))).hu
+    np.testing.assert_allclose(flat, across, atol=1e-3)  # nothing moves along i
+
+
+def test_more_subcutaneous_fat_grows_the_body_by_a_ring_of_fat_and_skin(ood):
+    from scipy.ndimage import distance_transform_edt
+
+    base = _phantom(ood, size=161, slices=2, spacing=(1.0, 1.0, 2.0))  # no noise
+    out = ood.more_subcutaneous_fat(base, thickness_mm=15.0).hu
+    body = body_mask(base.hu)
+    np.testing.assert_array_equal(out[body], base.hu[body])  # the old body unchanged
+    for k in range(2):
+        outside = distance_transform_edt(~body[:, :, k])
+        changed = out[:, :, k] != base.hu[:, :, k]
+        np.testing.assert_array_equal(changed, (outside > 0) & (outside <= 15.0))
+        np.testing.assert_array_equal(out[:, :, k][changed & (outside <= 13.0)], -100.0)
+        np.testing.assert_array_equal(out[:, :, k][changed & (outside > 13.0)], 40.0)  # skin
+        rows = np.flatnonzero(body_mask(out[:, :, k]).any(axis=1))
+        old = np.flatnonzero(body[:, :, k].any(axis=1))
+        assert rows[0] == old[0] - 15 and rows[-1] == old[-1] + 15  # 15 mm wider each side
+    noisy = _noisy(ood, base)
+    fat = ood.more_subcutaneous_fat(noisy).hu
+    ring = (fat != noisy.hu) & (fat < -50)
+    own = ood._own_noise(noisy.hu.astype(np.float64), body)
+    assert abs(fat[ring].mean() + 100.0) < 1.0 and 0.7 * own < fat[ring].std() < 1.3 * own
+
+
+def test_more_subcutaneous_fat_is_cut_at_the_image_edge(ood):
+    base = _phantom(ood, size=65, slices=1)  # 14 mm of air beside the body along i
+    out = ood.more_subcutaneous_fat(base, thickness_mm=20.0)
+    assert out.hu.shape == base.hu.shape and out.spacing == base.spacing
+    np.testing.assert_array_equal(out.hu[:7, 32, 0], -100.0)  # fat up to the edge: no skin
+    np.testing.assert_array_equal(out.hu[-7:, 32, 0], -100.0)
+
+
+def test_positioning_board_is_a_flat_plate_directly_below_the_body(ood):
+    base = _phantom(ood, size=129, slices=2, spacing=(1.0, 1.0, 2.0))  # no noise
+    out = ood.positioning_board(base, thickness_mm=8.0)
+    assert out.spacing == base.spacing  # room enough below the body
+    body = body_mask(base.hu)
+    np.testing.assert_array_equal(body_mask(out.hu), body)  # apart from the body
+    for k in range(2):
+        lowest = np.flatnonzero(body[:, :, k].any(axis=0)).max()
+        changed = out.hu[:, :, k] != base.hu[:, :, k]
+        rows = np.flatnonzero(changed.any(axis=0))
+        np.testing.assert_array_equal(rows, np.arange(lowest + 3, lowest + 11))  # 2 mm, 8 mm
+        assert changed[:, rows].all()  # 400 mm wide: cut at the image's edges
+        assert (out.hu[:, :, k][changed] == -200.0).all()
+    narrow = ood.positioning_board(base, width_mm=60.0).hu
+    columns = np.flatnonzero((narrow != base.hu)[:, :, 0].any(axis=1))
+    np.testing.assert_array_equal(columns, np.arange(64 - 30, 64 + 31))  # centred on the body
+
+
+def test_positioning_board_widens_a_full_field_of_view(ood):
+    full = _phantom(ood, size=65, slices=1)
+    base = ood.Study("b", full.hu[:, :56].copy(), full.spacing)  # 6 rows below the body
+    out = ood.positioning_board(base, thickness_mm=8.0)
+    factor = out.spacing[0] / base.spacing[0]
+    assert 1.0 < factor <= 2.0 and out.spacing[1] == out.spacing[0]
+    body = body_mask(out.hu)[:, :, 0]
+    lowest = np.flatnonzero(body.any(axis=0)).max()
+    plate = np.flatnonzero((np.abs(out.hu[:, :, 0] + 200.0) < 1e-3).all(axis=0))
+    assert plate.size == max(1, round(8.0 / out.spacing[1])) and plate[-1] < 56
+    assert plate[0] == lowest + 1 + max(1, round(2.0 / out.spacing[1]))
