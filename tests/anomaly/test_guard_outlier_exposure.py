@@ -20,8 +20,10 @@ def oe():
     path = _BENCH / "bench_guard_outlier_exposure.py"
     spec = importlib.util.spec_from_file_location("outlier_exposure", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
     spec.loader.exec_module(module)
     yield module
+    del sys.modules[spec.name]
     sys.path.remove(str(_BENCH))
 
 
@@ -48,7 +50,8 @@ def _families(rng, shift_of):
 def test_separation_matches_scikit_learn(oe):
     rng = np.random.default_rng(0)
     scores = [("ID", rng.normal(0, 1, 4)) for _ in range(3)] + [("x", rng.normal(1, 1, 4))] * 2
-    slice_auc, study_auc, variants, above = oe._separation(scores)
+    result = oe._separation(scores)
+    slice_auc, study_auc, variants = result.slice_auroc, result.study_auroc, result.variants_auroc
     neg = np.concatenate([s for k, s in scores if k == "ID"])
     pos = np.concatenate([s for k, s in scores if k == "x"])
     assert slice_auc == pytest.approx(
@@ -56,15 +59,22 @@ def test_separation_matches_scikit_learn(oe):
     )
     medians = [np.median(s) for _, s in scores]
     assert study_auc == pytest.approx(roc_auc_score([0, 0, 0, 1, 1], medians))
-    assert np.isnan(variants) and above == ""
+    assert np.isnan(variants) and result.variants == 0
+    above = 2 * (np.median(pos[:4]) > max(medians[:3]))  # the same OOD study twice
+    assert (result.oods_above, result.oods) == (above, 2)
 
 
 def test_variants_above_every_in_distribution_study_are_counted(oe):
     ids = [("ID", np.array([1.0, 2.0, 3.0])), ("ID", np.array([2.0, 4.0, 9.0]))]  # medians 2, 4
     variants = [("normal: a", np.full(3, v)) for v in (1.0, 3.0, 4.5, 7.0)]
-    *_, auc, above = oe._separation([*ids, ("x", np.full(3, 9.0)), *variants])
-    assert above == "2/4"  # 4.5 and 7 are above the highest ID median, 4
-    assert auc == pytest.approx(roc_auc_score([0, 0, 1, 1, 1, 1], [2, 4, 1, 3, 4.5, 7]))
+    oods = [("x", np.full(3, 9.0)), ("y", np.full(3, 3.5))]
+    result = oe._separation([*ids, *oods, *variants])
+    assert (result.variants_above, result.variants) == (2, 4)  # 4.5 and 7: above 4
+    assert (result.oods_above, result.oods) == (1, 2)  # 9 is, 3.5 is not
+    expected = roc_auc_score([0, 0, 1, 1, 1, 1], [2, 4, 1, 3, 4.5, 7])
+    assert result.variants_auroc == pytest.approx(expected)
+    cells = oe._cells({"f": result, "g": result})
+    assert cells[-2:] == ["2/4", "4/8"]
 
 
 def test_the_fused_score_adds_the_weighted_logit_to_the_distance(oe):
@@ -85,5 +95,5 @@ def test_a_family_is_never_trained_on_when_it_is_scored(oe):
     families = _families(rng, {"a": (0, 6.0), "b": (0, 6.0), "c": (2, -6.0)})
     negatives = rng.normal(0, 1, (200, 3))
     result = oe.leave_one_family_out(families, negatives, lambda: LogisticRegression(max_iter=1000))
-    assert result["a"][1] == 1.0 and result["b"][1] == 1.0  # seen in the other family
-    assert result["c"][0] < 0.75  # a kind moving statistic 2 downwards: never seen
+    assert result["a"].study_auroc == 1.0 and result["b"].study_auroc == 1.0  # seen elsewhere
+    assert result["c"].slice_auroc < 0.75  # a kind moving statistic 2 downwards: never seen
