@@ -25,6 +25,11 @@ studies (slice and study AUROC, as the benchmark computes them).
   the AUROCs are compared with the shipped guard's on the same studies, and each cell
   also counts the family's normal-variant studies that score above every
   in-distribution study (would-be false alarms at any threshold that passes them all).
+* **At a threshold:** the fused score's study threshold is set as the guard's is, the
+  99th percentile of the calibration slices' scores, each calibration patient's slices
+  scored out of fold (by trees trained without them and without the normal variants
+  built from them); a second table counts, per family left out, the normal studies, OOD
+  studies and normal variants it flags, beside the shipped guard at its stored threshold.
 * **Caveat:** the guard's statistics were themselves chosen with most families in view,
   so only the newest family is unseen by every part of this.
 
@@ -121,15 +126,88 @@ def leave_one_family_out(
     """
     results = {}
     for test in families:
-        train = [(k, w) for f, studies in families.items() if f != test for k, w in studies]
-        positives = [w for k, w in train if is_ood(k)]
-        normals = [negatives] + [w for k, w in train if k.startswith("normal: ")]
-        x = np.concatenate([*normals, *positives])
-        y = np.r_[np.zeros(sum(len(n) for n in normals)), np.ones(sum(len(p) for p in positives))]
-        model = make().fit(features(x), y)
+        model = _fit(families, test, [negatives], make)
         scores = [(k, _score(model, w, fused_weight)) for k, w in families[test]]
         results[test] = _separation(scores)
     return results
+
+
+def _fit(
+    families: dict[str, list[tuple[str, np.ndarray]]],
+    test: str,
+    negatives: list[np.ndarray],
+    make: Callable[[], object],
+    patients: dict[str, list[str | None]] | None = None,
+    without: str | None = None,
+):
+    """A classifier of the other families' OOD slices against ``negatives`` and their variants.
+
+    With ``without``, the normal variants built from that patient (``patients`` names each
+    study's) are left out too.
+    """
+    train = [
+        (k, w)
+        for f, studies in families.items()
+        if f != test
+        for n, (k, w) in enumerate(studies)
+        if without is None or patients[f][n] != without or is_ood(k)
+    ]
+    positives = [w for k, w in train if is_ood(k)]
+    normals = [*negatives, *(w for k, w in train if k.startswith("normal: "))]
+    x = np.concatenate([*normals, *positives])
+    y = np.r_[np.zeros(sum(len(n) for n in normals)), np.ones(sum(len(p) for p in positives))]
+    return make().fit(features(x), y)
+
+
+def operating_points(
+    families: dict[str, list[tuple[str, np.ndarray]]],
+    patients: dict[str, list[str | None]],
+    negatives: dict[str, np.ndarray],
+    calibration: dict[str, np.ndarray],
+    make: Callable[[], object],
+    fused_weight: float,
+    quantile: float = 0.99,
+) -> dict[str, tuple[float, int, int, int, int, int, int]]:
+    """Per family left out: the fused score's study threshold and what it flags.
+
+    The threshold is set as the guard's is (``quantile`` of the calibration slices' scores,
+    each patient's slices scored out of fold): each calibration patient's slices are scored
+    by a classifier trained without them and without the normal variants built from them.
+
+    Args:
+        families: As :func:`leave_one_family_out`'s.
+        patients: ``family ->`` the calibration patient each study was built from (or
+            ``None``), in the order of ``families``.
+        negatives: Trained patient -> its whitened normal slices (and their variants).
+        calibration: Calibration patient -> its slices, whitened without it.
+        make: A new scikit-learn classifier.
+        fused_weight: The weight of the classifier's logit.
+        quantile: The share of calibration slices below the threshold.
+
+    Returns:
+        ``family -> (threshold, normal studies flagged, of, OOD flagged, of, normal
+        variants flagged, of)``; a study is flagged when its median slice score is above.
+    """
+    results = {}
+    for test in families:
+        reference = []
+        for source, slices in calibration.items():
+            kept = [n for p, n in negatives.items() if p != source]
+            model = _fit(families, test, kept, make, patients, source)
+            reference.append(_score(model, slices, fused_weight))
+        threshold = float(np.quantile(np.concatenate(reference), quantile))
+        model = _fit(families, test, list(negatives.values()), make)
+        medians = [(k, np.median(_score(model, w, fused_weight))) for k, w in families[test]]
+        counts = []
+        for group in ("ID", "ood", "normal: "):
+            chosen = [m for k, m in medians if _group(k) == group]
+            counts += [sum(m > threshold for m in chosen), len(chosen)]
+        results[test] = (threshold, *counts)
+    return results
+
+
+def _group(kind: str) -> str:
+    return "ID" if kind == "ID" else "normal: " if kind.startswith("normal: ") else "ood"
 
 
 def _score(model, whitened: np.ndarray, fused_weight: float | None) -> np.ndarray:
@@ -192,8 +270,8 @@ def _cells(result: dict[str, Separation]) -> list[str]:
     return [*cells, f"{totals[3]}/{totals[4]}", f"{totals[5]}/{totals[6]}"]
 
 
-def trained_variants(loaded, weights: str, config: str, fits: dict) -> np.ndarray:
-    """Every normal variant built from the trained patients, whitened without each patient.
+def trained_variants(loaded, weights: str, config: str, fits: dict) -> dict[str, np.ndarray]:
+    """Every normal variant built from each trained patient, whitened without the patient.
 
     Variants that cannot be made of a patient (a finer matrix of pixels already 1 mm) are
     left out, and said so on stderr.
@@ -207,7 +285,7 @@ def trained_variants(loaded, weights: str, config: str, fits: dict) -> np.ndarra
     from ctpipe.training.vae.data import source_volumes
 
     guard = OODGuard(load_vae(weights), max_slices=16)
-    whitened = []
+    whitened: dict[str, list[np.ndarray]] = {}
     for name, hu, spacing in source_volumes(load_vae_config(config).data.calibration):
         if name not in TRAINED:
             continue
@@ -218,8 +296,8 @@ def trained_variants(loaded, weights: str, config: str, fits: dict) -> np.ndarra
                 print(f"left out: {kind} of {name}: {error}", file=sys.stderr)
                 continue
             values = guard.statistics(study.hu, study.spacing).select(loaded.shipped.statistics)
-            whitened.append(rules.whiten(fits[name], values))
-    return np.concatenate(whitened)
+            whitened.setdefault(name, []).append(rules.whiten(fits[name], values))
+    return {name: np.concatenate(arrays) for name, arrays in whitened.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -231,16 +309,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     loaded = rules.load_rescoring(argv, __doc__.splitlines()[0])
     pool, columns, shipped = loaded.pool, loaded.columns, loaded.shipped
-    negatives, fits = [], {}
-    for source in TRAINED:
+    calibration, fits = {}, {}
+    for source in pool:
         others = np.concatenate([pool[k][:, columns] for k in pool if k != source])
         fits[source] = GuardCalibration.fit(others, shipped.statistics, **loaded.settings)
-        negatives.append(rules.whiten(fits[source], pool[source][:, columns]))
-    negatives.append(trained_variants(loaded, loaded.weights, loaded.config, fits))
+        calibration[source] = rules.whiten(fits[source], pool[source][:, columns])
+    variants = trained_variants(loaded, loaded.weights, loaded.config, fits)
+    by_patient = {p: np.concatenate([calibration[p], variants[p]]) for p in TRAINED}
+    negatives = list(by_patient.values())
     families: dict[str, list[tuple[str, np.ndarray]]] = {}
+    patients: dict[str, list[str | None]] = {}
     for family, kind, left_out, values in loaded.studies:
         whitened = rules.whiten(loaded.fits[left_out][0], values)
         families.setdefault(family, []).append((kind, whitened))
+        patients.setdefault(family, []).append(left_out)
     guard = {
         f: _separation([(k, np.linalg.norm(w, axis=1)) for k, w in s]) for f, s in families.items()
     }
@@ -277,7 +359,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             else leave_one_family_out(families, all_negatives, maker[0], maker[1])
         )
         print(f"| {label} | {' | '.join(_cells(result))} |", flush=True)
+    _print_operating_points(
+        operating_points(families, patients, by_patient, calibration, trees, FUSED_WEIGHT),
+        {f: [(k, np.median(np.linalg.norm(w, axis=1))) for k, w in s] for f, s in families.items()},
+        shipped.study_threshold,
+    )
     return 0
+
+
+def _print_operating_points(fused: dict, guard: dict, guard_threshold: float) -> None:
+    """Each family's flags by the fused score at its own threshold, beside the guard's."""
+    print(
+        "\nat a threshold: the fused score's (the 99th percentile of the calibration slices' "
+        "out-of-fold scores) and the shipped guard's (its stored study threshold, "
+        f"{guard_threshold:.2f}, on the same whitened statistics); flagged / studies\n"
+    )
+    print(
+        "| family | fused threshold | normal studies | OOD | normal variants "
+        "| the guard: normal | OOD | normal variants |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    totals = np.zeros(12, int)
+    for family, (threshold, *counts) in fused.items():
+        medians = guard[family]
+        mine = []
+        for group in ("ID", "ood", "normal: "):
+            chosen = [m for k, m in medians if _group(k) == group]
+            mine += [sum(m > guard_threshold for m in chosen), len(chosen)]
+        totals += np.r_[counts, mine]
+        cells = [f"{a}/{b}" for a, b in zip(counts[::2], counts[1::2], strict=True)]
+        cells += [f"{a}/{b}" for a, b in zip(mine[::2], mine[1::2], strict=True)]
+        print(f"| {family} | {threshold:.2f} | {' | '.join(cells)} |")
+    cells = [f"{a}/{b}" for a, b in zip(totals[::2], totals[1::2], strict=True)]
+    print(f"| **all** | | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -97,3 +98,43 @@ def test_a_family_is_never_trained_on_when_it_is_scored(oe):
     result = oe.leave_one_family_out(families, negatives, lambda: LogisticRegression(max_iter=1000))
     assert result["a"].study_auroc == 1.0 and result["b"].study_auroc == 1.0  # seen elsewhere
     assert result["c"].slice_auroc < 0.75  # a kind moving statistic 2 downwards: never seen
+
+
+class _Recorder:
+    """A classifier of constant probability 0.5 (logit 0) that records what it saw."""
+
+    log: ClassVar[list] = []
+
+    def fit(self, x, y):
+        self.train = {tuple(row) for row in x}
+        return self
+
+    def predict_proba(self, x):
+        _Recorder.log.append((self.train, [tuple(row) for row in x]))
+        return np.full((len(x), 2), 0.5)
+
+
+def test_the_fused_threshold_scores_each_calibration_patient_out_of_fold(oe):
+    rng = np.random.default_rng(2)
+    study = lambda shift=0.0: rng.normal(shift, 1, (4, 3))  # noqa: E731
+    families = {
+        f: [("ID", study()), ("moved", study(5.0)), ("normal: v", study()), ("normal: w", study())]
+        for f in ("a", "b")
+    }
+    patients = {f: [None, "p1", "p1", "p2"] for f in families}
+    negatives = {"p1": rng.normal(0, 1, (6, 3)), "p2": rng.normal(0, 1, (6, 3))}
+    calibration = {"p1": negatives["p1"][:3], "p2": negatives["p2"][:3], "u": study()}
+    _Recorder.log = []
+    result = oe.operating_points(families, patients, negatives, calibration, _Recorder, 0.5)
+    for train, query in _Recorder.log:
+        assert not train & set(query)  # nothing scored was trained on
+    by_query = {q[0]: train for train, q in _Recorder.log}  # the last: family "b" left out
+    p1_variant = tuple(oe.features(families["a"][2][1])[0])  # a variant of p1 in family "a"
+    assert p1_variant not in by_query[tuple(oe.features(calibration["p1"])[0])]
+    assert p1_variant in by_query[tuple(oe.features(calibration["p2"])[0])]
+    reference = np.linalg.norm(np.concatenate(list(calibration.values())), axis=1)
+    threshold, *counts = result["a"]
+    assert threshold == pytest.approx(np.quantile(reference, 0.99))  # logit 0: the distance
+    medians = [np.median(np.linalg.norm(w, axis=1)) for _, w in families["a"]]
+    flagged = [int(m > threshold) for m in medians]
+    assert counts == [flagged[0], 1, flagged[1], 1, flagged[2] + flagged[3], 2]
