@@ -132,7 +132,7 @@ import platform
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -160,52 +160,112 @@ BASES = ("radiomics_lung", "dcmqi")
 CONTIGUOUS = ("radiomics_lung", "totalseg")
 #: Held-out studies are scored on at most this many slices, spread evenly.
 HELD_OUT_SLICES = 16
-#: Kinds of held-out study that are normal variants (should not be flagged).
-NORMAL_VARIANTS = ("normal: 20 HU noise", "normal: tighter field of view", "normal: off centre")
-#: Kinds of fresh study that are normal variants (should not be flagged).
-FRESH_NORMAL_VARIANTS = (
-    "normal: 10 HU noise",
-    "normal: 35 HU noise",
-    "normal: body x0.85",
-    "normal: body x1.1",
-    "normal: shifted 40 mm",
+#: A kind of study and how to build it from a base study.
+Builder = tuple[str, Callable[[ood_inputs.Study], ood_inputs.Study]]
+
+#: Normal variants of the held-out family (should not be flagged).
+HELD_OUT_VARIANTS: tuple[Builder, ...] = (
+    ("normal: 20 HU noise", lambda base: ood_inputs.heavy_noise(base, 20.0)),
+    ("normal: tighter field of view", ood_inputs.fov_crop),
+    ("normal: off centre", ood_inputs.off_centre),
 )
-#: Kinds of the fourth family that are normal variants (should not be flagged).
-FRESH2_NORMAL_VARIANTS = (
-    "normal: mirrored",
-    "normal: smoother kernel",
-    "normal: calibration +15 HU",
-    "normal: -3024 outside the scan circle",
-    "normal: field of view x1.15",
+#: Normal variants of the fresh family.
+FRESH_VARIANTS: tuple[Builder, ...] = (
+    ("normal: 10 HU noise", lambda base: ood_inputs.heavy_noise(base, 10.0, seed=5)),
+    ("normal: 35 HU noise", lambda base: ood_inputs.heavy_noise(base, 35.0, seed=6)),
+    ("normal: body x0.85", lambda base: ood_inputs.resized_body(base, 0.85)),
+    ("normal: body x1.1", lambda base: ood_inputs.resized_body(base, 1.1)),
+    ("normal: shifted 40 mm", ood_inputs.shifted),
 )
-#: Kinds of the fifth family that are normal variants (should not be flagged).
-FRESH3_NORMAL_VARIANTS = (
-    "normal: calibration -5 HU",
-    "normal: turned 3°",
-    "normal: 60 % dose",
-    "normal: slightly sharper kernel",
-    "normal: 1.5 x finer matrix",
+#: Normal variants of the fourth family.
+FRESH2_VARIANTS: tuple[Builder, ...] = (
+    ("normal: mirrored", ood_inputs.mirrored),
+    ("normal: smoother kernel", ood_inputs.soft_kernel),
+    ("normal: calibration +15 HU", ood_inputs.calibration_drift),
+    ("normal: -3024 outside the scan circle", ood_inputs.circle_padding),
+    ("normal: field of view x1.15", ood_inputs.wider_fov),
 )
-#: Kinds of the sixth family that are normal variants (should not be flagged).
-FRESH4_NORMAL_VARIANTS = (
-    "normal: ECG electrodes",
-    "normal: 100 kVp",
-    "normal: thinner slices",
-    "normal: iterative reconstruction",
-    "normal: table 20 mm lower",
+#: Normal variants of the fifth family.
+FRESH3_VARIANTS: tuple[Builder, ...] = (
+    ("normal: calibration -5 HU", lambda base: ood_inputs.calibration_drift(base, -5.0)),
+    ("normal: turned 3°", lambda base: ood_inputs.off_centre(base, (0.0, 0.0), 3.0)),
+    ("normal: 60 % dose", lambda base: ood_inputs.reduced_dose(base, 0.6)),
+    ("normal: slightly sharper kernel", ood_inputs.sharper_kernel),
+    ("normal: 1.5 x finer matrix", ood_inputs.finer_matrix),
 )
-#: Kinds of the seventh family that are normal variants (should not be flagged).
-FRESH5_NORMAL_VARIANTS = (
-    "normal: portal venous phase",
-    "normal: matrix twice as fine",
-    "normal: a blanket",
+#: The sixth family's OOD kinds and normal variants.
+FRESH4_KINDS: tuple[Builder, ...] = (
+    ("inverted grey scale", ood_inputs.inverted_greyscale),
+    ("byte-swapped", ood_inputs.byte_swapped),
+    ("subtraction", ood_inputs.subtraction),
+    ("film sheet", ood_inputs.film_mosaic),
+    ("synthetic CT", ood_inputs.synthetic_ct),
+    ("label map", ood_inputs.label_map),
+    ("dose report", ood_inputs.dose_report),
+    ("magnified view", ood_inputs.magnified_view),
+    ("wrong row length", ood_inputs.wrong_row_length),
+    ("sparse view", ood_inputs.sparse_view),
 )
-#: Kinds of the eighth family that are normal variants (should not be flagged).
-FRESH6_NORMAL_VARIANTS = ("normal: 140 kVp", "normal: slimmer patient")
-#: Kinds of the ninth family that are normal variants (should not be flagged).
-FRESH7_NORMAL_VARIANTS = ("normal: arms down", "normal: a nasogastric tube")
-#: Kinds of the tenth family that are normal variants (should not be flagged).
-FRESH8_NORMAL_VARIANTS = ("normal: more subcutaneous fat", "normal: a positioning board")
+FRESH4_VARIANTS: tuple[Builder, ...] = (
+    ("normal: ECG electrodes", ood_inputs.ecg_electrodes),
+    ("normal: 100 kVp", ood_inputs.kvp_100),
+    ("normal: thinner slices", ood_inputs.thinner_slices),
+    ("normal: iterative reconstruction", ood_inputs.iterative_recon),
+    ("normal: table 20 mm lower", ood_inputs.table_lower),
+)
+#: The seventh family's.
+FRESH5_KINDS: tuple[Builder, ...] = (
+    ("read from a late offset", ood_inputs.late_offset),
+    ("bit errors", ood_inputs.bit_errors),
+    ("two levels superposed", ood_inputs.superposed_levels),
+    ("over-smoothed", ood_inputs.over_smoothed),
+    ("limited angle", ood_inputs.limited_angle),
+    ("inpainted hole", ood_inputs.inpainted_hole),
+)
+FRESH5_VARIANTS: tuple[Builder, ...] = (
+    ("normal: portal venous phase", ood_inputs.venous_enhancement),
+    ("normal: matrix twice as fine", ood_inputs.twice_finer_matrix),
+    ("normal: a blanket", ood_inputs.blanket),
+)
+#: The eighth family's.
+FRESH6_KINDS: tuple[Builder, ...] = (
+    ("blank slices", ood_inputs.blank_slices),
+    ("dense venous bolus", ood_inputs.dense_bolus),
+    ("preview scaled up", ood_inputs.preview_upscaled),
+    ("stretched", ood_inputs.stretched),
+    ("band of rows shifted", ood_inputs.shifted_band),
+    ("banding", ood_inputs.banding),
+)
+FRESH6_VARIANTS: tuple[Builder, ...] = (
+    ("normal: 140 kVp", ood_inputs.kvp_140),
+    ("normal: slimmer patient", ood_inputs.slimmer),
+)
+#: The ninth family's.
+FRESH7_KINDS: tuple[Builder, ...] = (
+    ("gamma-mapped values", ood_inputs.gamma_mapped),
+    ("CT colonography", ood_inputs.ct_colonography),
+    ("posterised values", ood_inputs.posterised),
+    ("mirrored half", ood_inputs.mirrored_half),
+    ("in a water bath", ood_inputs.water_immersion),
+    ("gain field", ood_inputs.gain_field),
+)
+FRESH7_VARIANTS: tuple[Builder, ...] = (
+    ("normal: arms down", ood_inputs.arms_down),
+    ("normal: a nasogastric tube", ood_inputs.nasogastric_tube),
+)
+#: The tenth family's.
+FRESH8_KINDS: tuple[Builder, ...] = (
+    ("pneumoperitoneum", ood_inputs.pneumoperitoneum),
+    ("ascites", ood_inputs.ascites),
+    ("white noise texture", ood_inputs.white_noise_texture),
+    ("slice-to-slice flicker", ood_inputs.alternating_offset),
+    ("biopsy needle (CT fluoroscopy)", ood_inputs.biopsy_needle),
+    ("motion blur front to back", ood_inputs.directional_motion_blur),
+)
+FRESH8_VARIANTS: tuple[Builder, ...] = (
+    ("normal: more subcutaneous fat", ood_inputs.more_subcutaneous_fat),
+    ("normal: a positioning board", ood_inputs.positioning_board),
+)
 #: Held-out kinds whose values are not CT numbers at all.
 NOT_CT_VALUES = ("MR (real)", "NM", "ultrasound", "PET/SPECT")
 #: The other scores (statistics, or the negative ELBO alone).
@@ -257,6 +317,29 @@ def ood_studies(
         yield "legs", patient, ood_inputs.legs_from(base)
 
 
+def built(
+    bases: list[tuple[str | None, ood_inputs.Study]],
+    table: tuple[Builder, ...],
+    skip_impossible: bool = False,
+) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
+    """``(kind, patient, study)`` of every kind of ``table`` for each base, base by base.
+
+    Args:
+        bases: ``(patient, study)`` to build from.
+        table: The kinds and their builders.
+        skip_impossible: Skip (and say so) a study its builder cannot make of a base (a
+            tighter field of view of a body that fills it, a finer matrix of 1 mm pixels).
+    """
+    for patient, base in bases:
+        for kind, build in table:
+            try:
+                yield kind, patient, build(base)
+            except ValueError as error:
+                if not skip_impossible:
+                    raise
+                print(f"skipped: {error}")
+
+
 def held_out_studies(
     bases: list[tuple[str | None, ood_inputs.Study]],
     contiguous: list[tuple[str, ood_inputs.Study]],
@@ -287,14 +370,7 @@ def held_out_studies(
         yield "reformat", patient, ood_inputs.reformat(base, "coronal")
         yield "reformat", patient, ood_inputs.reformat(base, "sagittal")
         yield "slab MIP", patient, ood_inputs.slab_mip(base)
-    noise, fov, centre = NORMAL_VARIANTS
-    for patient, base in bases:
-        yield noise, patient, ood_inputs.heavy_noise(base, 20.0)
-        try:
-            yield fov, patient, ood_inputs.fov_crop(base)
-        except ValueError as error:  # the body fills the field of view already
-            print(f"skipped: {error}")
-        yield centre, patient, ood_inputs.off_centre(base)
+    yield from built(bases, HELD_OUT_VARIANTS, skip_impossible=True)
 
 
 def fresh_studies(
@@ -321,13 +397,7 @@ def fresh_studies(
     for patient, base in bases:
         if base.hu.shape[2] >= 8:  # contiguous slices only
             yield "10 mm slab", patient, ood_inputs.thick_slab(base)
-    noise10, noise35, small, large, moved = FRESH_NORMAL_VARIANTS
-    for patient, base in bases:
-        yield noise10, patient, ood_inputs.heavy_noise(base, 10.0, seed=5)
-        yield noise35, patient, ood_inputs.heavy_noise(base, 35.0, seed=6)
-        yield small, patient, ood_inputs.resized_body(base, 0.85)
-        yield large, patient, ood_inputs.resized_body(base, 1.1)
-        yield moved, patient, ood_inputs.shifted(base)
+    yield from built(bases, FRESH_VARIANTS)
 
 
 def fresh2_studies(
@@ -352,13 +422,7 @@ def fresh2_studies(
     for patient, base in bases:
         if base.hu.shape[2] >= 8:  # contiguous slices only
             yield "localizer", patient, ood_inputs.localizer(base)
-    mirror, soft, drift, padding, wide = FRESH2_NORMAL_VARIANTS
-    for patient, base in bases:
-        yield mirror, patient, ood_inputs.mirrored(base)
-        yield soft, patient, ood_inputs.soft_kernel(base)
-        yield drift, patient, ood_inputs.calibration_drift(base)
-        yield padding, patient, ood_inputs.circle_padding(base)
-        yield wide, patient, ood_inputs.wider_fov(base)
+    yield from built(bases, FRESH2_VARIANTS)
 
 
 def fresh3_studies(
@@ -382,13 +446,7 @@ def fresh3_studies(
     for patient, base in bases:
         if base.hu.shape[2] >= 8:  # contiguous slices only
             yield "slab MinIP", patient, ood_inputs.minip_slab(base)
-    drift, turned, dose, sharper, finer = FRESH3_NORMAL_VARIANTS
-    for patient, base in bases:
-        yield drift, patient, ood_inputs.calibration_drift(base, -5.0)
-        yield turned, patient, ood_inputs.off_centre(base, (0.0, 0.0), 3.0)
-        yield dose, patient, ood_inputs.reduced_dose(base, 0.6)
-        yield sharper, patient, ood_inputs.sharper_kernel(base)
-        yield finer, patient, ood_inputs.finer_matrix(base)
+    yield from built(bases, FRESH3_VARIANTS)
 
 
 def fresh4_studies(
@@ -399,24 +457,8 @@ def fresh4_studies(
     None of the five earlier families holds these kinds; the set was fixed before the
     guard's fifth version was designed.
     """
-    for patient, base in bases:
-        yield "inverted grey scale", patient, ood_inputs.inverted_greyscale(base)
-        yield "byte-swapped", patient, ood_inputs.byte_swapped(base)
-        yield "subtraction", patient, ood_inputs.subtraction(base)
-        yield "film sheet", patient, ood_inputs.film_mosaic(base)
-        yield "synthetic CT", patient, ood_inputs.synthetic_ct(base)
-        yield "label map", patient, ood_inputs.label_map(base)
-        yield "dose report", patient, ood_inputs.dose_report(base)
-        yield "magnified view", patient, ood_inputs.magnified_view(base)
-        yield "wrong row length", patient, ood_inputs.wrong_row_length(base)
-        yield "sparse view", patient, ood_inputs.sparse_view(base)
-    ecg, kvp, thin, iterative, table = FRESH4_NORMAL_VARIANTS
-    for patient, base in bases:
-        yield ecg, patient, ood_inputs.ecg_electrodes(base)
-        yield kvp, patient, ood_inputs.kvp_100(base)
-        yield thin, patient, ood_inputs.thinner_slices(base)
-        yield iterative, patient, ood_inputs.iterative_recon(base)
-        yield table, patient, ood_inputs.table_lower(base)
+    yield from built(bases, FRESH4_KINDS)
+    yield from built(bases, FRESH4_VARIANTS)
 
 
 def fresh5_studies(
@@ -427,21 +469,8 @@ def fresh5_studies(
     None of the six earlier families holds these kinds; the set was fixed before any change
     to the guard's fifth version.
     """
-    for patient, base in bases:
-        yield "read from a late offset", patient, ood_inputs.late_offset(base)
-        yield "bit errors", patient, ood_inputs.bit_errors(base)
-        yield "two levels superposed", patient, ood_inputs.superposed_levels(base)
-        yield "over-smoothed", patient, ood_inputs.over_smoothed(base)
-        yield "limited angle", patient, ood_inputs.limited_angle(base)
-        yield "inpainted hole", patient, ood_inputs.inpainted_hole(base)
-    venous, finer, cover = FRESH5_NORMAL_VARIANTS
-    for patient, base in bases:
-        yield venous, patient, ood_inputs.venous_enhancement(base)
-        try:
-            yield finer, patient, ood_inputs.twice_finer_matrix(base)
-        except ValueError as error:  # pixels too large to make a finer matrix of
-            print(f"skipped: {error}")
-        yield cover, patient, ood_inputs.blanket(base)
+    yield from built(bases, FRESH5_KINDS)
+    yield from built(bases, FRESH5_VARIANTS, skip_impossible=True)
 
 
 def fresh6_studies(
@@ -452,17 +481,8 @@ def fresh6_studies(
     None of the seven earlier families holds these kinds; the set was fixed before the
     guard's sixth version was designed.
     """
-    for patient, base in bases:
-        yield "blank slices", patient, ood_inputs.blank_slices(base)
-        yield "dense venous bolus", patient, ood_inputs.dense_bolus(base)
-        yield "preview scaled up", patient, ood_inputs.preview_upscaled(base)
-        yield "stretched", patient, ood_inputs.stretched(base)
-        yield "band of rows shifted", patient, ood_inputs.shifted_band(base)
-        yield "banding", patient, ood_inputs.banding(base)
-    kvp, slim = FRESH6_NORMAL_VARIANTS
-    for patient, base in bases:
-        yield kvp, patient, ood_inputs.kvp_140(base)
-        yield slim, patient, ood_inputs.slimmer(base)
+    yield from built(bases, FRESH6_KINDS)
+    yield from built(bases, FRESH6_VARIANTS)
 
 
 def fresh7_studies(
@@ -473,17 +493,8 @@ def fresh7_studies(
     None of the eight earlier families holds these kinds; the set was fixed before the
     guard's seventh version was designed.
     """
-    for patient, base in bases:
-        yield "gamma-mapped values", patient, ood_inputs.gamma_mapped(base)
-        yield "CT colonography", patient, ood_inputs.ct_colonography(base)
-        yield "posterised values", patient, ood_inputs.posterised(base)
-        yield "mirrored half", patient, ood_inputs.mirrored_half(base)
-        yield "in a water bath", patient, ood_inputs.water_immersion(base)
-        yield "gain field", patient, ood_inputs.gain_field(base)
-    arms, tube = FRESH7_NORMAL_VARIANTS
-    for patient, base in bases:
-        yield arms, patient, ood_inputs.arms_down(base)
-        yield tube, patient, ood_inputs.nasogastric_tube(base)
+    yield from built(bases, FRESH7_KINDS)
+    yield from built(bases, FRESH7_VARIANTS)
 
 
 def fresh8_studies(
@@ -494,65 +505,56 @@ def fresh8_studies(
     None of the nine earlier families holds these kinds; the set was fixed before the
     guard's seventh version was designed.
     """
-    for patient, base in bases:
-        yield "pneumoperitoneum", patient, ood_inputs.pneumoperitoneum(base)
-        yield "ascites", patient, ood_inputs.ascites(base)
-        yield "white noise texture", patient, ood_inputs.white_noise_texture(base)
-        yield "slice-to-slice flicker", patient, ood_inputs.alternating_offset(base)
-        yield "biopsy needle (CT fluoroscopy)", patient, ood_inputs.biopsy_needle(base)
-        yield "motion blur front to back", patient, ood_inputs.directional_motion_blur(base)
-    fat, board = FRESH8_NORMAL_VARIANTS
-    for patient, base in bases:
-        yield fat, patient, ood_inputs.more_subcutaneous_fat(base)
-        yield board, patient, ood_inputs.positioning_board(base)
+    yield from built(bases, FRESH8_KINDS)
+    yield from built(bases, FRESH8_VARIANTS)
 
 
 #: Every family ``--FAMILY`` scores instead of the tuned inputs: its studies from
-#: ``(bases, contiguous)``, its normal variants' kinds and its flag's help, oldest first.
+#: ``(bases, contiguous)``, its normal variants and its flag's help, oldest first.
 FAMILIES = {
     "held-out": (
         held_out_studies,
-        NORMAL_VARIANTS,
+        HELD_OUT_VARIANTS,
         "score the held-out inputs and normal variants with the frozen guard instead",
     ),
     "fresh": (
         lambda bases, _: fresh_studies(bases),
-        FRESH_NORMAL_VARIANTS,
+        FRESH_VARIANTS,
         "score the fresh inputs and normal variants (fixed before the guard's v2)",
     ),
     "fresh2": (
         lambda bases, _: fresh2_studies(bases),
-        FRESH2_NORMAL_VARIANTS,
+        FRESH2_VARIANTS,
         "score the fourth family and its normal variants (fixed before the guard's v3)",
     ),
     "fresh3": (
         lambda bases, _: fresh3_studies(bases),
-        FRESH3_NORMAL_VARIANTS,
+        FRESH3_VARIANTS,
         "score the fifth family and its normal variants (fixed before the guard's v4)",
     ),
     "fresh4": (
         lambda bases, _: fresh4_studies(bases),
-        FRESH4_NORMAL_VARIANTS,
+        FRESH4_VARIANTS,
         "score the sixth family and its normal variants (fixed before the guard's v5)",
     ),
     "fresh5": (
         lambda bases, _: fresh5_studies(bases),
-        FRESH5_NORMAL_VARIANTS,
+        FRESH5_VARIANTS,
         "score the seventh family and its normal variants (fixed before any change to v5)",
     ),
     "fresh6": (
         lambda bases, _: fresh6_studies(bases),
-        FRESH6_NORMAL_VARIANTS,
+        FRESH6_VARIANTS,
         "score the eighth family and its normal variants (fixed before the guard's v6)",
     ),
     "fresh7": (
         lambda bases, _: fresh7_studies(bases),
-        FRESH7_NORMAL_VARIANTS,
+        FRESH7_VARIANTS,
         "score the ninth family and its normal variants (fixed before the guard's v7)",
     ),
     "fresh8": (
         lambda bases, _: fresh8_studies(bases),
-        FRESH8_NORMAL_VARIANTS,
+        FRESH8_VARIANTS,
         "score the tenth family and its normal variants (fixed before the guard's v7)",
     ),
 }
@@ -743,7 +745,8 @@ def held_out(
         add(kind, None, study.name, columns(guard, study))
     for name in UNSEEN:
         add("ID", name, f"{name} (left out)", pool[name][:, guard_scorer.index])
-    build, normal_kinds, _ = FAMILIES[family]
+    build, variants, _ = FAMILIES[family]
+    normal_kinds = [kind for kind, _ in variants]
     family_studies = build(bases, contiguous)
     for kind, left_out, study in family_studies:
         add(kind, left_out, study.name, columns(sampled, study))
@@ -787,7 +790,7 @@ def _aurocs(negatives: list[dict], positives: list[dict]) -> tuple[float, float]
     return slice_auc, auroc(studies, labels)
 
 
-def print_held_out(rows, shipped, seconds, normal_kinds=NORMAL_VARIANTS, family="held-out") -> None:
+def print_held_out(rows, shipped, seconds, normal_kinds, family="held-out") -> None:
     ids = [r for r in rows if r["kind"] == "ID"]
     normals = [r for r in rows if r["kind"] in normal_kinds]
     oods = [r for r in rows if r not in ids and r not in normals]

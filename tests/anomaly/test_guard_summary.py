@@ -189,7 +189,10 @@ def test_every_normal_variant_of_the_benchmark_has_the_prefix(gs):
         import bench_ood_guard
     finally:
         sys.path.remove(str(_BENCH))
+    for family, (_, variants, _) in bench_ood_guard.FAMILIES.items():
+        kinds = [kind for kind, _ in variants]
+        assert kinds and all(k.startswith(gs.NORMAL_PREFIX) for k in kinds), family
     for name in dir(bench_ood_guard):
-        if name.endswith("NORMAL_VARIANTS"):
-            variants = getattr(bench_ood_guard, name)
-            assert variants and all(k.startswith(gs.NORMAL_PREFIX) for k in variants), name
+        if name.endswith("_KINDS") and name.startswith("FRESH"):
+            kinds = [kind for kind, _ in getattr(bench_ood_guard, name)]
+            assert not any(k.startswith(gs.NORMAL_PREFIX) for k in kinds), name
