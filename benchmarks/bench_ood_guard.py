@@ -779,15 +779,16 @@ def _held_out_row(fit, shipped, kind, left_out, name, values) -> dict:
 
 
 def _aurocs(negatives: list[dict], positives: list[dict]) -> tuple[float, float]:
-    """Slice and study AUROC of the guard's scores, positives against negatives."""
-    from ctpipe.anomaly.auroc import auroc
+    """Slice and study AUROC of the guard's scores, positives against negatives.
 
-    neg = np.concatenate([r["scores"] for r in negatives])
-    pos = np.concatenate([r["scores"] for r in positives])
-    slice_auc = auroc(np.r_[neg, pos], np.r_[np.zeros(neg.size), np.ones(pos.size)])
-    studies = np.asarray([r["study_score"] for r in negatives + positives])
-    labels = np.r_[np.zeros(len(negatives)), np.ones(len(positives))]
-    return slice_auc, auroc(studies, labels)
+    A row's study score is the median of its slice scores, as
+    :func:`guard_summary.slice_and_study_auroc` takes it.
+    """
+    from guard_summary import slice_and_study_auroc
+
+    return slice_and_study_auroc(
+        [np.asarray(r["scores"]) for r in negatives], [np.asarray(r["scores"]) for r in positives]
+    )
 
 
 def print_held_out(rows, shipped, seconds, normal_kinds, family="held-out") -> None:
