@@ -449,64 +449,22 @@ def fresh3_studies(
     yield from built(bases, FRESH3_VARIANTS)
 
 
-def fresh4_studies(
-    bases: list[tuple[str | None, ood_inputs.Study]],
-) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
-    """``(kind, patient, study)`` for the sixth family and its normal variants.
+def kinds_then_variants(
+    kinds: tuple[Builder, ...], variants: tuple[Builder, ...], skip_impossible: bool = False
+) -> Callable[..., Iterator[tuple[str, str | None, ood_inputs.Study]]]:
+    """The studies of a family made of tables alone, from ``(bases, contiguous)``.
 
-    None of the five earlier families holds these kinds; the set was fixed before the
-    guard's fifth version was designed.
+    Every OOD kind of ``kinds`` for each base, then every normal variant of ``variants``
+    (:func:`built`; ``skip_impossible`` applies to the variants). The sixth to tenth
+    families are such: none of their kinds is in an earlier family, and each was fixed
+    before the guard version named in its flag's help.
     """
-    yield from built(bases, FRESH4_KINDS)
-    yield from built(bases, FRESH4_VARIANTS)
 
+    def build(bases, _contiguous):
+        yield from built(bases, kinds)
+        yield from built(bases, variants, skip_impossible)
 
-def fresh5_studies(
-    bases: list[tuple[str | None, ood_inputs.Study]],
-) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
-    """``(kind, patient, study)`` for the seventh family and its normal variants.
-
-    None of the six earlier families holds these kinds; the set was fixed before any change
-    to the guard's fifth version.
-    """
-    yield from built(bases, FRESH5_KINDS)
-    yield from built(bases, FRESH5_VARIANTS, skip_impossible=True)
-
-
-def fresh6_studies(
-    bases: list[tuple[str | None, ood_inputs.Study]],
-) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
-    """``(kind, patient, study)`` for the eighth family and its normal variants.
-
-    None of the seven earlier families holds these kinds; the set was fixed before the
-    guard's sixth version was designed.
-    """
-    yield from built(bases, FRESH6_KINDS)
-    yield from built(bases, FRESH6_VARIANTS)
-
-
-def fresh7_studies(
-    bases: list[tuple[str | None, ood_inputs.Study]],
-) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
-    """``(kind, patient, study)`` for the ninth family and its normal variants.
-
-    None of the eight earlier families holds these kinds; the set was fixed before the
-    guard's seventh version was designed.
-    """
-    yield from built(bases, FRESH7_KINDS)
-    yield from built(bases, FRESH7_VARIANTS)
-
-
-def fresh8_studies(
-    bases: list[tuple[str | None, ood_inputs.Study]],
-) -> Iterator[tuple[str, str | None, ood_inputs.Study]]:
-    """``(kind, patient, study)`` for the tenth family and its normal variants.
-
-    None of the nine earlier families holds these kinds; the set was fixed before the
-    guard's seventh version was designed.
-    """
-    yield from built(bases, FRESH8_KINDS)
-    yield from built(bases, FRESH8_VARIANTS)
+    return build
 
 
 #: Every family ``--FAMILY`` scores instead of the tuned inputs: its studies from
@@ -533,27 +491,27 @@ FAMILIES = {
         "score the fifth family and its normal variants (fixed before the guard's v4)",
     ),
     "fresh4": (
-        lambda bases, _: fresh4_studies(bases),
+        kinds_then_variants(FRESH4_KINDS, FRESH4_VARIANTS),
         FRESH4_VARIANTS,
         "score the sixth family and its normal variants (fixed before the guard's v5)",
     ),
     "fresh5": (
-        lambda bases, _: fresh5_studies(bases),
+        kinds_then_variants(FRESH5_KINDS, FRESH5_VARIANTS, skip_impossible=True),
         FRESH5_VARIANTS,
         "score the seventh family and its normal variants (fixed before any change to v5)",
     ),
     "fresh6": (
-        lambda bases, _: fresh6_studies(bases),
+        kinds_then_variants(FRESH6_KINDS, FRESH6_VARIANTS),
         FRESH6_VARIANTS,
         "score the eighth family and its normal variants (fixed before the guard's v6)",
     ),
     "fresh7": (
-        lambda bases, _: fresh7_studies(bases),
+        kinds_then_variants(FRESH7_KINDS, FRESH7_VARIANTS),
         FRESH7_VARIANTS,
         "score the ninth family and its normal variants (fixed before the guard's v7)",
     ),
     "fresh8": (
-        lambda bases, _: fresh8_studies(bases),
+        kinds_then_variants(FRESH8_KINDS, FRESH8_VARIANTS),
         FRESH8_VARIANTS,
         "score the tenth family and its normal variants (fixed before the guard's v7)",
     ),
