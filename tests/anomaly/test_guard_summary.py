@@ -175,7 +175,10 @@ def test_refuses_a_report_without_the_guards_header(gs, tmp_path):
 
 def test_the_issues_kinds_are_kinds_the_benchmark_builds(gs):
     """A misspelt kind would silently drop out of the issue's figures."""
-    source = (_BENCH / "bench_ood_guard.py").read_text(encoding="utf-8")
+    source = "".join(
+        (_BENCH / name).read_text(encoding="utf-8")
+        for name in ("bench_ood_guard.py", "ood_families.py")
+    )
     built = set(re.findall(r'\(\s*"([^"]+)",', source)) | set(
         re.findall(r'yield "([^"]+)"', source)
     )
@@ -187,12 +190,15 @@ def test_every_normal_variant_of_the_benchmark_has_the_prefix(gs):
     sys.path[:0] = [str(_BENCH)]
     try:
         import bench_ood_guard
+        import ood_families
     finally:
         sys.path.remove(str(_BENCH))
-    for family, (_, variants, _) in bench_ood_guard.FAMILIES.items():
+    assert bench_ood_guard.FAMILIES is ood_families.FAMILIES
+    for family, (_, variants, _) in ood_families.FAMILIES.items():
         kinds = [kind for kind, _ in variants]
         assert kinds and all(k.startswith(gs.NORMAL_PREFIX) for k in kinds), family
-    for name in dir(bench_ood_guard):
-        if name.endswith("_KINDS") and name.startswith("FRESH"):
-            kinds = [kind for kind, _ in getattr(bench_ood_guard, name)]
-            assert not any(k.startswith(gs.NORMAL_PREFIX) for k in kinds), name
+    tables = [name for name in dir(ood_families) if name.endswith("_KINDS")]
+    assert len(tables) == 5  # the sixth to tenth families
+    for name in tables:
+        kinds = [kind for kind, _ in getattr(ood_families, name)]
+        assert not any(k.startswith(gs.NORMAL_PREFIX) for k in kinds), name
